@@ -1,0 +1,230 @@
+import {
+  DEFAULT_JSON_LIMITS,
+  isJsonObject,
+  type JsonLimits,
+  type JsonObject,
+  toJson,
+  type ValueIssue,
+} from './json.js';
+
+/** Who acts. Over HTTP and MCP this comes from authentication, never from the request body. */
+export interface Principal {
+  id: string;
+  tenant?: string;
+  roles: string[];
+  attrs: JsonObject;
+}
+
+/**
+ * The agent run an action belongs to. `attrs` are set by the trusted host (e.g. payees the
+ * user named); `labels` are set by writ's label rules after earlier calls.
+ */
+export interface SessionRef {
+  id: string;
+  attrs: JsonObject;
+  labels: string[];
+}
+
+/** A proposed tool call, validated and normalized. */
+export interface Action {
+  tool: string;
+  args: JsonObject;
+  principal: Principal;
+  session: SessionRef;
+  idempotencyKey?: string;
+  nonce?: string;
+  /** When the caller issued the request, epoch ms (given as RFC 3339 text). */
+  issuedAt?: number;
+  /** Expected consumption, e.g. `{ cost: 12.5 }`. */
+  estimate: Record<string, number>;
+  meta: JsonObject;
+  /** Signature over the canonical action, `hmac-sha256:<base64>` or `ed25519:<base64>`. */
+  signature?: string;
+}
+
+/**
+ * Tool names are ASCII identifiers, optionally dotted, slashed or colon-separated
+ * (`k8s.apply`, `github/create_issue`). Anything else, including Unicode look-alikes of a
+ * real tool name, is rejected rather than matched against rules by accident.
+ */
+export const TOOL_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,127}$/;
+const ID = /^[^\p{Cc}\p{Cs}]{1,256}$/u;
+const LABEL = /^[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,127}$/;
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
+
+const ACTION_KEYS = new Set([
+  'tool',
+  'args',
+  'principal',
+  'session',
+  'idempotencyKey',
+  'nonce',
+  'issuedAt',
+  'estimate',
+  'meta',
+  'signature',
+]);
+const PRINCIPAL_KEYS = new Set(['id', 'tenant', 'roles', 'attrs']);
+const SESSION_KEYS = new Set(['id', 'attrs', 'labels']);
+
+/** The result of {@link parseAction}: an action, or every problem found. */
+export type ParsedAction = { ok: true; action: Action } | { ok: false; issues: ValueIssue[] };
+
+/**
+ * Validates untrusted input as an {@link Action}. Never throws: every problem is returned
+ * with the path it was found at, and the caller denies with `INVALID_REQUEST`.
+ */
+export function parseAction(
+  input: unknown,
+  limits: JsonLimits = DEFAULT_JSON_LIMITS,
+): ParsedAction {
+  const issues: ValueIssue[] = [];
+  if (!isJsonObject(input))
+    return { ok: false, issues: [{ path: 'action', message: 'must be an object' }] };
+  const obj = input as Record<string, unknown>;
+  unknownKeys(obj, ACTION_KEYS, 'action', issues);
+
+  const tool = obj.tool;
+  if (typeof tool !== 'string') issues.push({ path: 'tool', message: 'must be a string' });
+  else if (!TOOL_NAME.test(tool)) {
+    issues.push({
+      path: 'tool',
+      message: `${JSON.stringify(tool.slice(0, 140))} is not a valid tool name (ASCII letters, digits and _ . : / - only)`,
+    });
+  }
+
+  const args = jsonObject(obj.args ?? {}, 'args', limits, issues);
+  const principal = parsePrincipal(obj.principal, limits, issues);
+  const session = parseSession(obj.session, limits, issues);
+  const idempotencyKey = optionalId(obj.idempotencyKey, 'idempotencyKey', issues);
+  const nonce = optionalId(obj.nonce, 'nonce', issues);
+  const signature = optionalId(obj.signature, 'signature', issues);
+
+  let issuedAt: number | undefined;
+  if (obj.issuedAt !== undefined) {
+    const ms =
+      typeof obj.issuedAt === 'string' && RFC3339.test(obj.issuedAt)
+        ? Date.parse(obj.issuedAt)
+        : Number.NaN;
+    if (Number.isFinite(ms)) issuedAt = ms;
+    else
+      issues.push({
+        path: 'issuedAt',
+        message: 'must be an RFC 3339 time such as 2026-11-23T10:00:00Z',
+      });
+  }
+
+  const estimate: Record<string, number> = Object.create(null);
+  if (obj.estimate !== undefined) {
+    if (!isJsonObject(obj.estimate))
+      issues.push({ path: 'estimate', message: 'must be an object of numbers' });
+    else {
+      for (const [key, value] of Object.entries(obj.estimate)) {
+        if (typeof value === 'number' && Number.isFinite(value) && value >= 0)
+          estimate[key] = value;
+        else issues.push({ path: `estimate.${key}`, message: 'must be a finite number ≥ 0' });
+      }
+    }
+  }
+  const meta = jsonObject(obj.meta ?? {}, 'meta', limits, issues);
+
+  if (issues.length > 0) return { ok: false, issues };
+  const action: Action = { tool: tool as string, args, principal, session, estimate, meta };
+  if (idempotencyKey !== undefined) action.idempotencyKey = idempotencyKey;
+  if (nonce !== undefined) action.nonce = nonce;
+  if (issuedAt !== undefined) action.issuedAt = issuedAt;
+  if (signature !== undefined) action.signature = signature;
+  return { ok: true, action };
+}
+
+function parsePrincipal(value: unknown, limits: JsonLimits, issues: ValueIssue[]): Principal {
+  const principal: Principal = { id: '', roles: [], attrs: Object.create(null) };
+  if (!isJsonObject(value)) {
+    issues.push({ path: 'principal', message: 'must be an object with an id' });
+    return principal;
+  }
+  const obj = value as Record<string, unknown>;
+  unknownKeys(obj, PRINCIPAL_KEYS, 'principal', issues);
+  principal.id = requiredId(obj.id, 'principal.id', issues);
+  const tenant = optionalId(obj.tenant, 'principal.tenant', issues);
+  if (tenant !== undefined) principal.tenant = tenant;
+  principal.roles = stringList(obj.roles, 'principal.roles', ID, issues);
+  principal.attrs = jsonObject(obj.attrs ?? {}, 'principal.attrs', limits, issues);
+  return principal;
+}
+
+function parseSession(value: unknown, limits: JsonLimits, issues: ValueIssue[]): SessionRef {
+  const session: SessionRef = { id: '', attrs: Object.create(null), labels: [] };
+  if (!isJsonObject(value)) {
+    issues.push({ path: 'session', message: 'must be an object with an id' });
+    return session;
+  }
+  const obj = value as Record<string, unknown>;
+  unknownKeys(obj, SESSION_KEYS, 'session', issues);
+  session.id = requiredId(obj.id, 'session.id', issues);
+  session.attrs = jsonObject(obj.attrs ?? {}, 'session.attrs', limits, issues);
+  session.labels = [...new Set(stringList(obj.labels, 'session.labels', LABEL, issues))].sort();
+  return session;
+}
+
+function unknownKeys(
+  obj: Record<string, unknown>,
+  known: Set<string>,
+  at: string,
+  issues: ValueIssue[],
+) {
+  for (const key of Object.keys(obj)) {
+    if (!known.has(key)) {
+      issues.push({
+        path: at,
+        message: `unknown key ${JSON.stringify(key)}; expected one of ${[...known].join(', ')}`,
+      });
+    }
+  }
+}
+
+function jsonObject(
+  value: unknown,
+  at: string,
+  limits: JsonLimits,
+  issues: ValueIssue[],
+): JsonObject {
+  if (!isJsonObject(value)) {
+    issues.push({ path: at, message: 'must be an object' });
+    return Object.create(null);
+  }
+  const result = toJson(value, at, limits);
+  if (!result.ok) {
+    issues.push(...result.issues);
+    return Object.create(null);
+  }
+  return result.value as JsonObject;
+}
+
+function requiredId(value: unknown, at: string, issues: ValueIssue[]): string {
+  if (typeof value === 'string' && ID.test(value)) return value;
+  issues.push({
+    path: at,
+    message: 'must be a non-empty string of at most 256 printable characters',
+  });
+  return '';
+}
+
+function optionalId(value: unknown, at: string, issues: ValueIssue[]): string | undefined {
+  return value === undefined ? undefined : requiredId(value, at, issues);
+}
+
+function stringList(value: unknown, at: string, pattern: RegExp, issues: ValueIssue[]): string[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value) || value.length > 1000) {
+    issues.push({ path: at, message: 'must be a list of at most 1000 strings' });
+    return [];
+  }
+  const out: string[] = [];
+  value.forEach((item, i) => {
+    if (typeof item === 'string' && pattern.test(item)) out.push(item);
+    else
+      issues.push({ path: `${at}[${i}]`, message: `${JSON.stringify(item)} is not a valid name` });
+  });
+  return out;
+}

@@ -1,0 +1,112 @@
+/**
+ * JSON values as writ accepts them from the outside: plain data, finite numbers, bounded
+ * size and depth. Copies are built on null-prototype objects so a `__proto__` key stays
+ * an ordinary key and can never reach an object's prototype.
+ */
+
+/** A JSON value. */
+export type Json = null | boolean | number | string | Json[] | JsonObject;
+/** A JSON object. */
+export interface JsonObject {
+  [key: string]: Json;
+}
+
+/** Bounds on untrusted JSON, so hostile input costs bounded time and memory. */
+export interface JsonLimits {
+  /** Deepest nesting of arrays and objects. */
+  maxDepth: number;
+  /** Most values (scalars, arrays and objects) in one document. */
+  maxNodes: number;
+  /** Longest string, in UTF-16 code units. */
+  maxStringLength: number;
+}
+
+/** The limits applied to request data unless an engine is configured otherwise. */
+export const DEFAULT_JSON_LIMITS: JsonLimits = {
+  maxDepth: 32,
+  maxNodes: 10_000,
+  maxStringLength: 1_000_000,
+};
+
+/** A problem with one value of a request, located by a path like `args.items[2].name`. */
+export interface ValueIssue {
+  path: string;
+  message: string;
+}
+
+const LONE_SURROGATE = /\p{Surrogate}/u;
+
+/**
+ * Validates `value` as JSON within `limits` and returns a null-prototype deep copy, or the
+ * issues found. Rejects non-finite numbers, lone surrogates (not valid in RFC 8785),
+ * `undefined`, functions, class instances and cycles.
+ */
+export function toJson(
+  value: unknown,
+  path: string,
+  limits: JsonLimits = DEFAULT_JSON_LIMITS,
+): { ok: true; value: Json } | { ok: false; issues: ValueIssue[] } {
+  const issues: ValueIssue[] = [];
+  let nodes = 0;
+
+  const copy = (v: unknown, at: string, depth: number): Json => {
+    if (++nodes > limits.maxNodes) {
+      if (nodes === limits.maxNodes + 1) {
+        issues.push({ path: at, message: `more than ${limits.maxNodes} values` });
+      }
+      return null;
+    }
+    switch (typeof v) {
+      case 'string':
+        if (v.length > limits.maxStringLength) {
+          issues.push({ path: at, message: `string longer than ${limits.maxStringLength}` });
+        } else if (LONE_SURROGATE.test(v)) {
+          issues.push({ path: at, message: 'string holds a lone UTF-16 surrogate' });
+        }
+        return v;
+      case 'number':
+        if (!Number.isFinite(v)) issues.push({ path: at, message: `${v} is not a JSON number` });
+        return v;
+      case 'boolean':
+        return v;
+      case 'object': {
+        if (v === null) return null;
+        if (depth >= limits.maxDepth) {
+          issues.push({ path: at, message: `nested deeper than ${limits.maxDepth}` });
+          return null;
+        }
+        if (Array.isArray(v)) return v.map((item, i) => copy(item, `${at}[${i}]`, depth + 1));
+        const proto = Object.getPrototypeOf(v);
+        if (proto !== Object.prototype && proto !== null) {
+          issues.push({ path: at, message: 'is not a plain JSON object' });
+          return null;
+        }
+        const out: JsonObject = Object.create(null);
+        for (const key of Object.keys(v)) {
+          if (LONE_SURROGATE.test(key)) {
+            issues.push({ path: at, message: 'a key holds a lone UTF-16 surrogate' });
+          }
+          out[key] = copy((v as Record<string, unknown>)[key], childPath(at, key), depth + 1);
+        }
+        return out;
+      }
+      default:
+        issues.push({ path: at, message: `${typeof v} is not a JSON value` });
+        return null;
+    }
+  };
+
+  const result = copy(value, path, 0);
+  return issues.length === 0 ? { ok: true, value: result } : { ok: false, issues };
+}
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+function childPath(parent: string, key: string): string {
+  return IDENTIFIER.test(key) ? `${parent}.${key}` : `${parent}[${JSON.stringify(key)}]`;
+}
+
+/** True for a non-null, non-array object. */
+export function isJsonObject(value: unknown): value is JsonObject {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

@@ -1,0 +1,174 @@
+import { Environment } from '@marcbachmann/cel-js';
+import type { Action } from '../core/action.js';
+import type { JsonObject } from '../core/json.js';
+import {
+  emailDomain,
+  globMatch,
+  normalizePath,
+  pathWithin,
+  urlHost,
+  urlScheme,
+} from './helpers.js';
+
+/**
+ * The CEL environment every policy expression is compiled in. Variables are typed so a
+ * misspelt name or field (`sesion.attrs`, `principal.tenat`) fails at load time instead of
+ * silently never matching. `args`, `attrs` and `meta` are maps of dynamic JSON values.
+ */
+
+/** `principal` as expressions see it. */
+export class PrincipalContext {
+  readonly id: string;
+  readonly tenant?: string;
+  readonly roles: string[];
+  readonly attrs: JsonObject;
+  constructor(action: Action) {
+    this.id = action.principal.id;
+    if (action.principal.tenant !== undefined) this.tenant = action.principal.tenant;
+    this.roles = action.principal.roles;
+    this.attrs = action.principal.attrs;
+  }
+}
+
+/** `session` as expressions see it. */
+export class SessionContext {
+  constructor(
+    readonly id: string,
+    readonly attrs: JsonObject,
+    readonly labels: readonly string[],
+  ) {}
+}
+
+/** `request` as expressions see it; absent fields are absent (test them with `has()`). */
+export class RequestContext {
+  readonly idempotencyKey?: string;
+  readonly nonce?: string;
+  readonly issuedAt?: Date;
+  readonly meta: JsonObject;
+  constructor(action: Action) {
+    if (action.idempotencyKey !== undefined) this.idempotencyKey = action.idempotencyKey;
+    if (action.nonce !== undefined) this.nonce = action.nonce;
+    if (action.issuedAt !== undefined) this.issuedAt = new Date(action.issuedAt);
+    this.meta = action.meta;
+  }
+}
+
+class PathHelpers {}
+class UrlHelpers {}
+class EmailHelpers {}
+class GlobHelpers {}
+
+const TIMESTAMP = 'google.protobuf.Timestamp';
+
+function helper(
+  receiverType: string,
+  name: string,
+  params: string[],
+  returnType: string,
+  fn: (...args: string[]) => unknown,
+) {
+  return {
+    name,
+    receiverType,
+    returnType,
+    params: params.map((type, i) => ({ name: `arg${i}`, type })),
+    handler: (_receiver: unknown, ...args: string[]) => fn(...args),
+  };
+}
+
+function createEnvironment(): Environment {
+  return new Environment({ homogeneousAggregateLiterals: false })
+    .registerType('writ.Principal', {
+      ctor: PrincipalContext,
+      fields: { id: 'string', tenant: 'string', roles: 'list<string>', attrs: 'map<string, dyn>' },
+    })
+    .registerType('writ.Session', {
+      ctor: SessionContext,
+      fields: { id: 'string', attrs: 'map<string, dyn>', labels: 'list<string>' },
+    })
+    .registerType('writ.Request', {
+      ctor: RequestContext,
+      fields: {
+        idempotencyKey: 'string',
+        nonce: 'string',
+        issuedAt: TIMESTAMP,
+        meta: 'map<string, dyn>',
+      },
+    })
+    .registerType('writ.PathHelpers', PathHelpers)
+    .registerType('writ.UrlHelpers', UrlHelpers)
+    .registerType('writ.EmailHelpers', EmailHelpers)
+    .registerType('writ.GlobHelpers', GlobHelpers)
+    .registerFunction(
+      helper('writ.PathHelpers', 'within', ['string', 'string'], 'bool', pathWithin),
+    )
+    .registerFunction(helper('writ.PathHelpers', 'normalize', ['string'], 'string', normalizePath))
+    .registerFunction(helper('writ.UrlHelpers', 'host', ['string'], 'string', urlHost))
+    .registerFunction(helper('writ.UrlHelpers', 'scheme', ['string'], 'string', urlScheme))
+    .registerFunction(helper('writ.EmailHelpers', 'domain', ['string'], 'string', emailDomain))
+    .registerFunction(helper('writ.GlobHelpers', 'match', ['string', 'string'], 'bool', globMatch))
+    .registerConstant('path', 'writ.PathHelpers', new PathHelpers())
+    .registerConstant('url', 'writ.UrlHelpers', new UrlHelpers())
+    .registerConstant('email', 'writ.EmailHelpers', new EmailHelpers())
+    .registerConstant('glob', 'writ.GlobHelpers', new GlobHelpers())
+    .registerVariable('tool', 'string')
+    .registerVariable('args', 'map<string, dyn>')
+    .registerVariable('principal', 'writ.Principal')
+    .registerVariable('session', 'writ.Session')
+    .registerVariable('request', 'writ.Request')
+    .registerVariable('estimate', 'map<string, double>')
+    .registerVariable('now', TIMESTAMP);
+}
+
+let shared: Environment | undefined;
+
+/** The environment, built once per process (building one is expensive). */
+export function celEnvironment(): Environment {
+  shared ??= createEnvironment();
+  return shared;
+}
+
+/** What an expression is used for, which fixes the types it may return. */
+export type ExpressionKind = 'condition' | 'key' | 'amount';
+
+const ACCEPTED_TYPES: Record<ExpressionKind, readonly string[]> = {
+  condition: ['bool', 'dyn'],
+  key: ['string', 'int', 'uint', 'double', 'dyn'],
+  amount: ['int', 'uint', 'double', 'dyn'],
+};
+
+/** The evaluation context: every variable an expression can read. */
+export interface CelContext {
+  tool: string;
+  args: JsonObject;
+  principal: PrincipalContext;
+  session: SessionContext;
+  request: RequestContext;
+  estimate: Record<string, number>;
+  now: Date;
+}
+
+/** A compiled expression, or where and why it failed to compile. */
+export type CompiledExpression =
+  | { ok: true; evaluate: (ctx: CelContext) => unknown }
+  | { ok: false; message: string; offset: number };
+
+/** Parses and type-checks `source` once; the result evaluates it many times. */
+export function compileExpression(source: string, kind: ExpressionKind): CompiledExpression {
+  const env = celEnvironment();
+  const checked = env.check(source);
+  if (!checked.valid) {
+    const error = checked.error as { summary?: string; message: string; range?: { start: number } };
+    return { ok: false, message: error.summary ?? error.message, offset: error.range?.start ?? 0 };
+  }
+  const type = String(checked.type);
+  if (!ACCEPTED_TYPES[kind].includes(type)) {
+    return {
+      ok: false,
+      message: `expression has type ${type}; a ${kind} must be ${ACCEPTED_TYPES[kind].filter((t) => t !== 'dyn').join(' or ')}`,
+      offset: 0,
+    };
+  }
+  const run = env.parse(source);
+  return { ok: true, evaluate: (ctx) => run(ctx) };
+}

@@ -1,0 +1,516 @@
+import { digestJson } from '../core/digest.js';
+import type { SourceIssue } from '../core/errors.js';
+import { PolicyError } from '../core/errors.js';
+import type { Json, JsonObject } from '../core/json.js';
+import { type CelContext, compileExpression, type ExpressionKind } from './cel.js';
+import { parseDuration, parseRate } from './duration.js';
+import { globToRegExp, isGlob } from './glob.js';
+import { PolicySchema, type RuleDocument } from './schema.js';
+import { YamlSourceFile } from './source.js';
+
+/** A compiled condition or key: evaluates against a context, may throw. */
+export type Expr = (ctx: CelContext) => unknown;
+
+/** What a scope rule does when its condition holds. */
+export type Effect = 'allow' | 'forbid' | 'require_approval';
+
+/** A scope rule, compiled. */
+export interface CompiledRule {
+  /** The rule's `name`, or its position such as `tools.send_money[1]`. */
+  id: string;
+  effect: Effect;
+  when: Expr;
+  /** Declaration order over the whole policy, so reasons list rules in a stable order. */
+  order: number;
+  /** For `require_approval`: how long the approval request stays open. */
+  expiresMs?: number;
+  message?: string;
+}
+
+interface Invariant {
+  /** `budgets.daily-spend`, `rate_limits.outbound-mail`, … */
+  id: string;
+  name: string;
+  match: Expr;
+  /** Key expression; absent means one key for all calls. */
+  per?: Expr;
+}
+
+/** A budget: hold at authorize, capture at settle. */
+export interface CompiledBudget extends Invariant {
+  limit: number;
+  /** Fixed UTC window length in ms, or `null` for `lifetime`. */
+  windowMs: number | null;
+  cost: Expr | number;
+  holdTtlMs: number;
+  onExpiry: 'release' | 'capture';
+}
+
+/** A token bucket: `count` tokens per `periodMs`, at most `burst` saved. */
+export interface CompiledRateLimit extends Invariant {
+  count: number;
+  periodMs: number;
+  burst: number;
+}
+
+/** A counting semaphore with leases. */
+export interface CompiledConcurrency extends Invariant {
+  max: number;
+  leaseMs: number;
+}
+
+/** An idempotency ledger rule. */
+export interface CompiledIdempotency extends Invariant {
+  /** Key expression; absent means derived from session, tool and canonical args. */
+  key?: Expr;
+  ttlMs: number;
+  onExpiry: 'in_doubt' | 'retry';
+}
+
+/** A session label set after a matching call succeeds. */
+export interface CompiledLabel {
+  name: string;
+  when: Expr;
+}
+
+/** Replay protection settings. */
+export interface CompiledReplay {
+  requireNonce: boolean;
+  maxAgeMs?: number;
+  requireSignature: boolean;
+  keys: Record<string, { ed25519?: string; hmacSecretEnv?: string }>;
+}
+
+/** A loaded file of a policy, kept so any decision can be explained by the exact text. */
+export interface PolicySourceText {
+  path: string;
+  text: string;
+}
+
+/**
+ * A policy ready to evaluate: every expression compiled, tools indexed. Immutable; a reload
+ * builds a new one. `hash` identifies this exact version in every decision.
+ */
+export interface CompiledPolicy {
+  name: string;
+  mode: 'enforce' | 'shadow';
+  default: 'deny' | 'require_approval';
+  hash: string;
+  /** The merged, normalized document the hash is taken over. */
+  document: JsonObject;
+  sources: PolicySourceText[];
+  flow: CompiledRule[];
+  /** The rules for a tool (exact name and every matching glob), or `undefined` if unnamed. */
+  rulesFor(tool: string): readonly CompiledRule[] | undefined;
+  budgets: CompiledBudget[];
+  rateLimits: CompiledRateLimit[];
+  concurrency: CompiledConcurrency[];
+  idempotency: CompiledIdempotency[];
+  replay: CompiledReplay;
+  labels: CompiledLabel[];
+  redact: string[];
+}
+
+/** Reads included files; the Node loader passes the file system, tests pass a map. */
+export interface SourceReader {
+  /** The path of `ref` as included from the file at `from`. */
+  resolve(from: string, ref: string): string;
+  read(path: string): string;
+}
+
+const MAX_INCLUDED_FILES = 64;
+
+/**
+ * Compiles a policy from its root file, following `include:`. Throws {@link PolicyError}
+ * with every problem found, each located as `file:line:col`.
+ */
+export function compilePolicy(root: PolicySourceText, reader?: SourceReader): CompiledPolicy {
+  const builder = new PolicyBuilder();
+  builder.addFile(root.path, root.text, reader, [], true);
+  return builder.finish();
+}
+
+class PolicyBuilder {
+  readonly issues: SourceIssue[] = [];
+  readonly sources: PolicySourceText[] = [];
+  readonly seen = new Set<string>();
+  readonly document: JsonObject = Object.create(null);
+  readonly exact = new Map<string, CompiledRule[]>();
+  readonly globs: { pattern: string; re: RegExp; rules: CompiledRule[] }[] = [];
+  readonly flow: CompiledRule[] = [];
+  readonly budgets: CompiledBudget[] = [];
+  readonly rateLimits: CompiledRateLimit[] = [];
+  readonly concurrency: CompiledConcurrency[] = [];
+  readonly idempotency: CompiledIdempotency[] = [];
+  readonly labels: CompiledLabel[] = [];
+  readonly redact = new Set<string>();
+  readonly ruleIds = new Set<string>();
+  readonly invariantNames = new Map<string, string>();
+  name = 'policy';
+  mode: 'enforce' | 'shadow' = 'enforce';
+  defaultEffect: 'deny' | 'require_approval' = 'deny';
+  replay: CompiledReplay = { requireNonce: false, requireSignature: false, keys: {} };
+  order = 0;
+
+  addFile(
+    path: string,
+    text: string,
+    reader: SourceReader | undefined,
+    stack: string[],
+    isRoot: boolean,
+  ) {
+    if (this.sources.length >= MAX_INCLUDED_FILES) {
+      this.issues.push({
+        file: path,
+        line: 1,
+        col: 1,
+        message: `more than ${MAX_INCLUDED_FILES} policy files`,
+      });
+      return;
+    }
+    this.sources.push({ path, text });
+    this.seen.add(path);
+    const parsed = YamlSourceFile.parse(path, text, PolicySchema);
+    if (!parsed.ok) {
+      this.issues.push(...parsed.issues);
+      return;
+    }
+    const { file, document: doc } = parsed;
+    const prefix = isRoot ? '' : `${baseName(path)}#`;
+
+    if (isRoot) {
+      this.name = doc.name ?? baseName(path).replace(/\.ya?ml$/, '');
+      this.mode = doc.mode ?? 'enforce';
+      this.defaultEffect = doc.default ?? 'deny';
+    } else {
+      for (const key of ['mode', 'default'] as const) {
+        if (doc[key] !== undefined) {
+          this.issues.push(
+            file.issueAt(
+              [key],
+              `${key} may only be set in the root policy, not in an included file`,
+              { key: true },
+            ),
+          );
+        }
+      }
+    }
+
+    for (const [pattern, rules] of Object.entries(doc.tools ?? {})) {
+      const compiled = rules.flatMap((rule, i) =>
+        this.rule(file, ['tools', pattern, i], rule, `${prefix}tools.${pattern}[${i}]`),
+      );
+      if (isGlob(pattern)) {
+        const existing = this.globs.find((g) => g.pattern === pattern);
+        if (existing) existing.rules.push(...compiled);
+        else this.globs.push({ pattern, re: globToRegExp(pattern), rules: compiled });
+      } else {
+        this.exact.set(pattern, [...(this.exact.get(pattern) ?? []), ...compiled]);
+      }
+    }
+    (doc.flow ?? []).forEach((rule, i) => {
+      this.flow.push(...this.rule(file, ['flow', i], rule, `${prefix}flow[${i}]`));
+    });
+
+    for (const [name, b] of Object.entries(doc.budgets ?? {})) {
+      const base = this.invariant(file, 'budgets', name, b);
+      if (!base) continue;
+      const cost =
+        typeof b.cost === 'number'
+          ? b.cost
+          : b.cost === undefined
+            ? 1
+            : this.expr(file, ['budgets', name, 'cost'], b.cost, 'amount');
+      if (cost === undefined) continue;
+      this.budgets.push({
+        ...base,
+        limit: b.limit,
+        windowMs: b.window === 'lifetime' ? null : parseDuration(b.window)!,
+        cost,
+        holdTtlMs: this.duration(file, ['budgets', name, 'hold_ttl'], b.hold_ttl, 15 * 60_000),
+        onExpiry: b.on_expiry ?? 'release',
+      });
+    }
+    for (const [name, r] of Object.entries(doc.rate_limits ?? {})) {
+      const base = this.invariant(file, 'rate_limits', name, r);
+      const rate = parseRate(r.rate);
+      if (!rate)
+        this.issues.push(
+          file.issueAt(
+            ['rate_limits', name, 'rate'],
+            'expected a rate such as 10/1m with a count ≥ 1',
+          ),
+        );
+      if (!base || !rate) continue;
+      this.rateLimits.push({ ...base, ...rate, burst: r.burst ?? rate.count });
+    }
+    for (const [name, c] of Object.entries(doc.concurrency ?? {})) {
+      const base = this.invariant(file, 'concurrency', name, c);
+      if (!base) continue;
+      this.concurrency.push({
+        ...base,
+        max: c.max,
+        leaseMs: this.duration(file, ['concurrency', name, 'lease'], c.lease, 5 * 60_000),
+      });
+    }
+    for (const [name, d] of Object.entries(doc.idempotency ?? {})) {
+      const base = this.invariant(file, 'idempotency', name, d);
+      const key =
+        d.key === undefined
+          ? undefined
+          : this.expr(file, ['idempotency', name, 'key'], d.key, 'key');
+      if (!base || (d.key !== undefined && key === undefined)) continue;
+      const item: CompiledIdempotency = {
+        ...base,
+        ttlMs: this.duration(file, ['idempotency', name, 'ttl'], d.ttl, 24 * 3_600_000),
+        onExpiry: d.on_expiry ?? 'in_doubt',
+      };
+      if (key) item.key = key;
+      this.idempotency.push(item);
+    }
+    for (const [name, l] of Object.entries(doc.labels ?? {})) {
+      if (!this.claimName(file, 'labels', name)) continue;
+      const when = this.expr(file, ['labels', name, 'when'], l.when, 'condition');
+      if (when) this.labels.push({ name, when });
+    }
+    if (doc.replay) {
+      if (!isRoot)
+        this.issues.push(
+          file.issueAt(['replay'], 'replay may only be set in the root policy', { key: true }),
+        );
+      const maxAgeMs =
+        doc.replay.max_age === undefined ? undefined : parseDuration(doc.replay.max_age);
+      const keys: CompiledReplay['keys'] = Object.create(null);
+      for (const [principal, key] of Object.entries(doc.replay.keys ?? {})) {
+        if ((key.ed25519 === undefined) === (key.hmac_secret_env === undefined)) {
+          this.issues.push(
+            file.issueAt(
+              ['replay', 'keys', principal],
+              'set exactly one of ed25519, hmac_secret_env',
+            ),
+          );
+        }
+        keys[principal] = {
+          ...(key.ed25519 !== undefined && { ed25519: key.ed25519 }),
+          ...(key.hmac_secret_env !== undefined && { hmacSecretEnv: key.hmac_secret_env }),
+        };
+      }
+      this.replay = {
+        requireNonce: doc.replay.require_nonce ?? false,
+        requireSignature: doc.replay.require_signature ?? false,
+        keys,
+        ...(maxAgeMs !== undefined && { maxAgeMs }),
+      };
+    }
+    for (const path of doc.redact ?? []) this.redact.add(path);
+
+    const merged = { ...doc };
+    delete merged.include;
+    mergeDocument(this.document, merged as unknown as JsonObject, isRoot);
+
+    for (const [i, ref] of (doc.include ?? []).entries()) {
+      if (!reader) {
+        this.issues.push(
+          file.issueAt(['include', i], 'include needs a file system: load the policy from a file'),
+        );
+        continue;
+      }
+      const target = reader.resolve(path, ref);
+      if (stack.includes(target) || target === path) {
+        this.issues.push(
+          file.issueAt(['include', i], `include cycle: ${[...stack, path, target].join(' → ')}`),
+        );
+        continue;
+      }
+      if (this.seen.has(target)) continue;
+      let included: string;
+      try {
+        included = reader.read(target);
+      } catch (error) {
+        this.issues.push(
+          file.issueAt(['include', i], `cannot read ${target}: ${(error as Error).message}`),
+        );
+        continue;
+      }
+      this.addFile(target, included, reader, [...stack, path], false);
+    }
+  }
+
+  rule(
+    file: YamlSourceFile,
+    path: (string | number)[],
+    rule: RuleDocument,
+    position: string,
+  ): CompiledRule[] {
+    const effects = (['allow', 'forbid', 'require_approval'] as const).filter(
+      (e) => rule[e] !== undefined,
+    );
+    if (effects.length !== 1) {
+      this.issues.push(
+        file.issueAt(
+          path,
+          `a rule needs exactly one of allow, forbid, require_approval; found ${effects.length === 0 ? 'none' : effects.join(', ')}`,
+        ),
+      );
+      return [];
+    }
+    const effect = effects[0]!;
+    if (rule.expires !== undefined && effect !== 'require_approval') {
+      this.issues.push(
+        file.issueAt([...path, 'expires'], 'expires applies only to require_approval rules', {
+          key: true,
+        }),
+      );
+    }
+    const id = rule.name ?? position;
+    if (this.ruleIds.has(id)) {
+      this.issues.push(
+        file.issueAt([...path, 'name'], `duplicate rule name ${JSON.stringify(id)}`),
+      );
+      return [];
+    }
+    this.ruleIds.add(id);
+    const when = this.expr(file, [...path, effect], rule[effect]!, 'condition');
+    if (!when) return [];
+    const compiled: CompiledRule = { id, effect, when, order: this.order++ };
+    if (effect === 'require_approval')
+      compiled.expiresMs = this.duration(file, [...path, 'expires'], rule.expires, 15 * 60_000);
+    if (rule.message !== undefined) compiled.message = rule.message;
+    return [compiled];
+  }
+
+  invariant(
+    file: YamlSourceFile,
+    section: string,
+    name: string,
+    doc: { match?: string | boolean | undefined; per?: string | undefined },
+  ): Invariant | undefined {
+    if (!this.claimName(file, section, name)) return undefined;
+    const match =
+      doc.match === undefined
+        ? () => true
+        : this.expr(file, [section, name, 'match'], doc.match, 'condition');
+    const per =
+      doc.per === undefined ? undefined : this.expr(file, [section, name, 'per'], doc.per, 'key');
+    if (!match || (doc.per !== undefined && !per)) return undefined;
+    const invariant: Invariant = { id: `${section}.${name}`, name, match };
+    if (per) invariant.per = per;
+    return invariant;
+  }
+
+  claimName(file: YamlSourceFile, section: string, name: string): boolean {
+    const id = `${section}.${name}`;
+    const first = this.invariantNames.get(id);
+    if (first !== undefined) {
+      this.issues.push(
+        file.issueAt([section, name], `${id} is already defined in ${first}`, { key: true }),
+      );
+      return false;
+    }
+    this.invariantNames.set(id, file.path);
+    return true;
+  }
+
+  expr(
+    file: YamlSourceFile,
+    path: (string | number)[],
+    source: string | boolean,
+    kind: ExpressionKind,
+  ): Expr | undefined {
+    if (typeof source === 'boolean') return () => source;
+    const compiled = compileExpression(source, kind);
+    if (compiled.ok) return compiled.evaluate;
+    this.issues.push(
+      file.issueAt(path, `invalid CEL: ${compiled.message}`, { offset: compiled.offset }),
+    );
+    return undefined;
+  }
+
+  duration(
+    file: YamlSourceFile,
+    path: (string | number)[],
+    text: string | undefined,
+    fallback: number,
+  ): number {
+    if (text === undefined) return fallback;
+    const ms = parseDuration(text);
+    if (ms === undefined) this.issues.push(file.issueAt(path, 'expected a positive duration'));
+    return ms ?? fallback;
+  }
+
+  finish(): CompiledPolicy {
+    if (this.issues.length > 0) throw new PolicyError(this.issues);
+    const exact = this.exact;
+    const globs = this.globs;
+    const cache = new Map<string, readonly CompiledRule[] | undefined>();
+    const rulesFor = (tool: string) => {
+      const hit = cache.get(tool);
+      if (hit !== undefined || cache.has(tool)) return hit;
+      const matching = globs.filter((g) => g.re.test(tool));
+      const own = exact.get(tool);
+      let rules: readonly CompiledRule[] | undefined;
+      if (own || matching.length > 0) {
+        rules = [...(own ?? []), ...matching.flatMap((g) => g.rules)].sort(
+          (a, b) => a.order - b.order,
+        );
+      }
+      // The cache is bounded so a stream of distinct made-up tool names cannot grow memory.
+      if (cache.size < 10_000) cache.set(tool, rules);
+      return rules;
+    };
+    const normalized = normalize(this.document) as JsonObject;
+    return Object.freeze({
+      name: this.name,
+      mode: this.mode,
+      default: this.defaultEffect,
+      hash: digestJson(normalized),
+      document: normalized,
+      sources: this.sources,
+      flow: this.flow,
+      rulesFor,
+      budgets: this.budgets,
+      rateLimits: this.rateLimits,
+      concurrency: this.concurrency,
+      idempotency: this.idempotency,
+      replay: this.replay,
+      labels: this.labels,
+      redact: [...this.redact].sort(),
+    });
+  }
+}
+
+function baseName(path: string): string {
+  return path.split(/[/\\]/).pop() ?? path;
+}
+
+/** Merges an included document into the accumulated one: lists concatenate, maps union. */
+function mergeDocument(into: JsonObject, doc: JsonObject, isRoot: boolean) {
+  for (const [key, value] of Object.entries(doc)) {
+    if (value === undefined) continue;
+    const existing = into[key];
+    if (Array.isArray(existing) && Array.isArray(value)) into[key] = [...existing, ...value];
+    else if (isPlainObject(existing) && isPlainObject(value)) {
+      const merged: JsonObject = Object.assign(Object.create(null), existing);
+      for (const [k, v] of Object.entries(value)) {
+        const old = merged[k];
+        merged[k] = Array.isArray(old) && Array.isArray(v) ? [...old, ...v] : v;
+      }
+      into[key] = merged;
+    } else if (isRoot || existing === undefined) into[key] = value;
+  }
+}
+
+function isPlainObject(value: unknown): value is JsonObject {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Drops undefined fields so the hash depends only on what the policy says. */
+function normalize(value: unknown): Json {
+  if (Array.isArray(value)) return value.map(normalize);
+  if (isPlainObject(value)) {
+    const out: JsonObject = Object.create(null);
+    for (const [k, v] of Object.entries(value)) if (v !== undefined) out[k] = normalize(v);
+    return out;
+  }
+  return value as Json;
+}

@@ -1,0 +1,153 @@
+import type { Action } from '../core/action.js';
+import { type Reason, reason } from '../core/decision.js';
+import type { JsonObject } from '../core/json.js';
+import { type CelContext, PrincipalContext, RequestContext, SessionContext } from './cel.js';
+import type { CompiledPolicy, CompiledRule, Expr } from './compile.js';
+
+/** What evaluation reads of a session's state: trusted attributes and labels set by writ. */
+export interface SessionView {
+  attrs: JsonObject;
+  labels: readonly string[];
+}
+
+/** The scope verdict for one action: pure, no state changed. */
+export interface ScopeVerdict {
+  outcome: 'allow' | 'deny' | 'approval_required';
+  /** The decisive reasons first, then every other rule that matched. */
+  reasons: Reason[];
+  /** With `approval_required`: how long the approval request stays open (shortest rule wins). */
+  approvalExpiresMs?: number;
+}
+
+/**
+ * Builds the context expressions see. Session state from the store (`session`) takes
+ * precedence over what the action carries; labels are the union of both.
+ */
+export function buildContext(action: Action, now: number, session?: SessionView): CelContext {
+  const attrs = session?.attrs ?? action.session.attrs;
+  const labels = session
+    ? mergeLabels(session.labels, action.session.labels)
+    : action.session.labels;
+  return {
+    tool: action.tool,
+    args: action.args,
+    principal: new PrincipalContext(action),
+    session: new SessionContext(action.session.id, attrs, labels),
+    request: new RequestContext(action),
+    estimate: action.estimate,
+    now: new Date(now),
+  };
+}
+
+function mergeLabels(a: readonly string[], b: readonly string[]): readonly string[] {
+  if (b.length === 0) return a;
+  return [...new Set([...a, ...b])].sort();
+}
+
+/** The outcome of one condition: true, false, or an error message. */
+type Test = true | false | { error: string };
+
+/** Evaluates a condition; anything but a boolean result counts as an error. */
+export function test(expr: Expr, ctx: CelContext): Test {
+  try {
+    const value = expr(ctx);
+    if (typeof value === 'boolean') return value;
+    return { error: `condition returned ${typeof value}, not a bool` };
+  } catch (error) {
+    return { error: firstLine(error) };
+  }
+}
+
+function firstLine(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).split('\n')[0]!;
+}
+
+/**
+ * Decides the scope of an action, order-independently like Cedar: any matching `forbid`
+ * denies; else any matching `require_approval` asks for approval unless `approved`; else any
+ * matching `allow` allows; else the policy default for a tool it names, and deny for a tool
+ * it does not. A condition error forbids in a `forbid`, asks in a `require_approval` and does
+ * not allow in an `allow`. `approved` says a person approved this exact action under this
+ * policy; an approval stands in for an allow rule but never overrides a `forbid`.
+ */
+export function evaluateScope(
+  policy: CompiledPolicy,
+  ctx: CelContext,
+  approved = false,
+): ScopeVerdict {
+  const toolRules = policy.rulesFor(ctx.tool);
+  const forbids: Reason[] = [];
+  const approvals: Reason[] = [];
+  const allows: Reason[] = [];
+  let approvalExpiresMs: number | undefined;
+
+  const consider = (rule: CompiledRule) => {
+    const result = test(rule.when, ctx);
+    if (result === false) return;
+    const failed = result !== true;
+    const detail = { rule: rule.id, ...(rule.message !== undefined && { message: rule.message }) };
+    if (rule.effect === 'forbid') {
+      forbids.push(
+        failed
+          ? reason('CONDITION_ERROR', { ...detail, error: result.error })
+          : reason('DENIED_BY_RULE', detail),
+      );
+    } else if (rule.effect === 'require_approval') {
+      approvals.push(
+        failed
+          ? reason('CONDITION_ERROR', { ...detail, error: result.error })
+          : reason('APPROVAL_REQUIRED', detail),
+      );
+      approvalExpiresMs = Math.min(approvalExpiresMs ?? Number.POSITIVE_INFINITY, rule.expiresMs!);
+    } else if (!failed) {
+      allows.push(reason('ALLOWED_BY_RULE', detail));
+    }
+  };
+  if (toolRules) for (const rule of toolRules) consider(rule);
+  for (const rule of policy.flow) consider(rule);
+
+  if (forbids.length > 0)
+    return { outcome: 'deny', reasons: [...forbids, ...approvals, ...allows] };
+  if (!toolRules) {
+    return {
+      outcome: 'deny',
+      reasons: [
+        reason('NO_MATCHING_RULE', { message: `the policy does not name the tool ${ctx.tool}` }),
+        ...approvals,
+        ...allows,
+      ],
+    };
+  }
+  const askedForApproval =
+    approvals.length > 0 || (allows.length === 0 && policy.default === 'require_approval');
+  if (approved && askedForApproval) {
+    return { outcome: 'allow', reasons: [reason('APPROVAL_GRANTED'), ...allows] };
+  }
+  if (approvals.length > 0) {
+    return {
+      outcome: 'approval_required',
+      reasons: [...approvals, ...allows],
+      approvalExpiresMs: approvalExpiresMs!,
+    };
+  }
+  if (allows.length > 0) return { outcome: 'allow', reasons: allows };
+  if (policy.default === 'require_approval') {
+    return {
+      outcome: 'approval_required',
+      reasons: [reason('APPROVAL_REQUIRED', { rule: 'default' })],
+      approvalExpiresMs: 15 * 60_000,
+    };
+  }
+  return { outcome: 'deny', reasons: [reason('NO_MATCHING_RULE')] };
+}
+
+/**
+ * The labels a successful call adds to its session: every label rule whose condition
+ * holds. A rule whose condition errors sets its label too — labels mark taint, so
+ * doubt marks.
+ */
+export function labelsAfter(policy: CompiledPolicy, ctx: CelContext): string[] {
+  const out: string[] = [];
+  for (const label of policy.labels) if (test(label.when, ctx) !== false) out.push(label.name);
+  return out;
+}

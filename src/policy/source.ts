@@ -1,0 +1,216 @@
+import { isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
+import type { z } from 'zod';
+import type { SourceIssue } from '../core/errors.js';
+
+/**
+ * One YAML file (a policy, a policy test file) parsed with source positions, so that every
+ * problem found later — in the schema, in a CEL expression, in a merge — can be reported
+ * as `file:line:col`.
+ */
+export class YamlSourceFile {
+  readonly #lines = new LineCounter();
+  readonly #doc;
+
+  private constructor(
+    readonly path: string,
+    readonly text: string,
+    readonly schema: z.ZodType,
+  ) {
+    this.#doc = parseDocument(text, {
+      lineCounter: this.#lines,
+      uniqueKeys: true,
+      schema: 'core',
+      prettyErrors: false,
+    });
+  }
+
+  /** Parses `text` and validates it with `schema`; returns the file and its value, or the issues. */
+  static parse<T extends z.ZodType>(
+    path: string,
+    text: string,
+    schema: T,
+  ):
+    | { ok: true; file: YamlSourceFile; document: z.infer<T> }
+    | { ok: false; issues: SourceIssue[] } {
+    const file = new YamlSourceFile(path, text, schema);
+    const yamlIssues = [...file.#doc.errors, ...file.#doc.warnings].map((e) =>
+      file.issueAtOffset(e.pos[0], e.message.split('\n')[0]!),
+    );
+    if (yamlIssues.length > 0) return { ok: false, issues: yamlIssues };
+    const forbiddenKeys = file.#forbiddenKeys();
+    if (forbiddenKeys.length > 0) return { ok: false, issues: forbiddenKeys };
+
+    let value: unknown;
+    try {
+      value = file.#doc.toJS({ maxAliasCount: 100 });
+    } catch (error) {
+      return { ok: false, issues: [file.issueAtOffset(0, (error as Error).message)] };
+    }
+    if (value === null || value === undefined) {
+      return { ok: false, issues: [file.issueAtOffset(0, 'the file is empty')] };
+    }
+    const parsed = schema.safeParse(value);
+    if (!parsed.success)
+      return { ok: false, issues: parsed.error.issues.flatMap((i) => file.#schemaIssues(i)) };
+    return { ok: true, file, document: parsed.data };
+  }
+
+  /** The issue at a character offset of the text. */
+  issueAtOffset(offset: number, message: string): SourceIssue {
+    const { line, col } = this.#lines.linePos(offset);
+    return { file: this.path, line, col, message };
+  }
+
+  /**
+   * The issue at the value (or, with `key`, the key) found at `path` in the document;
+   * `offset` points inside a scalar, e.g. at the token of a CEL error.
+   */
+  issueAt(
+    path: readonly PropertyKey[],
+    message: string,
+    opts: { key?: boolean; offset?: number } = {},
+  ): SourceIssue {
+    const node = this.#locate(path, opts.key ?? false);
+    let start = node?.range?.[0] ?? 0;
+    if (opts.offset !== undefined && isScalar(node) && isSingleLine(node, this.text)) {
+      const quoted = node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE';
+      start += opts.offset + (quoted ? 1 : 0);
+    }
+    return this.issueAtOffset(start, message);
+  }
+
+  #locate(path: readonly PropertyKey[], wantKey: boolean): Node | undefined {
+    let node: unknown = this.#doc.contents;
+    let keyNode: Node | undefined;
+    for (const segment of path) {
+      keyNode = undefined;
+      if (isMap(node)) {
+        const pair = node.items.find(
+          (p) => isScalar(p.key) && String(p.key.value) === String(segment),
+        );
+        if (!pair) break;
+        keyNode = pair.key as Node;
+        node = pair.value;
+      } else if (isSeq(node) && typeof segment === 'number' && node.items[segment] !== undefined) {
+        node = node.items[segment];
+      } else break;
+    }
+    if (wantKey && keyNode) return keyNode;
+    return (node as Node | undefined) ?? keyNode;
+  }
+
+  /** Keys that would reach an object's prototype if the document were ever merged naively. */
+  #forbiddenKeys(): SourceIssue[] {
+    const issues: SourceIssue[] = [];
+    const walk = (node: unknown) => {
+      if (isMap(node)) {
+        for (const pair of node.items) {
+          if (
+            isPair(pair) &&
+            isScalar(pair.key) &&
+            ['__proto__', 'constructor', 'prototype'].includes(String(pair.key.value))
+          ) {
+            issues.push(
+              this.issueAtOffset(
+                pair.key.range?.[0] ?? 0,
+                `key ${JSON.stringify(pair.key.value)} is not allowed`,
+              ),
+            );
+          }
+          walk(pair.value);
+        }
+      } else if (isSeq(node)) node.items.forEach(walk);
+    };
+    walk(this.#doc.contents);
+    return issues;
+  }
+
+  #schemaIssues(issue: z.core.$ZodIssue): SourceIssue[] {
+    const path = issue.path;
+    switch (issue.code) {
+      case 'unrecognized_keys':
+        return issue.keys.map((key) =>
+          this.issueAt(
+            [...path, key],
+            `unknown key ${JSON.stringify(key)}${expectedKeys(this.schema, path)}`,
+            { key: true },
+          ),
+        );
+      case 'invalid_key':
+        return [
+          this.issueAt(
+            path,
+            `${JSON.stringify(String(path.at(-1)))}: ${issue.issues[0]?.message ?? issue.message}`,
+            { key: true },
+          ),
+        ];
+      default:
+        if (!hasPath(this.#doc.contents, path)) {
+          return [
+            this.issueAt(
+              path.slice(0, -1),
+              `missing key ${JSON.stringify(String(path.at(-1)))}: ${friendlyType(issue.message)}`,
+            ),
+          ];
+        }
+        return [this.issueAt(path, `${label(path)}: ${friendlyType(issue.message)}`)];
+    }
+  }
+}
+
+function hasPath(root: unknown, path: readonly PropertyKey[]): boolean {
+  let node = root;
+  for (const segment of path) {
+    if (isMap(node)) {
+      const pair = node.items.find(
+        (p) => isScalar(p.key) && String(p.key.value) === String(segment),
+      );
+      if (!pair) return false;
+      node = pair.value;
+    } else if (isSeq(node) && typeof segment === 'number') {
+      node = node.items[segment];
+      if (node === undefined) return false;
+    } else return false;
+  }
+  return true;
+}
+
+function isSingleLine(node: Node, text: string): boolean {
+  const [start, end] = node.range ?? [0, 0];
+  return !text.slice(start, end).includes('\n');
+}
+
+function label(path: readonly PropertyKey[]): string {
+  return path.length === 0 ? 'policy' : path.map(String).join('.');
+}
+
+function friendlyType(message: string): string {
+  return message.replace(/^Invalid input: /, '');
+}
+
+/** The keys accepted where an unknown key was found, to say what was expected. */
+function expectedKeys(root: z.ZodType, path: readonly PropertyKey[]): string {
+  let schema: ZodLike | undefined = unwrap(root as unknown as ZodLike);
+  for (const segment of path) {
+    const child: ZodLike | undefined =
+      schema?.shape && typeof segment === 'string'
+        ? schema.shape[segment]
+        : (schema?.element ?? schema?.valueType);
+    schema = unwrap(child);
+  }
+  return schema?.shape ? `; expected one of: ${Object.keys(schema.shape).join(', ')}` : '';
+}
+
+interface ZodLike {
+  shape?: Record<string, ZodLike>;
+  element?: ZodLike;
+  valueType?: ZodLike;
+  def?: { type?: string; innerType?: ZodLike };
+}
+
+function unwrap(schema: ZodLike | undefined): ZodLike | undefined {
+  let s = schema;
+  while (s?.def?.innerType && (s.def.type === 'optional' || s.def.type === 'default'))
+    s = s.def.innerType;
+  return s;
+}

@@ -1,0 +1,24 @@
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, join } from 'node:path';
+import { type CompiledPolicy, compilePolicy, type SourceReader } from '../policy/index.js';
+
+const fileReader: SourceReader = {
+  resolve: (from, ref) => (isAbsolute(ref) ? ref : join(dirname(from), ref)),
+  read: (path) => readFileSync(path, 'utf8'),
+};
+
+/**
+ * Loads and compiles a policy from a file path, or from YAML text (anything with a line
+ * break or starting with `version:`). Includes are read relative to the including file
+ * (for text, relative to the working directory). Throws `PolicyError` listing every
+ * problem as `file:line:col: message`.
+ *
+ * @example
+ * const policy = loadPolicy('./policy.yaml');
+ */
+export function loadPolicy(pathOrText: string): CompiledPolicy {
+  if (/\n/.test(pathOrText) || /^\s*version\s*:/.test(pathOrText)) {
+    return compilePolicy({ path: '<inline>.yaml', text: pathOrText }, fileReader);
+  }
+  return compilePolicy({ path: pathOrText, text: fileReader.read(pathOrText) }, fileReader);
+}
