@@ -1,8 +1,8 @@
 /**
  * writ — deterministic execution authorization for AI agents.
  *
- * The root entry holds the engine and the in-memory pieces; stores with drivers live
- * behind their own import paths (`writ/sqlite`, …) so importing `writ` stays light.
+ * The root entry holds the engine and the in-memory store; stores with drivers live behind
+ * their own import paths (`writ/sqlite`, …) so that importing `writ` stays light.
  */
 export type { Action, Principal, SessionRef } from './core/action.js';
 export { parseAction, TOOL_NAME } from './core/action.js';
@@ -12,12 +12,37 @@ export { manualClock, sequentialIds } from './core/clock.js';
 export type { ErrorCode, ReasonCode } from './core/codes.js';
 export { ERRORS, REASONS } from './core/codes.js';
 export type { ApprovalRequest, Decision, Outcome, Reason, Writ } from './core/decision.js';
-export { actionDigest, digestJson } from './core/digest.js';
+export { actionDigest, digestJson, signingPayload } from './core/digest.js';
 export type { SourceIssue } from './core/errors.js';
 export { formatIssue, PolicyError, WritError } from './core/errors.js';
 export type { Json, JsonObject } from './core/json.js';
+export type { PlanOp } from './core/plan.js';
 export { decideScope } from './engine/decide.js';
+export type {
+  ExecuteOptions,
+  ExecuteResult,
+  GuardContext,
+  GuardDefaults,
+  SettleOutcome,
+  WritEngine,
+  WritOptions,
+} from './engine/writ.js';
+export { createWrit } from './engine/writ.js';
 export type { CompiledPolicy, SessionView } from './policy/index.js';
 export { compilePolicy, policyJsonSchema, runPolicyTests } from './policy/index.js';
 export { loadPolicy } from './runtime/load-policy.js';
 export { randomIds, systemClock } from './runtime/system.js';
+export { memoryStore } from './store/memory/index.js';
+export type {
+  ApprovalDecision,
+  ApprovalRecord,
+  ApprovalStatus,
+  AuthorizeRequest,
+  AuthorizeResult,
+  BudgetState,
+  SessionRecord,
+  SettleRequest,
+  SettleResult,
+  Store,
+  WritRecord,
+} from './store/types.js';

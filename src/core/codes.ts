@@ -41,6 +41,7 @@ export const ERRORS = {
   WRIT_INVALID: 'the writ is unknown, forged or already settled',
   APPROVAL_INVALID: 'the approval cannot be changed',
   STORE_FAILURE: 'the store failed',
+  NOT_ALLOWED: 'the action was not allowed',
   USAGE: 'the API was used incorrectly',
 } as const;
 

@@ -32,3 +32,29 @@ export function actionDigest(action: {
     session: action.session.id,
   });
 }
+
+/**
+ * The text a caller signs (HMAC-SHA256 or Ed25519) to prove a request is its own and
+ * unaltered: the canonical JSON of what the action does, who asks, and its replay envelope.
+ */
+export function signingPayload(action: {
+  tool: string;
+  args: JsonObject;
+  principal: { id: string; tenant?: string };
+  session: { id: string };
+  idempotencyKey?: string;
+  nonce?: string;
+  issuedAt?: number;
+}): string {
+  const payload: JsonObject = {
+    tool: action.tool,
+    args: action.args,
+    principal: action.principal.id,
+    session: action.session.id,
+  };
+  if (action.principal.tenant !== undefined) payload.tenant = action.principal.tenant;
+  if (action.idempotencyKey !== undefined) payload.idempotencyKey = action.idempotencyKey;
+  if (action.nonce !== undefined) payload.nonce = action.nonce;
+  if (action.issuedAt !== undefined) payload.issuedAt = new Date(action.issuedAt).toISOString();
+  return canonicalJson(payload);
+}

@@ -23,6 +23,8 @@ export {
   urlHost,
   urlScheme,
 } from './helpers.js';
+export type { InvariantPlan } from './plan.js';
+export { planInvariants } from './plan.js';
 export type { CaseResult } from './policy-tests.js';
 export { runPolicyTests } from './policy-tests.js';
 export type { PolicyDocument } from './schema.js';

@@ -1,0 +1,83 @@
+import { createHmac, createPublicKey, timingSafeEqual, verify } from 'node:crypto';
+import type { Action } from '../core/action.js';
+import { type Reason, reason } from '../core/decision.js';
+import { signingPayload } from '../core/digest.js';
+import type { CompiledReplay } from '../policy/index.js';
+
+/** Looks up a secret by the name a policy gives (`hmac_secret_env`). */
+export type SecretSource = (name: string) => string | undefined;
+
+const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+
+/**
+ * Checks the replay envelope before the policy runs: nonce present when required, request
+ * age within `max_age` (either side, so future-dated requests are refused too), and the
+ * principal's signature over the canonical action. Returns the reason to deny, if any.
+ * The nonce itself is claimed later, in the store's atomic step.
+ */
+export function checkEnvelope(
+  replay: CompiledReplay,
+  action: Action,
+  now: number,
+  secrets: SecretSource,
+): Reason | undefined {
+  if (replay.requireNonce && action.nonce === undefined)
+    return reason('NONCE_REQUIRED', { rule: 'replay.require_nonce' });
+  if (replay.maxAgeMs !== undefined) {
+    if (action.issuedAt === undefined) {
+      return reason('REQUEST_EXPIRED', {
+        rule: 'replay.max_age',
+        message: 'the policy requires issuedAt on every request',
+      });
+    }
+    if (Math.abs(now - action.issuedAt) > replay.maxAgeMs)
+      return reason('REQUEST_EXPIRED', { rule: 'replay.max_age' });
+  }
+  const key = replay.keys[action.principal.id];
+  if (!key) {
+    return replay.requireSignature
+      ? reason('BAD_SIGNATURE', {
+          rule: 'replay.keys',
+          message: `no signature key is configured for ${action.principal.id}`,
+        })
+      : undefined;
+  }
+  if (action.signature === undefined)
+    return reason('BAD_SIGNATURE', { rule: 'replay.keys', message: 'the request is not signed' });
+  return verifySignature(key, action, secrets)
+    ? undefined
+    : reason('BAD_SIGNATURE', { rule: 'replay.keys' });
+}
+
+function verifySignature(
+  key: CompiledReplay['keys'][string],
+  action: Action,
+  secrets: SecretSource,
+): boolean {
+  const signature = action.signature ?? '';
+  const colon = signature.indexOf(':');
+  const scheme = signature.slice(0, colon);
+  const given = Buffer.from(signature.slice(colon + 1), 'base64');
+  const payload = Buffer.from(signingPayload(action), 'utf8');
+  try {
+    if (scheme === 'hmac-sha256' && key.hmacSecretEnv !== undefined) {
+      const secret = secrets(key.hmacSecretEnv);
+      if (!secret) return false;
+      const expected = createHmac('sha256', secret).update(payload).digest();
+      return given.length === expected.length && timingSafeEqual(given, expected);
+    }
+    if (scheme === 'ed25519' && key.ed25519 !== undefined) {
+      const raw = Buffer.from(key.ed25519, 'base64');
+      const der = raw.length === 32 ? Buffer.concat([ED25519_SPKI_PREFIX, raw]) : raw;
+      return verify(
+        null,
+        payload,
+        createPublicKey({ key: der, format: 'der', type: 'spki' }),
+        given,
+      );
+    }
+  } catch {
+    return false;
+  }
+  return false;
+}

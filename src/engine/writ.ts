@@ -1,0 +1,500 @@
+import { type Action, parseAction } from '../core/action.js';
+import type { Clock, IdSource } from '../core/clock.js';
+import { type Decision, isoTime, type Reason, reason, type Writ } from '../core/decision.js';
+import { actionDigest } from '../core/digest.js';
+import { WritError } from '../core/errors.js';
+import {
+  DEFAULT_JSON_LIMITS,
+  type Json,
+  type JsonLimits,
+  type JsonObject,
+  toJson,
+} from '../core/json.js';
+import type { PlanOp } from '../core/plan.js';
+import {
+  buildContext,
+  type CompiledPolicy,
+  evaluateScope,
+  labelsAfter,
+  planInvariants,
+  type SessionView,
+} from '../policy/index.js';
+import { loadPolicy } from '../runtime/load-policy.js';
+import { randomIds, systemClock } from '../runtime/system.js';
+import { memoryStore } from '../store/memory/index.js';
+import type {
+  ApprovalRecord,
+  ApprovalStatus,
+  BudgetState,
+  SessionRecord,
+  SettleResult,
+  Store,
+  WritRecord,
+} from '../store/types.js';
+import { invalidRequest, shadowed } from './decide.js';
+import { checkEnvelope, type SecretSource } from './envelope.js';
+
+/** Options of {@link createWrit}. */
+export interface WritOptions {
+  /** A policy file path, YAML text, or a policy from `loadPolicy`. */
+  policy: string | CompiledPolicy;
+  /** Where state lives. Default: in memory (the CLI and server default to SQLite). */
+  store?: Store;
+  clock?: Clock;
+  ids?: IdSource;
+  /** How long a writ may stay unsettled when no hold or lease says less. Default 15 minutes. */
+  writTtlMs?: number;
+  limits?: JsonLimits;
+  /** Where `hmac_secret_env` secrets come from. Default: the environment. */
+  secrets?: SecretSource;
+}
+
+/** How a call ended, reported with `settle`. */
+export interface SettleOutcome {
+  status: 'succeeded' | 'failed' | 'cancelled';
+  /** The actual cost, captured on every budget the writ holds. */
+  cost?: number;
+  /** The tool's result, stored for idempotent replays (JSON). */
+  result?: unknown;
+}
+
+/** What {@link WritEngine.execute} returns: the decision, and the result where there is one. */
+export type ExecuteResult<T> =
+  | { outcome: 'allow'; result: T; decision: Decision }
+  | { outcome: 'replay'; result: Json; decision: Decision }
+  | { outcome: 'deny' | 'approval_required'; decision: Decision };
+
+/** Options of {@link WritEngine.execute}. */
+export interface ExecuteOptions<T> {
+  /** Throw a `WritError` with code `NOT_ALLOWED` instead of returning a denial. */
+  throwOnDeny?: boolean;
+  /** The actual cost of a successful call, from its result. */
+  cost?: (result: T) => number;
+  /** Wait for a person to decide an approval, polling every `pollMs`, up to `timeoutMs`. */
+  waitForApproval?: { timeoutMs: number; pollMs?: number };
+}
+
+/** What a guarded tool receives besides its arguments. */
+export interface GuardContext {
+  writ: Writ;
+  decision: Decision;
+}
+
+/** The writ engine: one policy, one store, one clock. */
+export interface WritEngine {
+  readonly policy: CompiledPolicy;
+  readonly store: Store;
+  /** Decides an action: `allow` with a writ, `deny`, `approval_required` or `replay`. Never throws. */
+  authorize(action: unknown): Promise<Decision>;
+  /** Settles a writ once. Throws `WRIT_INVALID` for an unknown or already settled writ. */
+  settle(writ: Writ | string, outcome: SettleOutcome): Promise<SettleResult>;
+  /** Authorizes, runs `fn` only when allowed, and settles with its outcome. */
+  execute<T>(
+    action: unknown,
+    fn: (ctx: GuardContext) => T | Promise<T>,
+    options?: ExecuteOptions<T>,
+  ): Promise<ExecuteResult<T>>;
+  /** Wraps a tool function so that every call goes through {@link execute}. */
+  guard<A extends JsonObject, T>(
+    tool: string,
+    fn: (args: A, ctx: GuardContext) => T | Promise<T>,
+    defaults: GuardDefaults,
+    options?: ExecuteOptions<T>,
+  ): (args: A, extra?: Partial<GuardDefaults>) => Promise<ExecuteResult<T>>;
+  readonly sessions: {
+    /** Opens a session with attributes the trusted host derived (e.g. from the user's prompt). */
+    open(id: string, attrs?: JsonObject): Promise<SessionRecord>;
+    get(id: string): Promise<SessionRecord | undefined>;
+    list(): Promise<SessionRecord[]>;
+  };
+  readonly approvals: {
+    list(status?: ApprovalStatus): Promise<ApprovalRecord[]>;
+    get(id: string): Promise<ApprovalRecord | undefined>;
+    approve(id: string, by: { approver: string; note?: string }): Promise<ApprovalRecord>;
+    deny(id: string, by: { approver: string; note?: string }): Promise<ApprovalRecord>;
+  };
+  budgets(): Promise<BudgetState[]>;
+  close(): Promise<void>;
+}
+
+/** Who acts and in which session, for {@link WritEngine.guard}. */
+export interface GuardDefaults {
+  principal: { id: string; tenant?: string; roles?: string[]; attrs?: JsonObject };
+  session: string | { id: string; attrs?: JsonObject; labels?: string[] };
+  idempotencyKey?: string;
+  estimate?: Record<string, number>;
+  meta?: JsonObject;
+}
+
+const MAX_CONFLICT_RETRIES = 3;
+
+/**
+ * Creates a writ engine.
+ *
+ * @example
+ * const writ = createWrit({ policy: './policy.yaml', store: sqliteStore() });
+ * const sendMoney = writ.guard('send_money', (args) => bank.send(args), {
+ *   principal: { id: 'agent-7', tenant: 'acme' },
+ *   session: 'run-1',
+ * });
+ * const r = await sendMoney({ recipient: 'UK12', amount: 50 });
+ * if (r.outcome !== 'allow' && r.outcome !== 'replay') console.log(r.decision.reasons);
+ */
+export function createWrit(options: WritOptions): WritEngine {
+  const policy = typeof options.policy === 'string' ? loadPolicy(options.policy) : options.policy;
+  const store = options.store ?? memoryStore();
+  const clock = options.clock ?? systemClock;
+  const ids = options.ids ?? randomIds;
+  const writTtlMs = options.writTtlMs ?? 15 * 60_000;
+  const limits = options.limits ?? DEFAULT_JSON_LIMITS;
+  const secrets: SecretSource = options.secrets ?? ((name) => process.env[name]);
+
+  const decision = (
+    id: string,
+    now: number,
+    digest: string,
+    outcome: Decision['outcome'],
+    reasons: Reason[],
+  ): Decision => ({
+    id,
+    outcome,
+    reasons,
+    policyHash: policy.hash,
+    at: isoTime(now),
+    actionDigest: digest,
+  });
+
+  async function authorize(input: unknown): Promise<Decision> {
+    const now = clock.now();
+    const id = ids.next('dec');
+    const parsed = parseAction(input, limits);
+    if (!parsed.ok) return invalidRequest(policy, parsed.issues, { now, id });
+    const action = parsed.action;
+    const digest = actionDigest(action);
+    const envelope = checkEnvelope(policy.replay, action, now, secrets);
+    if (envelope) return enforce(decision(id, now, digest, 'deny', [envelope]), action, now, 0);
+    try {
+      for (let attempt = 0; attempt < MAX_CONFLICT_RETRIES; attempt++) {
+        const result = await decideOnce(id, now, action, digest);
+        if (result) return result;
+      }
+      return decision(id, now, digest, 'deny', [
+        reason('STORE_UNAVAILABLE', {
+          message: 'the session or approval kept changing during evaluation',
+        }),
+      ]);
+    } catch (error) {
+      return decision(id, now, digest, 'deny', [
+        reason('STORE_UNAVAILABLE', { error: (error as Error).message }),
+      ]);
+    }
+  }
+
+  /** One evaluation against one snapshot of state; `undefined` when the snapshot changed under it. */
+  async function decideOnce(
+    id: string,
+    now: number,
+    action: Action,
+    digest: string,
+  ): Promise<Decision | undefined> {
+    const [session, approval] = await Promise.all([
+      store.getSession(action.session.id),
+      store.findApproval(digest, policy.hash, now),
+    ]);
+    const view: SessionView = session?.opened
+      ? { attrs: session.attrs, labels: session.labels }
+      : { attrs: action.session.attrs, labels: session?.labels ?? [] };
+    const ctx = buildContext(action, now, view);
+    const approved = approval?.status === 'approved';
+    const verdict = evaluateScope(policy, ctx, approved);
+    const sessionVersion = session?.version ?? 0;
+
+    if (verdict.outcome === 'deny')
+      return enforce(
+        decision(id, now, digest, 'deny', verdict.reasons),
+        action,
+        now,
+        sessionVersion,
+      );
+    if (verdict.outcome === 'approval_required') {
+      if (approval?.status === 'denied') {
+        const reasons = [
+          reason('APPROVAL_DENIED', {
+            rule: approval.id,
+            ...(approval.note && { message: approval.note }),
+          }),
+          ...verdict.reasons,
+        ];
+        return enforce(decision(id, now, digest, 'deny', reasons), action, now, sessionVersion);
+      }
+      const reasons =
+        approval?.status === 'expired'
+          ? [...verdict.reasons, reason('APPROVAL_EXPIRED', { rule: approval.id })]
+          : verdict.reasons;
+      if (policy.mode === 'shadow')
+        return enforce(
+          decision(id, now, digest, 'approval_required', reasons),
+          action,
+          now,
+          sessionVersion,
+        );
+      const request = await store.requestApproval({
+        id: ids.next('apr'),
+        actionDigest: digest,
+        policyHash: policy.hash,
+        action: approvalView(action),
+        requestedBy: action.principal.id,
+        reasons,
+        status: 'pending',
+        createdAt: now,
+        expiresAt: now + verdict.approvalExpiresMs!,
+      });
+      return {
+        ...decision(id, now, digest, 'approval_required', reasons),
+        approval: { id: request.id, expiresAt: isoTime(request.expiresAt) },
+      };
+    }
+
+    const plan = planInvariants(policy, action, ctx, now, digest);
+    if (!plan.ok) {
+      return enforce(
+        decision(id, now, digest, 'deny', [...plan.reasons, ...verdict.reasons]),
+        action,
+        now,
+        sessionVersion,
+      );
+    }
+    const writ = writRecord(id, now, action, digest, plan.ops, labelsAfter(policy, ctx));
+    const result = await store.authorize({
+      now,
+      writ,
+      ops: plan.ops,
+      sessionId: action.session.id,
+      sessionVersion,
+      ...(approved && approval && { approvalId: approval.id }),
+    });
+    switch (result.status) {
+      case 'conflict':
+        return undefined;
+      case 'refused':
+        return enforce(
+          decision(id, now, digest, 'deny', [result.reason, ...verdict.reasons]),
+          action,
+          now,
+          sessionVersion,
+        );
+      case 'replay':
+        return {
+          ...decision(id, now, digest, 'replay', [
+            reason('IDEMPOTENT_REPLAY', { message: `replaying writ ${result.writId}` }),
+          ]),
+          result: result.result,
+        };
+      case 'granted':
+        return {
+          ...decision(id, now, digest, 'allow', verdict.reasons),
+          writ: publicWrit({ ...writ, fencing: result.fencing }),
+        };
+    }
+  }
+
+  /**
+   * A refusal, as the policy's mode wants it: in `enforce` mode as is; in `shadow` mode an
+   * allow with a writ that reserves nothing, carrying what would have happened.
+   */
+  async function enforce(
+    refusal: Decision,
+    action: Action,
+    now: number,
+    sessionVersion: number,
+  ): Promise<Decision> {
+    if (policy.mode !== 'shadow') return refusal;
+    const ctx = buildContext(action, now);
+    const writ = writRecord(
+      refusal.id,
+      now,
+      action,
+      refusal.actionDigest,
+      [],
+      labelsAfter(policy, ctx),
+    );
+    const result = await store.authorize({
+      now,
+      writ,
+      ops: [],
+      sessionId: action.session.id,
+      sessionVersion,
+    });
+    const shadow = shadowed(refusal);
+    return result.status === 'granted' ? { ...shadow, writ: publicWrit(writ) } : shadow;
+  }
+
+  function writRecord(
+    decisionId: string,
+    now: number,
+    action: Action,
+    digest: string,
+    ops: PlanOp[],
+    labels: string[],
+  ): WritRecord {
+    let ttl = writTtlMs;
+    for (const op of ops) {
+      if (op.kind === 'budget') ttl = Math.min(ttl, op.holdTtlMs);
+      if (op.kind === 'concurrency') ttl = Math.min(ttl, op.leaseMs);
+    }
+    return {
+      id: ids.next('wr'),
+      decisionId,
+      actionDigest: digest,
+      sessionId: action.session.id,
+      tool: action.tool,
+      issuedAt: now,
+      expiresAt: now + ttl,
+      ops,
+      labelsOnSuccess: labels,
+      fencing: {},
+    };
+  }
+
+  async function settle(writ: Writ | string, outcome: SettleOutcome): Promise<SettleResult> {
+    const writId = typeof writ === 'string' ? writ : writ.id;
+    if (!['succeeded', 'failed', 'cancelled'].includes(outcome.status)) {
+      throw new WritError(
+        'USAGE',
+        `settle status must be succeeded, failed or cancelled, not ${String(outcome.status)}`,
+      );
+    }
+    if (outcome.cost !== undefined && !(Number.isFinite(outcome.cost) && outcome.cost >= 0)) {
+      throw new WritError('USAGE', `settle cost must be a finite number ≥ 0, not ${outcome.cost}`);
+    }
+    let result: Json | undefined;
+    if (outcome.result !== undefined) {
+      const json = toJson(outcome.result, 'result', limits);
+      if (!json.ok)
+        throw new WritError(
+          'USAGE',
+          `settle result is not JSON: ${json.issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
+        );
+      result = json.value;
+    }
+    return store.settle({
+      now: clock.now(),
+      writId,
+      status: outcome.status,
+      ...(outcome.cost !== undefined && { cost: outcome.cost }),
+      ...(result !== undefined && { result }),
+    });
+  }
+
+  async function execute<T>(
+    action: unknown,
+    fn: (ctx: GuardContext) => T | Promise<T>,
+    opts: ExecuteOptions<T> = {},
+  ): Promise<ExecuteResult<T>> {
+    let decided = await authorize(action);
+    if (decided.outcome === 'approval_required' && opts.waitForApproval) {
+      decided = await waitForApproval(action, decided, opts.waitForApproval);
+    }
+    if (decided.outcome === 'replay')
+      return { outcome: 'replay', result: decided.result ?? null, decision: decided };
+    if (decided.outcome !== 'allow' || !decided.writ) {
+      if (opts.throwOnDeny) {
+        throw new WritError('NOT_ALLOWED', decided.reasons.map((r) => r.code).join(', '), {
+          decision: decided,
+        });
+      }
+      return {
+        outcome: decided.outcome === 'approval_required' ? 'approval_required' : 'deny',
+        decision: decided,
+      };
+    }
+    const writ = decided.writ;
+    let value: T;
+    try {
+      value = await fn({ writ, decision: decided });
+    } catch (error) {
+      await settle(writ, { status: 'failed' });
+      throw error;
+    }
+    const stored = toJson(value === undefined ? null : value, 'result', limits);
+    await settle(writ, {
+      status: 'succeeded',
+      result: stored.ok ? stored.value : null,
+      ...(opts.cost && { cost: opts.cost(value) }),
+    });
+    return { outcome: 'allow', result: value, decision: decided };
+  }
+
+  async function waitForApproval(
+    action: unknown,
+    pending: Decision,
+    wait: { timeoutMs: number; pollMs?: number },
+  ): Promise<Decision> {
+    const deadline = clock.now() + wait.timeoutMs;
+    let current = pending;
+    while (current.outcome === 'approval_required' && clock.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, wait.pollMs ?? 500));
+      current = await authorize(action);
+    }
+    return current;
+  }
+
+  return {
+    policy,
+    store,
+    authorize,
+    settle,
+    execute,
+    guard(tool, fn, defaults, guardOptions) {
+      return (args, extra = {}) => {
+        const merged = { ...defaults, ...extra };
+        const session =
+          typeof merged.session === 'string' ? { id: merged.session } : merged.session;
+        return execute({ ...merged, session, tool, args }, (ctx) => fn(args, ctx), guardOptions);
+      };
+    },
+    sessions: {
+      open(id, attrs = {}) {
+        const json = toJson(attrs, 'attrs', limits);
+        if (!json.ok)
+          throw new WritError(
+            'USAGE',
+            json.issues.map((i) => `${i.path}: ${i.message}`).join('; '),
+          );
+        return store.putSession(id, json.value as JsonObject, clock.now());
+      },
+      get: (id) => store.getSession(id),
+      list: () => store.listSessions(),
+    },
+    approvals: {
+      list: (status) => store.listApprovals(clock.now(), status),
+      get: (id) => store.getApproval(id, clock.now()),
+      approve: (id, by) => store.decideApproval(id, { approve: true, ...by }, clock.now()),
+      deny: (id, by) => store.decideApproval(id, { approve: false, ...by }, clock.now()),
+    },
+    budgets: () => store.listBudgets(clock.now()),
+    close: () => store.close(),
+  };
+}
+
+/** What an approver sees: the exact call, who asks, in which session. */
+function approvalView(action: Action): JsonObject {
+  const principal: JsonObject = { id: action.principal.id };
+  if (action.principal.tenant !== undefined) principal.tenant = action.principal.tenant;
+  return { tool: action.tool, args: action.args, principal, session: action.session.id };
+}
+
+function publicWrit(record: WritRecord): Writ {
+  const writ: Writ = {
+    id: record.id,
+    actionDigest: record.actionDigest,
+    expiresAt: isoTime(record.expiresAt),
+    reservations: record.ops.map((op) => ({
+      kind: op.kind,
+      key: op.key,
+      ...(op.kind === 'budget' && { amount: op.amount }),
+    })),
+  };
+  if (Object.keys(record.fencing).length > 0) writ.fencing = record.fencing;
+  return writ;
+}

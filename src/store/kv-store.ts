@@ -1,0 +1,67 @@
+import type { JsonObject } from '../core/json.js';
+import type { KvView } from './ledger.js';
+import * as ledger from './ledger.js';
+import type {
+  ApprovalDecision,
+  ApprovalRecord,
+  ApprovalStatus,
+  AuthorizeRequest,
+  AuthorizeResult,
+  BudgetState,
+  SessionRecord,
+  SettleRequest,
+  SettleResult,
+  Store,
+} from './types.js';
+
+/**
+ * A {@link Store} over a key-value view that runs the {@link ledger} inside its own
+ * transactions. Memory and SQLite differ only in how they run a step atomically (`atomic`)
+ * and how they read outside a step (`view`).
+ */
+export abstract class KvStore implements Store {
+  abstract readonly kind: string;
+  /** Runs `step` as one atomic, isolated step and returns what it returned. */
+  protected abstract atomic<T>(step: (view: KvView) => T): Promise<T>;
+  /** Reads outside a write step. */
+  protected abstract readonly view: KvView;
+  abstract close(): Promise<void>;
+
+  authorize(request: AuthorizeRequest): Promise<AuthorizeResult> {
+    return this.atomic((view) => ledger.authorize(view, request));
+  }
+  settle(request: SettleRequest): Promise<SettleResult> {
+    return this.atomic((view) => ledger.settle(view, request));
+  }
+  async getSession(id: string): Promise<SessionRecord | undefined> {
+    return this.view.get('session', id) as SessionRecord | undefined;
+  }
+  putSession(id: string, attrs: JsonObject): Promise<SessionRecord> {
+    return this.atomic((view) => ledger.putSession(view, id, attrs));
+  }
+  async listSessions(): Promise<SessionRecord[]> {
+    return (this.view.list('session') as SessionRecord[]).sort((a, b) => a.id.localeCompare(b.id));
+  }
+  requestApproval(request: ApprovalRecord): Promise<ApprovalRecord> {
+    return this.atomic((view) => ledger.requestApproval(view, request));
+  }
+  async findApproval(
+    actionDigest: string,
+    policyHash: string,
+    now: number,
+  ): Promise<ApprovalRecord | undefined> {
+    return ledger.findApproval(this.view, actionDigest, policyHash, now);
+  }
+  async getApproval(id: string, now: number): Promise<ApprovalRecord | undefined> {
+    return ledger.getApproval(this.view, id, now);
+  }
+  async listApprovals(now: number, status?: ApprovalStatus): Promise<ApprovalRecord[]> {
+    return ledger.listApprovals(this.view, now, status);
+  }
+  decideApproval(id: string, decision: ApprovalDecision, now: number): Promise<ApprovalRecord> {
+    return this.atomic((view) => ledger.decideApproval(view, id, decision, now));
+  }
+  async listBudgets(now: number): Promise<BudgetState[]> {
+    return ledger.listBudgets(this.view, now);
+  }
+}

@@ -1,0 +1,501 @@
+import type { Reason } from '../core/decision.js';
+import { isoTime, reason } from '../core/decision.js';
+import { WritError } from '../core/errors.js';
+import type { Json } from '../core/json.js';
+import type {
+  BudgetOp,
+  ConcurrencyOp,
+  IdempotencyOp,
+  NonceOp,
+  PlanOp,
+  RateOp,
+} from '../core/plan.js';
+import type {
+  ApprovalDecision,
+  ApprovalRecord,
+  ApprovalStatus,
+  AuthorizeRequest,
+  AuthorizeResult,
+  BudgetState,
+  SessionRecord,
+  SettleRequest,
+  SettleResult,
+  WritRecord,
+} from './types.js';
+
+/**
+ * The invariant semantics, written once for every store that can run JavaScript inside its
+ * transaction (memory, SQLite). A store supplies a synchronous key-value view of its state
+ * for the duration of one atomic step; the ledger reads through it, decides, and writes
+ * only when every op of the plan passed — so a refusal leaves no trace.
+ */
+
+/** The kinds of records a store keeps. */
+export type Kind =
+  | 'budget'
+  | 'rate'
+  | 'lease'
+  | 'idem'
+  | 'nonce'
+  | 'writ'
+  | 'session'
+  | 'approval'
+  | 'approval-index';
+
+/** Synchronous access to a store's records inside one transaction. Values are plain JSON. */
+export interface KvView {
+  get(kind: Kind, key: string): unknown;
+  put(kind: Kind, key: string, value: unknown): void;
+  delete(kind: Kind, key: string): void;
+  list(kind: Kind): unknown[];
+}
+
+interface Hold {
+  amount: number;
+  expiresAt: number;
+  onExpiry: 'release' | 'capture';
+}
+interface BudgetRow {
+  key: string;
+  limit: number;
+  windowEnd: number | null;
+  spent: number;
+  holds: Record<string, Hold>;
+  /** Writs whose hold expired and was captured: a late settle corrects the amount. */
+  expiredCaptures: Record<string, number>;
+}
+interface RateRow {
+  /** GCRA theoretical arrival time, epoch ms. */
+  tat: number;
+}
+interface LeaseRow {
+  fence: number;
+  leases: Record<string, { expiresAt: number; token: number }>;
+}
+interface IdemRow {
+  digest: string;
+  status: 'in_flight' | 'succeeded';
+  writId: string;
+  writExpiresAt: number;
+  onExpiry: 'in_doubt' | 'retry';
+  result: Json;
+  expiresAt: number;
+}
+interface NonceRow {
+  expiresAt: number;
+}
+
+/** Buffers writes so that nothing reaches the store unless the whole step succeeds. */
+class Tx {
+  readonly #writes = new Map<string, { kind: Kind; key: string; value: unknown }>();
+  constructor(readonly view: KvView) {}
+  get<T>(kind: Kind, key: string): T | undefined {
+    const pending = this.#writes.get(`${kind}\0${key}`);
+    if (pending) return (pending.value ?? undefined) as T | undefined;
+    return (this.view.get(kind, key) ?? undefined) as T | undefined;
+  }
+  put(kind: Kind, key: string, value: unknown) {
+    this.#writes.set(`${kind}\0${key}`, { kind, key, value });
+  }
+  delete(kind: Kind, key: string) {
+    this.#writes.set(`${kind}\0${key}`, { kind, key, value: null });
+  }
+  commit() {
+    for (const { kind, key, value } of this.#writes.values()) {
+      if (value === null) this.view.delete(kind, key);
+      else this.view.put(kind, key, value);
+    }
+  }
+}
+
+/** A budget row at `now`: expired holds released or captured. */
+function budgetAt(row: BudgetRow, now: number): BudgetRow {
+  let changed = false;
+  const holds: Record<string, Hold> = {};
+  let spent = row.spent;
+  const expiredCaptures = { ...row.expiredCaptures };
+  for (const [writId, hold] of Object.entries(row.holds)) {
+    if (hold.expiresAt > now) holds[writId] = hold;
+    else {
+      changed = true;
+      if (hold.onExpiry === 'capture') {
+        spent += hold.amount;
+        expiredCaptures[writId] = hold.amount;
+      }
+    }
+  }
+  return changed ? { ...row, spent, holds, expiredCaptures } : row;
+}
+
+function held(row: BudgetRow): number {
+  let sum = 0;
+  for (const hold of Object.values(row.holds)) sum += hold.amount;
+  return sum;
+}
+
+/** Rounds away binary noise so 0.1 + 0.2 fits a limit of 0.3, the same way in every store. */
+function money(n: number): number {
+  return Math.round(n * 1e9) / 1e9;
+}
+
+function activeLeases(row: LeaseRow, now: number): LeaseRow['leases'] {
+  const out: LeaseRow['leases'] = {};
+  for (const [writId, lease] of Object.entries(row.leases))
+    if (lease.expiresAt > now) out[writId] = lease;
+  return out;
+}
+
+/** Applies one authorization: every op, or none. */
+export function authorize(view: KvView, req: AuthorizeRequest): AuthorizeResult {
+  const tx = new Tx(view);
+  const { now, writ } = req;
+  const session = tx.get<SessionRecord>('session', req.sessionId);
+  if ((session?.version ?? 0) !== req.sessionVersion) return { status: 'conflict', on: 'session' };
+  if (req.approvalId !== undefined) {
+    const approval = approvalAt(tx.get<ApprovalRecord>('approval', req.approvalId), now);
+    if (approval?.status !== 'approved' || approval.actionDigest !== writ.actionDigest) {
+      return { status: 'conflict', on: 'approval' };
+    }
+    tx.put('approval', approval.id, { ...approval, status: 'consumed' });
+  }
+
+  const fencing: Record<string, number> = {};
+  for (const op of req.ops) {
+    const outcome = apply(tx, op, writ, now, fencing);
+    if (outcome) return outcome;
+  }
+  tx.put('writ', writ.id, { ...writ, fencing });
+  tx.commit();
+  return { status: 'granted', fencing };
+}
+
+function apply(
+  tx: Tx,
+  op: PlanOp,
+  writ: WritRecord,
+  now: number,
+  fencing: Record<string, number>,
+): AuthorizeResult | undefined {
+  switch (op.kind) {
+    case 'nonce':
+      return claimNonce(tx, op, now);
+    case 'idempotency':
+      return claimIdempotency(tx, op, writ, now);
+    case 'budget':
+      return holdBudget(tx, op, writ, now);
+    case 'rate':
+      return takeToken(tx, op, now);
+    case 'concurrency':
+      return acquireLease(tx, op, writ, now, fencing);
+  }
+}
+
+const refused = (r: Reason): AuthorizeResult => ({ status: 'refused', reason: r });
+
+function claimNonce(tx: Tx, op: NonceOp, now: number): AuthorizeResult | undefined {
+  const row = tx.get<NonceRow>('nonce', op.key);
+  if (row && row.expiresAt > now)
+    return refused(reason('NONCE_REPLAYED', { rule: op.invariant, key: op.key }));
+  tx.put('nonce', op.key, { expiresAt: op.expiresAt } satisfies NonceRow);
+  return undefined;
+}
+
+function claimIdempotency(
+  tx: Tx,
+  op: IdempotencyOp,
+  writ: WritRecord,
+  now: number,
+): AuthorizeResult | undefined {
+  const row = tx.get<IdemRow>('idem', op.key);
+  if (row && row.expiresAt > now) {
+    const detail = { rule: op.invariant, key: op.key };
+    if (row.digest !== op.digest) return refused(reason('IDEMPOTENCY_MISMATCH', detail));
+    if (row.status === 'succeeded')
+      return { status: 'replay', result: row.result, writId: row.writId };
+    const expired = row.writExpiresAt <= now;
+    if (!expired)
+      return refused(
+        reason('IDEMPOTENCY_IN_FLIGHT', { ...detail, resetAt: isoTime(row.writExpiresAt) }),
+      );
+    if (row.onExpiry === 'in_doubt') return refused(reason('IDEMPOTENCY_IN_DOUBT', detail));
+  }
+  tx.put('idem', op.key, {
+    digest: op.digest,
+    status: 'in_flight',
+    writId: writ.id,
+    writExpiresAt: writ.expiresAt,
+    onExpiry: op.onExpiry,
+    result: null,
+    expiresAt: now + op.ttlMs,
+  } satisfies IdemRow);
+  return undefined;
+}
+
+function holdBudget(
+  tx: Tx,
+  op: BudgetOp,
+  writ: WritRecord,
+  now: number,
+): AuthorizeResult | undefined {
+  const stored = tx.get<BudgetRow>('budget', op.key);
+  const row = stored
+    ? budgetAt({ ...stored, limit: op.limit }, now)
+    : {
+        key: op.key,
+        limit: op.limit,
+        windowEnd: op.windowEnd,
+        spent: 0,
+        holds: {},
+        expiredCaptures: {},
+      };
+  const remaining = money(row.limit - row.spent - held(row));
+  if (op.amount > remaining) {
+    return refused(
+      reason('BUDGET_EXHAUSTED', {
+        rule: op.invariant,
+        key: op.key,
+        remaining: Math.max(0, remaining),
+        ...(row.windowEnd !== null && { resetAt: isoTime(row.windowEnd) }),
+      }),
+    );
+  }
+  const hold: Hold = {
+    amount: op.amount,
+    expiresAt: Math.min(writ.expiresAt, now + op.holdTtlMs),
+    onExpiry: op.onExpiry,
+  };
+  tx.put('budget', op.key, {
+    ...row,
+    holds: { ...row.holds, [writ.id]: hold },
+  } satisfies BudgetRow);
+  return undefined;
+}
+
+function takeToken(tx: Tx, op: RateOp, now: number): AuthorizeResult | undefined {
+  const interval = op.periodMs / op.count;
+  const tolerance = op.burst * interval;
+  const tat = Math.max(tx.get<RateRow>('rate', op.key)?.tat ?? now, now);
+  const next = tat + interval;
+  if (next - now > tolerance) {
+    return refused(
+      reason('RATE_LIMITED', {
+        rule: op.invariant,
+        key: op.key,
+        remaining: 0,
+        resetAt: isoTime(Math.ceil(next - tolerance)),
+      }),
+    );
+  }
+  tx.put('rate', op.key, { tat: next } satisfies RateRow);
+  return undefined;
+}
+
+function acquireLease(
+  tx: Tx,
+  op: ConcurrencyOp,
+  writ: WritRecord,
+  now: number,
+  fencing: Record<string, number>,
+): AuthorizeResult | undefined {
+  const row = tx.get<LeaseRow>('lease', op.key) ?? { fence: 0, leases: {} };
+  const leases = activeLeases(row, now);
+  const holders = Object.values(leases);
+  if (holders.length >= op.max) {
+    const freeAt = Math.min(...holders.map((l) => l.expiresAt));
+    return refused(
+      reason('CONCURRENCY_LIMIT', {
+        rule: op.invariant,
+        key: op.key,
+        remaining: 0,
+        resetAt: isoTime(freeAt),
+      }),
+    );
+  }
+  const token = row.fence + 1;
+  fencing[op.key] = token;
+  const expiresAt = Math.min(writ.expiresAt, now + op.leaseMs);
+  tx.put('lease', op.key, {
+    fence: token,
+    leases: { ...leases, [writ.id]: { expiresAt, token } },
+  } satisfies LeaseRow);
+  return undefined;
+}
+
+/** Settles a writ once: captures or voids holds, releases leases, stores the result, labels. */
+export function settle(view: KvView, req: SettleRequest): SettleResult {
+  const tx = new Tx(view);
+  const writ = tx.get<WritRecord>('writ', req.writId);
+  if (!writ) throw new WritError('WRIT_INVALID', `unknown writ ${req.writId}`);
+  if (writ.settled)
+    throw new WritError(
+      'WRIT_INVALID',
+      `writ ${req.writId} was already settled (${writ.settled.status})`,
+    );
+  const succeeded = req.status === 'succeeded';
+  const overage: Record<string, number> = {};
+
+  for (const op of writ.ops) {
+    if (op.kind === 'budget') {
+      const stored = tx.get<BudgetRow>('budget', op.key);
+      if (!stored) continue;
+      const row = budgetAt(stored, req.now);
+      const hold = row.holds[writ.id];
+      const capturedAtExpiry = row.expiredCaptures[writ.id] ?? 0;
+      const actual = req.cost ?? (succeeded ? op.amount : 0);
+      const holds = { ...row.holds };
+      delete holds[writ.id];
+      const expiredCaptures = { ...row.expiredCaptures };
+      delete expiredCaptures[writ.id];
+      if (succeeded && actual > op.amount) overage[op.key] = money(actual - op.amount);
+      const spent = money(row.spent + actual - capturedAtExpiry);
+      if (hold || capturedAtExpiry > 0 || actual > 0)
+        tx.put('budget', op.key, { ...row, spent, holds, expiredCaptures } satisfies BudgetRow);
+    } else if (op.kind === 'concurrency') {
+      const row = tx.get<LeaseRow>('lease', op.key);
+      if (row?.leases[writ.id]) {
+        const leases = { ...row.leases };
+        delete leases[writ.id];
+        tx.put('lease', op.key, { ...row, leases } satisfies LeaseRow);
+      }
+    } else if (op.kind === 'idempotency') {
+      const row = tx.get<IdemRow>('idem', op.key);
+      if (row?.writId !== writ.id) continue;
+      if (succeeded)
+        tx.put('idem', op.key, {
+          ...row,
+          status: 'succeeded',
+          result: req.result ?? null,
+        } satisfies IdemRow);
+      else tx.delete('idem', op.key);
+    }
+  }
+
+  let labelsAdded: string[] = [];
+  if (succeeded && writ.labelsOnSuccess.length > 0) {
+    const session = tx.get<SessionRecord>('session', writ.sessionId);
+    const labels = new Set(session?.labels ?? []);
+    labelsAdded = writ.labelsOnSuccess.filter((l) => !labels.has(l));
+    if (labelsAdded.length > 0) {
+      tx.put('session', writ.sessionId, {
+        id: writ.sessionId,
+        attrs: session?.attrs ?? {},
+        opened: session?.opened ?? false,
+        labels: [...labels, ...labelsAdded].sort(),
+        version: (session?.version ?? 0) + 1,
+      } satisfies SessionRecord);
+    }
+  }
+  const settled: WritRecord = {
+    ...writ,
+    settled: { at: req.now, status: req.status, ...(req.cost !== undefined && { cost: req.cost }) },
+  };
+  tx.put('writ', writ.id, settled);
+  tx.commit();
+  return { writ: settled, labelsAdded, overage };
+}
+
+/** Opens a session or replaces its attributes, keeping its labels. */
+export function putSession(view: KvView, id: string, attrs: SessionRecord['attrs']): SessionRecord {
+  const existing = view.get('session', id) as SessionRecord | undefined;
+  const record: SessionRecord = {
+    id,
+    attrs,
+    opened: true,
+    labels: existing?.labels ?? [],
+    version: (existing?.version ?? 0) + 1,
+  };
+  view.put('session', id, record);
+  return record;
+}
+
+/** An approval as of `now`: open requests and unused grants past their expiry are expired. */
+function approvalAt(record: ApprovalRecord | undefined, now: number): ApprovalRecord | undefined {
+  if (!record) return undefined;
+  const open = record.status === 'pending' || record.status === 'approved';
+  return open && record.expiresAt <= now ? { ...record, status: 'expired' } : record;
+}
+
+const indexKey = (policyHash: string, digest: string) => `${policyHash}:${digest}`;
+
+/** Finds the latest approval for an action under a policy. */
+export function findApproval(
+  view: KvView,
+  digest: string,
+  policyHash: string,
+  now: number,
+): ApprovalRecord | undefined {
+  const id = view.get('approval-index', indexKey(policyHash, digest)) as string | undefined;
+  return id === undefined
+    ? undefined
+    : approvalAt(view.get('approval', id) as ApprovalRecord | undefined, now);
+}
+
+/** Returns the open approval for the action, or records `request` as a new pending one. */
+export function requestApproval(view: KvView, request: ApprovalRecord): ApprovalRecord {
+  const existing = findApproval(view, request.actionDigest, request.policyHash, request.createdAt);
+  if (existing && (existing.status === 'pending' || existing.status === 'approved'))
+    return existing;
+  view.put('approval', request.id, request);
+  view.put('approval-index', indexKey(request.policyHash, request.actionDigest), request.id);
+  return request;
+}
+
+export function getApproval(view: KvView, id: string, now: number): ApprovalRecord | undefined {
+  return approvalAt(view.get('approval', id) as ApprovalRecord | undefined, now);
+}
+
+export function listApprovals(
+  view: KvView,
+  now: number,
+  status?: ApprovalStatus,
+): ApprovalRecord[] {
+  return (view.list('approval') as ApprovalRecord[])
+    .map((r) => approvalAt(r, now)!)
+    .filter((r) => status === undefined || r.status === status)
+    .sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id));
+}
+
+/** Approves or denies a pending approval; the approver may not be the principal who asked. */
+export function decideApproval(
+  view: KvView,
+  id: string,
+  decision: ApprovalDecision,
+  now: number,
+): ApprovalRecord {
+  const record = getApproval(view, id, now);
+  if (!record) throw new WritError('APPROVAL_INVALID', `unknown approval ${id}`);
+  if (record.status !== 'pending')
+    throw new WritError('APPROVAL_INVALID', `approval ${id} is ${record.status}, not pending`);
+  if (decision.approver === record.requestedBy) {
+    throw new WritError(
+      'APPROVAL_INVALID',
+      `${decision.approver} asked for approval ${id} and cannot decide it`,
+    );
+  }
+  const decided: ApprovalRecord = {
+    ...record,
+    status: decision.approve ? 'approved' : 'denied',
+    decidedBy: decision.approver,
+    decidedAt: now,
+    ...(decision.note !== undefined && { note: decision.note }),
+  };
+  view.put('approval', id, decided);
+  return decided;
+}
+
+export function listBudgets(view: KvView, now: number): BudgetState[] {
+  return (view.list('budget') as BudgetRow[])
+    .map((stored) => {
+      const row = budgetAt(stored, now);
+      const h = held(row);
+      return {
+        key: row.key,
+        limit: row.limit,
+        spent: row.spent,
+        held: h,
+        remaining: money(row.limit - row.spent - h),
+        windowEnd: row.windowEnd,
+      };
+    })
+    .sort((a, b) => a.key.localeCompare(b.key));
+}

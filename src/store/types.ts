@@ -1,0 +1,158 @@
+import type { Reason } from '../core/decision.js';
+import type { Json, JsonObject } from '../core/json.js';
+import type { PlanOp } from '../core/plan.js';
+
+/**
+ * The store interface. A store keeps writ's state — budgets, rate buckets, leases,
+ * idempotency claims, nonces, open writs, sessions, approvals — and applies each
+ * authorization and each settlement as **one atomic step**.
+ *
+ * Semantics every store must keep (the conformance suite in `writ/testing` checks them):
+ * - `authorize` checks its preconditions and every op of the plan against the state at
+ *   `now`, and then either applies **all** of them and records the writ, or applies
+ *   **none** and reports the first op that refused. Concurrent calls behave as if run one
+ *   at a time in some order.
+ * - Time is only ever the `now` passed in. Expired holds, leases and claims are treated as
+ *   expired whenever they are read, so nothing depends on a background sweeper.
+ * - A store that cannot answer throws; the engine turns that into a `deny` with
+ *   `STORE_UNAVAILABLE`. A store never answers "allowed" on failure.
+ */
+export interface Store {
+  /** A short name for logs and metrics: `memory`, `sqlite`, … */
+  readonly kind: string;
+  authorize(request: AuthorizeRequest): Promise<AuthorizeResult>;
+  settle(request: SettleRequest): Promise<SettleResult>;
+  /** A session's trusted state, or `undefined` if never opened. */
+  getSession(id: string): Promise<SessionRecord | undefined>;
+  /** Opens a session, or replaces its attributes; labels are kept. Bumps its version. */
+  putSession(id: string, attrs: JsonObject, now: number): Promise<SessionRecord>;
+  listSessions(): Promise<SessionRecord[]>;
+  /**
+   * Returns the open approval request for this action digest and policy, creating it as
+   * `pending` when there is none (so retries of the same call share one request).
+   */
+  requestApproval(request: ApprovalRecord): Promise<ApprovalRecord>;
+  /** The most recent approval for this action digest under this policy, if any. */
+  findApproval(
+    actionDigest: string,
+    policyHash: string,
+    now: number,
+  ): Promise<ApprovalRecord | undefined>;
+  getApproval(id: string, now: number): Promise<ApprovalRecord | undefined>;
+  listApprovals(now: number, status?: ApprovalStatus): Promise<ApprovalRecord[]>;
+  /**
+   * Approves or denies a pending, unexpired approval. Throws `APPROVAL_INVALID` when it is
+   * not pending, has expired, or the approver is the principal who asked.
+   */
+  decideApproval(id: string, decision: ApprovalDecision, now: number): Promise<ApprovalRecord>;
+  /** Budget keys with their state at `now`. */
+  listBudgets(now: number): Promise<BudgetState[]>;
+  close(): Promise<void>;
+}
+
+/** The one atomic step of an authorization. */
+export interface AuthorizeRequest {
+  now: number;
+  writ: WritRecord;
+  ops: PlanOp[];
+  /** Evaluation read this session at this version; a different version is a conflict. */
+  sessionId: string;
+  sessionVersion: number;
+  /** Evaluation relied on this approval; it is consumed, and must still be approved. */
+  approvalId?: string;
+}
+
+/** What `authorize` did. */
+export type AuthorizeResult =
+  | { status: 'granted'; fencing: Record<string, number> }
+  /** Nothing applied: `reason` names the op that refused, its key and what is left. */
+  | { status: 'refused'; reason: Reason }
+  /** An idempotency claim found an earlier success: nothing applied, its result returned. */
+  | { status: 'replay'; result: Json; writId: string }
+  /** A precondition changed since evaluation: nothing applied; evaluate again. */
+  | { status: 'conflict'; on: 'session' | 'approval' };
+
+/** The second phase of a writ. */
+export interface SettleRequest {
+  now: number;
+  writId: string;
+  status: 'succeeded' | 'failed' | 'cancelled';
+  /** Actual cost: captured on every budget the writ holds (default: the held amount). */
+  cost?: number;
+  /** Stored with an idempotency claim and returned to replays. */
+  result?: Json;
+}
+
+/** What `settle` did. Settling an unknown or already settled writ throws `WRIT_INVALID`. */
+export interface SettleResult {
+  writ: WritRecord;
+  /** Labels added to the session (only on success). */
+  labelsAdded: string[];
+  /** Captured cost beyond the hold, per budget key. */
+  overage: Record<string, number>;
+}
+
+/** An issued writ as the store keeps it. */
+export interface WritRecord {
+  id: string;
+  decisionId: string;
+  actionDigest: string;
+  sessionId: string;
+  tool: string;
+  issuedAt: number;
+  expiresAt: number;
+  ops: PlanOp[];
+  /** Labels the session gets if the call succeeds (worked out at authorize, applied at settle). */
+  labelsOnSuccess: string[];
+  fencing: Record<string, number>;
+  settled?: { at: number; status: SettleRequest['status']; cost?: number };
+}
+
+/** A session's trusted state. `version` grows with every change. */
+export interface SessionRecord {
+  id: string;
+  attrs: JsonObject;
+  /** True once the host opened the session: then `attrs` are authoritative. */
+  opened: boolean;
+  labels: string[];
+  version: number;
+}
+
+export type ApprovalStatus = 'pending' | 'approved' | 'denied' | 'consumed' | 'expired';
+
+/** A request for a person to approve one exact action under one policy version. */
+export interface ApprovalRecord {
+  id: string;
+  actionDigest: string;
+  policyHash: string;
+  /** The canonical action, so the approver sees exactly what runs. */
+  action: JsonObject;
+  requestedBy: string;
+  reasons: Reason[];
+  status: ApprovalStatus;
+  createdAt: number;
+  expiresAt: number;
+  decidedBy?: string;
+  decidedAt?: number;
+  note?: string;
+}
+
+/** A person's answer to an approval request. */
+export interface ApprovalDecision {
+  approve: boolean;
+  approver: string;
+  note?: string;
+}
+
+/** A budget key at a point in time. */
+export interface BudgetState {
+  key: string;
+  limit: number;
+  /** Captured, including overage. */
+  spent: number;
+  /** Held by unsettled, unexpired writs. */
+  held: number;
+  remaining: number;
+  /** When the window resets (epoch ms), or `null` for lifetime. */
+  windowEnd: number | null;
+}
