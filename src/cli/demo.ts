@@ -1,22 +1,116 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { parse } from 'yaml';
-import { parseAction } from '../core/action.js';
-import { sequentialIds } from '../core/clock.js';
+import { z } from 'zod';
 import type { Decision } from '../core/decision.js';
-import { decideScope } from '../engine/decide.js';
-import { buildContext, labelsAfter } from '../policy/index.js';
+import { formatIssue } from '../core/errors.js';
+import { createWrit, type WritEngine } from '../engine/writ.js';
+import { YamlSourceFile } from '../policy/source.js';
 import { systemClock } from '../runtime/system.js';
-import { loadPolicyOrExit, paint, readInput } from './io.js';
+import { sqliteStore } from '../store/sqlite/index.js';
+import { CliExit, EXIT, loadPolicyOrExit, paint, readInput } from './io.js';
+import { DEFAULT_STORE } from './store.js';
 
 const EXAMPLES = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'examples', 'demo');
 
-interface Script {
-  title: string;
-  principal: Record<string, unknown>;
-  session: { id: string; attrs: Record<string, unknown> };
-  steps: ({ say: string } | { call: { tool: string; args: Record<string, unknown> } })[];
+const record = z.record(z.string(), z.unknown());
+const Step = z.union([
+  z.strictObject({ title: z.string() }),
+  z.strictObject({ say: z.string() }),
+  z.strictObject({ session: z.strictObject({ id: z.string(), attrs: record }) }),
+  z.strictObject({ approve: z.strictObject({ approver: z.string() }) }),
+  z.strictObject({
+    call: z.strictObject({ tool: z.string(), args: record, idempotencyKey: z.string().optional() }),
+    settle: z.enum(['succeeded', 'failed', 'open']).optional(),
+    result: z.unknown().optional(),
+    cost: z.number().optional(),
+  }),
+]);
+const ScriptSchema = z.strictObject({ title: z.string(), principal: record, steps: z.array(Step) });
+type Script = z.infer<typeof ScriptSchema>;
+
+export function registerDemo(program: Command) {
+  program
+    .command('demo')
+    .description(
+      'replay scripted agent sessions through writ on the SQLite store and show every decision',
+    )
+    .option('--policy <file>', 'policy YAML file', join(EXAMPLES, 'policy.yaml'))
+    .option('--script <file>', 'session script YAML file', join(EXAMPLES, 'script.yaml'))
+    .option('--store <file>', 'SQLite store', DEFAULT_STORE)
+    .action(async (opts: { policy: string; script: string; store: string }) => {
+      const policy = loadPolicyOrExit(opts.policy);
+      const parsed = YamlSourceFile.parse(opts.script, readInput(opts.script), ScriptSchema);
+      if (!parsed.ok)
+        throw new CliExit(EXIT.INVALID_INPUT, parsed.issues.map(formatIssue).join('\n'));
+      const writ = createWrit({ policy, store: sqliteStore({ path: opts.store }) });
+      try {
+        await play(writ, parsed.document, opts.store);
+      } finally {
+        await writ.close();
+      }
+    });
+}
+
+async function play(writ: WritEngine, script: Script, storePath: string) {
+  const out = (line = '') => process.stdout.write(`${line}\n`);
+  // Sessions get a per-run suffix so that every run starts from fresh budgets and keys.
+  const run = systemClock.now().toString(36);
+  let session = '';
+  let pending: Decision | undefined;
+  out(paint('bold', `writ demo — ${script.title}`));
+  out(
+    paint(
+      'dim',
+      `policy ${writ.policy.name} ${writ.policy.hash.slice(0, 19)}…  store ${storePath}`,
+    ),
+  );
+  for (const step of script.steps) {
+    if ('title' in step) {
+      out();
+      out(paint(['bold', 'underline'], step.title));
+    } else if ('say' in step) {
+      out();
+      out(paint('italic', step.say));
+    } else if ('session' in step) {
+      session = `${step.session.id}-${run}`;
+      await writ.sessions.open(session, step.session.attrs as never);
+    } else if ('approve' in step) {
+      if (!pending?.approval)
+        throw new CliExit(
+          EXIT.INVALID_INPUT,
+          'approve: the previous call did not ask for approval',
+        );
+      await writ.approvals.approve(pending.approval.id, step.approve);
+      out(
+        paint(
+          'cyan',
+          `  ✔ ${step.approve.approver} approves ${pending.approval.id} — exactly this call, once`,
+        ),
+      );
+    } else {
+      const decision = await writ.authorize({
+        ...step.call,
+        principal: script.principal,
+        session: { id: session },
+      });
+      out(formatCall(step.call, decision));
+      pending = decision;
+      if (decision.writ && step.settle !== 'open') {
+        const settled = await writ.settle(decision.writ, {
+          status: step.settle ?? 'succeeded',
+          ...(step.result !== undefined && { result: step.result }),
+          ...(step.cost !== undefined && { cost: step.cost }),
+        });
+        if (settled.labelsAdded.length > 0)
+          out(paint('dim', `      session labelled: ${settled.labelsAdded.join(', ')}`));
+      }
+    }
+  }
+  out();
+  out(
+    paint('dim', `State is in ${storePath}: try writ budgets, writ approvals list, writ sessions.`),
+  );
 }
 
 const OUTCOME_STYLE = {
@@ -25,46 +119,6 @@ const OUTCOME_STYLE = {
   approval_required: 'yellow',
   replay: 'cyan',
 } as const;
-
-export function registerDemo(program: Command) {
-  program
-    .command('demo')
-    .description('replay a scripted agent session through writ and show every decision')
-    .option('--policy <file>', 'policy YAML file', join(EXAMPLES, 'policy.yaml'))
-    .option('--script <file>', 'session script YAML file', join(EXAMPLES, 'script.yaml'))
-    .action((opts: { policy: string; script: string }) => {
-      const policy = loadPolicyOrExit(opts.policy);
-      const script = parse(readInput(opts.script)) as Script;
-      const ids = sequentialIds();
-      const out = (line = '') => process.stdout.write(`${line}\n`);
-      out(paint('bold', `writ demo — ${script.title}`));
-      out(paint('dim', `policy ${policy.name} ${policy.hash.slice(0, 19)}…`));
-      const labels = new Set<string>();
-      for (const step of script.steps) {
-        if ('say' in step) {
-          out();
-          out(paint('italic', step.say));
-          continue;
-        }
-        const request = {
-          ...step.call,
-          principal: script.principal,
-          session: { ...script.session, labels: [...labels] },
-        };
-        const now = systemClock.now();
-        const decision = decideScope(policy, request, { now, id: ids.next('dec') });
-        out(formatCall(step.call, decision));
-        const parsed = parseAction(request);
-        if (decision.outcome === 'allow' && parsed.ok) {
-          const added = labelsAfter(policy, buildContext(parsed.action, now)).filter(
-            (l) => !labels.has(l),
-          );
-          for (const label of added) labels.add(label);
-          if (added.length > 0) out(paint('dim', `      session labelled: ${added.join(', ')}`));
-        }
-      }
-    });
-}
 
 function formatCall(
   call: { tool: string; args: Record<string, unknown> },
@@ -77,12 +131,32 @@ function formatCall(
     `  ${head} ${paint('bold', call.tool)} ${args.length > 70 ? `${args.slice(0, 67)}…` : args}`,
   ];
   for (const r of decision.reasons) {
+    const details = [
+      r.key,
+      r.remaining !== undefined ? `${r.remaining} left` : undefined,
+      r.resetAt && `until ${r.resetAt}`,
+    ]
+      .filter(Boolean)
+      .join(', ');
     lines.push(
       paint(
         'dim',
-        `      ${r.code}${r.rule ? ` ${r.rule}` : ''}${r.message ? ` — ${r.message}` : ''}`,
+        `      ${r.code}${r.rule ? ` ${r.rule}` : ''}${details ? ` (${details})` : ''}${r.message ? ` — ${r.message}` : ''}`,
       ),
     );
   }
+  if (decision.writ?.fencing)
+    lines.push(paint('dim', `      fencing token ${JSON.stringify(decision.writ.fencing)}`));
+  if (decision.approval)
+    lines.push(
+      paint(
+        'dim',
+        `      approval ${decision.approval.id} pending until ${decision.approval.expiresAt}`,
+      ),
+    );
+  if (decision.outcome === 'replay')
+    lines.push(
+      paint('dim', `      stored result ${JSON.stringify(decision.result)}, not executed again`),
+    );
   return lines.join('\n');
 }

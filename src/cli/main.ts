@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { registerCheck } from './check.js';
 import { registerDemo } from './demo.js';
 import { CliExit, EXIT } from './io.js';
+import { registerStoreCommands } from './store.js';
 import { registerTest } from './test.js';
 import { registerValidate } from './validate.js';
 
@@ -15,6 +16,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   registerCheck(program);
   registerTest(program);
   registerDemo(program);
+  registerStoreCommands(program);
   try {
     await program.parseAsync(argv);
     return 0;

@@ -10,9 +10,10 @@ import {
   type JsonObject,
   toJson,
 } from '../core/json.js';
-import type { PlanOp } from '../core/plan.js';
+import type { IdempotencyOp, PlanOp } from '../core/plan.js';
 import {
   buildContext,
+  type CelContext,
   type CompiledPolicy,
   evaluateScope,
   labelsAfter,
@@ -128,6 +129,8 @@ export interface GuardDefaults {
 
 const MAX_CONFLICT_RETRIES = 3;
 
+type Replayable = { result: Json; writId: string };
+
 /**
  * Creates a writ engine.
  *
@@ -227,6 +230,10 @@ export function createWrit(options: WritOptions): WritEngine {
         ];
         return enforce(decision(id, now, digest, 'deny', reasons), action, now, sessionVersion);
       }
+      // A call that already succeeded replays its result: nothing runs again, so nobody
+      // needs to approve it again.
+      const earlier = await findReplay(action, ctx, now, digest);
+      if (earlier) return replay(id, now, digest, earlier);
       const reasons =
         approval?.status === 'expired'
           ? [...verdict.reasons, reason('APPROVAL_EXPIRED', { rule: approval.id })]
@@ -284,18 +291,27 @@ export function createWrit(options: WritOptions): WritEngine {
           sessionVersion,
         );
       case 'replay':
-        return {
-          ...decision(id, now, digest, 'replay', [
-            reason('IDEMPOTENT_REPLAY', { message: `replaying writ ${result.writId}` }),
-          ]),
-          result: result.result,
-        };
+        return replay(id, now, digest, result);
       case 'granted':
         return {
           ...decision(id, now, digest, 'allow', verdict.reasons),
           writ: publicWrit({ ...writ, fencing: result.fencing }),
         };
     }
+  }
+
+  function replay(id: string, now: number, digest: string, earlier: Replayable): Decision {
+    const why = reason('IDEMPOTENT_REPLAY', { message: `replaying writ ${earlier.writId}` });
+    return { ...decision(id, now, digest, 'replay', [why]), result: earlier.result };
+  }
+
+  /** The stored result of an earlier success of this exact call, if the policy keeps one. */
+  async function findReplay(action: Action, ctx: CelContext, now: number, digest: string) {
+    if (policy.idempotency.length === 0) return undefined;
+    const plan = planInvariants(policy, action, ctx, now, digest);
+    if (!plan.ok) return undefined;
+    const claims = plan.ops.filter((op): op is IdempotencyOp => op.kind === 'idempotency');
+    return claims.length > 0 ? store.findReplay(claims, now) : undefined;
   }
 
   /**

@@ -1,4 +1,5 @@
-import type { JsonObject } from '../core/json.js';
+import type { Json, JsonObject } from '../core/json.js';
+import type { IdempotencyOp } from '../core/plan.js';
 import type { KvView } from './ledger.js';
 import * as ledger from './ledger.js';
 import type {
@@ -32,6 +33,12 @@ export abstract class KvStore implements Store {
   }
   settle(request: SettleRequest): Promise<SettleResult> {
     return this.atomic((view) => ledger.settle(view, request));
+  }
+  async findReplay(
+    claims: IdempotencyOp[],
+    now: number,
+  ): Promise<{ result: Json; writId: string } | undefined> {
+    return ledger.findReplay(this.view, claims, now);
   }
   async getSession(id: string): Promise<SessionRecord | undefined> {
     return this.view.get('session', id) as SessionRecord | undefined;

@@ -321,6 +321,21 @@ function acquireLease(
   return undefined;
 }
 
+/** The stored result of an earlier success for one of these claims, if any. */
+export function findReplay(
+  view: KvView,
+  claims: IdempotencyOp[],
+  now: number,
+): { result: Json; writId: string } | undefined {
+  for (const claim of claims) {
+    const row = view.get('idem', claim.key) as IdemRow | undefined;
+    if (row && row.expiresAt > now && row.digest === claim.digest && row.status === 'succeeded') {
+      return { result: row.result, writId: row.writId };
+    }
+  }
+  return undefined;
+}
+
 /** Settles a writ once: captures or voids holds, releases leases, stores the result, labels. */
 export function settle(view: KvView, req: SettleRequest): SettleResult {
   const tx = new Tx(view);

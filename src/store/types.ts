@@ -1,6 +1,6 @@
 import type { Reason } from '../core/decision.js';
 import type { Json, JsonObject } from '../core/json.js';
-import type { PlanOp } from '../core/plan.js';
+import type { IdempotencyOp, PlanOp } from '../core/plan.js';
 
 /**
  * The store interface. A store keeps writ's state — budgets, rate buckets, leases,
@@ -22,6 +22,15 @@ export interface Store {
   readonly kind: string;
   authorize(request: AuthorizeRequest): Promise<AuthorizeResult>;
   settle(request: SettleRequest): Promise<SettleResult>;
+  /**
+   * Read-only: the stored result of an earlier success for any of these idempotency claims
+   * with the same action digest, at `now`. Lets a retry of a call that needed approval
+   * replay instead of asking again.
+   */
+  findReplay(
+    claims: IdempotencyOp[],
+    now: number,
+  ): Promise<{ result: Json; writId: string } | undefined>;
   /** A session's trusted state, or `undefined` if never opened. */
   getSession(id: string): Promise<SessionRecord | undefined>;
   /** Opens a session, or replaces its attributes; labels are kept. Bumps its version. */

@@ -1,0 +1,160 @@
+import { existsSync } from 'node:fs';
+import { userInfo } from 'node:os';
+import type { Command } from 'commander';
+import { systemClock } from '../runtime/system.js';
+import { sqliteStore } from '../store/sqlite/index.js';
+import type { Store } from '../store/types.js';
+import { CliExit, EXIT, paint } from './io.js';
+
+/** The SQLite file the CLI and the server use unless told otherwise. */
+export const DEFAULT_STORE = '.writ/writ.db';
+
+function openExisting(path: string): Store {
+  if (!existsSync(path)) {
+    throw new CliExit(
+      EXIT.INVALID_INPUT,
+      `${path}: no writ store here (run writ demo, or pass --store <file>)`,
+    );
+  }
+  return sqliteStore({ path });
+}
+
+async function withStore(path: string, fn: (store: Store) => Promise<void>): Promise<void> {
+  const store = openExisting(path);
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+const print = (line = ''): void => {
+  process.stdout.write(`${line}\n`);
+};
+const json = (value: unknown) => print(JSON.stringify(value, null, 2));
+const time = (ms: number | null) =>
+  ms === null ? 'never' : new Date(ms).toISOString().replace('.000Z', 'Z');
+
+/** Prints rows as aligned columns under a dimmed header. */
+function table(header: string[], rows: string[][]) {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
+  print(paint('dim', line(header)));
+  for (const row of rows) print(line(row));
+}
+
+export function registerStoreCommands(program: Command) {
+  program
+    .command('budgets')
+    .description('list budget keys with what is spent, held and left')
+    .option('--store <file>', 'SQLite store', DEFAULT_STORE)
+    .option('--json', 'print JSON')
+    .action((opts: { store: string; json?: boolean }) =>
+      withStore(opts.store, async (store) => {
+        const budgets = await store.listBudgets(systemClock.now());
+        if (opts.json) return json(budgets);
+        if (budgets.length === 0) return print('no budgets yet');
+        table(
+          ['KEY', 'LIMIT', 'SPENT', 'HELD', 'REMAINING', 'RESETS'],
+          budgets.map((b) => [
+            b.key,
+            String(b.limit),
+            String(b.spent),
+            String(b.held),
+            String(b.remaining),
+            time(b.windowEnd),
+          ]),
+        );
+      }),
+    );
+
+  program
+    .command('sessions')
+    .description('list sessions with their trusted attributes and labels')
+    .option('--store <file>', 'SQLite store', DEFAULT_STORE)
+    .option('--json', 'print JSON')
+    .action((opts: { store: string; json?: boolean }) =>
+      withStore(opts.store, async (store) => {
+        const sessions = await store.listSessions();
+        if (opts.json) return json(sessions);
+        if (sessions.length === 0) return print('no sessions yet');
+        table(
+          ['ID', 'VERSION', 'LABELS', 'ATTRS'],
+          sessions.map((s) => [
+            s.id,
+            String(s.version),
+            s.labels.join(',') || '-',
+            JSON.stringify(s.attrs),
+          ]),
+        );
+      }),
+    );
+
+  const approvals = program
+    .command('approvals')
+    .description('list, approve and deny approval requests');
+  approvals
+    .command('list')
+    .description('list approval requests')
+    .option('--store <file>', 'SQLite store', DEFAULT_STORE)
+    .option('--status <status>', 'only pending, approved, denied, consumed or expired')
+    .option('--json', 'print JSON')
+    .action((opts: { store: string; status?: string; json?: boolean }) =>
+      withStore(opts.store, async (store) => {
+        const statuses = ['pending', 'approved', 'denied', 'consumed', 'expired'] as const;
+        const status = opts.status as (typeof statuses)[number] | undefined;
+        if (status !== undefined && !statuses.includes(status)) {
+          throw new CliExit(EXIT.INVALID_INPUT, `--status must be one of ${statuses.join(', ')}`);
+        }
+        const list = await store.listApprovals(systemClock.now(), status);
+        if (opts.json) return json(list);
+        if (list.length === 0) return print('no approval requests');
+        table(
+          ['ID', 'STATUS', 'REQUESTED BY', 'EXPIRES', 'CALL'],
+          list.map((a) => [
+            a.id,
+            a.status,
+            a.requestedBy,
+            time(a.expiresAt),
+            `${a.action.tool} ${JSON.stringify(a.action.args)}`,
+          ]),
+        );
+      }),
+    );
+  for (const verb of ['approve', 'deny'] as const) {
+    approvals
+      .command(verb)
+      .description(`${verb} a pending approval request`)
+      .argument('<id>', 'approval id')
+      .option('--store <file>', 'SQLite store', DEFAULT_STORE)
+      .option('--approver <name>', 'who decides (default: $WRIT_APPROVER or your user name)')
+      .option('--note <text>', 'a note kept with the decision')
+      .option('--json', 'print JSON')
+      .action(
+        (id: string, opts: { store: string; approver?: string; note?: string; json?: boolean }) =>
+          withStore(opts.store, async (store) => {
+            const approver = opts.approver ?? process.env.WRIT_APPROVER ?? userInfo().username;
+            let record: Awaited<ReturnType<Store['decideApproval']>>;
+            try {
+              record = await store.decideApproval(
+                id,
+                {
+                  approve: verb === 'approve',
+                  approver,
+                  ...(opts.note !== undefined && { note: opts.note }),
+                },
+                systemClock.now(),
+              );
+            } catch (error) {
+              throw new CliExit(EXIT.FAILED, (error as Error).message);
+            }
+            if (opts.json) return json(record);
+            print(`${record.id} ${record.status} by ${approver}`);
+          }),
+      );
+  }
+}
