@@ -1,0 +1,103 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { manualClock, sequentialIds } from '../../src/core/clock.js';
+import type { Decision } from '../../src/core/decision.js';
+import { createWrit } from '../../src/engine/writ.js';
+import { sqliteStore } from '../../src/store/sqlite/index.js';
+
+const START = '2026-11-23T10:00:00Z';
+const here = import.meta.dirname;
+
+/** Runs the child until it has taken its writs, then kills it with SIGKILL. */
+async function crashChild(
+  dbPath: string,
+): Promise<{ paid: Decision; inFlight: Decision; deploy: Decision }> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(here, 'child.ts'), dbPath, join(here, 'policy.yaml'), START],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  const line = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes('\n')) resolve(out.split('\n')[0]!);
+    });
+    child.on('exit', (code) => reject(new Error(`child exited early with ${code}`)));
+  });
+  const exited = new Promise((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+  child.kill('SIGKILL');
+  expect(await exited).toBe('SIGKILL');
+  return JSON.parse(line);
+}
+
+describe('crash safety on SQLite (kill -9 mid-execution)', () => {
+  it('loses nothing recorded, expires leases and holds on time, never executes twice', async () => {
+    const dbPath = join(mkdtempSync(join(tmpdir(), 'writ-crash-')), 'writ.db');
+    const before = await crashChild(dbPath);
+    expect(before.inFlight.outcome).toBe('allow');
+    expect(before.deploy.writ?.fencing).toEqual({ 'deploys:prod': 1 });
+
+    const clock = manualClock(START);
+    clock.advance(60_000);
+    const writ = createWrit({
+      policy: join(here, 'policy.yaml'),
+      store: sqliteStore({ path: dbPath }),
+      clock,
+      ids: sequentialIds(),
+    });
+    const who = { principal: { id: 'agent' }, session: { id: 'run-1' } };
+    try {
+      // Nothing recorded is lost: the capture and the live hold are both there.
+      expect(await writ.budgets()).toEqual([
+        { key: 'spend', limit: 100, spent: 10, held: 30, remaining: 60, windowEnd: null },
+      ]);
+      // The settled call replays; the one that was running is still in flight.
+      const replay = await writ.authorize({
+        ...who,
+        tool: 'send_money',
+        args: { amount: 10 },
+        idempotencyKey: 'pay-1',
+      });
+      expect(replay.outcome).toBe('replay');
+      expect(replay.result).toEqual({ receipt: 'r-1' });
+      const retry = await writ.authorize({
+        ...who,
+        tool: 'send_money',
+        args: { amount: 30 },
+        idempotencyKey: 'pay-2',
+      });
+      expect(retry.reasons[0]?.code).toBe('IDEMPOTENCY_IN_FLIGHT');
+      // The dead process still holds the deploy lease until it expires.
+      const blocked = await writ.authorize({ ...who, tool: 'deploy', args: { cluster: 'prod' } });
+      expect(blocked.reasons[0]).toMatchObject({ code: 'CONCURRENCY_LIMIT', key: 'deploys:prod' });
+
+      // After the 5-minute lease the slot is free again, with a larger fencing token.
+      clock.set(Date.parse(START) + 5 * 60_000);
+      const deploy = await writ.authorize({ ...who, tool: 'deploy', args: { cluster: 'prod' } });
+      expect(deploy.outcome).toBe('allow');
+      expect(deploy.writ?.fencing).toEqual({ 'deploys:prod': 2 });
+      await writ.settle(deploy.writ!, { status: 'succeeded' });
+
+      // After the 10-minute hold the money is released, and the unsettled payment is in doubt:
+      // a retry is refused rather than risking a second payment.
+      clock.set(Date.parse(START) + 10 * 60_000);
+      expect((await writ.budgets())[0]).toMatchObject({ spent: 10, held: 0, remaining: 90 });
+      const doubtful = await writ.authorize({
+        ...who,
+        tool: 'send_money',
+        args: { amount: 30 },
+        idempotencyKey: 'pay-2',
+      });
+      expect(doubtful.outcome).toBe('deny');
+      expect(doubtful.reasons[0]?.code).toBe('IDEMPOTENCY_IN_DOUBT');
+    } finally {
+      await writ.close();
+    }
+  });
+});
