@@ -50,7 +50,25 @@ export interface Action {
 export const TOOL_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,127}$/;
 const ID = /^[^\p{Cc}\p{Cs}]{1,256}$/u;
 const LABEL = /^[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,127}$/;
-const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
+
+/**
+ * Parses an RFC 3339 date-time (`2026-11-23T10:00:00Z`, `…+01:00`) into epoch ms, or
+ * `undefined`. Stricter than `Date.parse`, which also takes other formats and rolls
+ * impossible dates such as February 30 over into the next month.
+ */
+export function parseRfc3339(text: string): number | undefined {
+  const match = RFC3339.exec(text);
+  if (!match) return undefined;
+  const year = Number(match[1]);
+  const month = Number(match[2]);
+  const day = Number(match[3]);
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  const days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1];
+  if (days === undefined || day < 1 || day > days) return undefined;
+  const ms = Date.parse(text);
+  return Number.isFinite(ms) ? ms : undefined;
+}
 
 const ACTION_KEYS = new Set([
   'tool',
@@ -78,6 +96,17 @@ export function parseAction(
   input: unknown,
   limits: JsonLimits = DEFAULT_JSON_LIMITS,
 ): ParsedAction {
+  // Input from a library caller may carry getters or proxies that throw; a request that
+  // cannot be read is an invalid request, not an exception.
+  try {
+    return parseActionUnguarded(input, limits);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : 'unreadable value';
+    return { ok: false, issues: [{ path: 'action', message: `cannot be read: ${message}` }] };
+  }
+}
+
+function parseActionUnguarded(input: unknown, limits: JsonLimits): ParsedAction {
   const issues: ValueIssue[] = [];
   if (!isJsonObject(input))
     return { ok: false, issues: [{ path: 'action', message: 'must be an object' }] };
@@ -102,11 +131,8 @@ export function parseAction(
 
   let issuedAt: number | undefined;
   if (obj.issuedAt !== undefined) {
-    const ms =
-      typeof obj.issuedAt === 'string' && RFC3339.test(obj.issuedAt)
-        ? Date.parse(obj.issuedAt)
-        : Number.NaN;
-    if (Number.isFinite(ms)) issuedAt = ms;
+    const ms = typeof obj.issuedAt === 'string' ? parseRfc3339(obj.issuedAt) : undefined;
+    if (ms !== undefined) issuedAt = ms;
     else
       issues.push({
         path: 'issuedAt',
@@ -227,4 +253,26 @@ function stringList(value: unknown, at: string, pattern: RegExp, issues: ValueIs
       issues.push({ path: `${at}[${i}]`, message: `${JSON.stringify(item)} is not a valid name` });
   });
   return out;
+}
+
+/**
+ * An action as JSON in the shape {@link parseAction} accepts, so a logged action can be
+ * decided again exactly (`writ replay`).
+ */
+export function actionToJson(action: Action): JsonObject {
+  const principal: JsonObject = { id: action.principal.id, roles: action.principal.roles, attrs: action.principal.attrs };
+  if (action.principal.tenant !== undefined) principal.tenant = action.principal.tenant;
+  const json: JsonObject = {
+    tool: action.tool,
+    args: action.args,
+    principal,
+    session: { id: action.session.id, attrs: action.session.attrs, labels: action.session.labels },
+    estimate: action.estimate,
+    meta: action.meta,
+  };
+  if (action.idempotencyKey !== undefined) json.idempotencyKey = action.idempotencyKey;
+  if (action.nonce !== undefined) json.nonce = action.nonce;
+  if (action.issuedAt !== undefined) json.issuedAt = new Date(action.issuedAt).toISOString();
+  if (action.signature !== undefined) json.signature = action.signature;
+  return json;
 }

@@ -66,3 +66,46 @@ export interface Decision {
 export function isoTime(ms: number): string {
   return new Date(ms).toISOString();
 }
+
+/** What an atomic store step did with a decision's reservations. */
+export type StepOutcome =
+  | { status: 'granted'; fencing: Record<string, number> }
+  /** Nothing applied: `reason` names the op that refused, its key and what is left. */
+  | { status: 'refused'; reason: Reason }
+  /** An idempotency claim found an earlier success: nothing applied, its result returned. */
+  | { status: 'replay'; result: Json; writId: string };
+
+/**
+ * The final decision, given the decision as it would be if every reservation were granted
+ * and what the store step did. One function, used by the engine and inside stores, so the
+ * decision returned and the decision logged are the same.
+ */
+export function resolveDecision(granted: Decision, step: StepOutcome): Decision {
+  const { writ, ...rest } = granted;
+  switch (step.status) {
+    case 'granted':
+      if (!writ || Object.keys(step.fencing).length === 0) return granted;
+      return { ...rest, writ: { ...writ, fencing: step.fencing } };
+    case 'refused':
+      return { ...rest, outcome: 'deny', reasons: [step.reason, ...granted.reasons] };
+    case 'replay':
+      return {
+        ...rest,
+        outcome: 'replay',
+        reasons: [reason('IDEMPOTENT_REPLAY', { message: `replaying writ ${step.writId}` })],
+        result: step.result,
+      };
+  }
+}
+
+/** In shadow mode nothing is blocked: the decision allows and carries what would have happened. */
+export function shadowed(decision: Decision): Decision {
+  if (decision.outcome === 'allow' || decision.outcome === 'replay') return decision;
+  const { approval: _none, ...rest } = decision;
+  return {
+    ...rest,
+    outcome: 'allow',
+    reasons: [reason('SHADOW_MODE')],
+    shadow: { outcome: decision.outcome, reasons: decision.reasons },
+  };
+}

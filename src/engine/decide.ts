@@ -1,5 +1,5 @@
 import { type Action, parseAction } from '../core/action.js';
-import { type Decision, isoTime, type Reason, reason } from '../core/decision.js';
+import { type Decision, isoTime, reason, shadowed } from '../core/decision.js';
 import { actionDigest } from '../core/digest.js';
 import type { JsonLimits } from '../core/json.js';
 import {
@@ -70,16 +70,4 @@ export function scopeDecision(
     actionDigest: actionDigest(action),
   };
   return policy.mode === 'shadow' ? shadowed(decision) : decision;
-}
-
-/** In shadow mode nothing is blocked: the decision allows and carries what would have happened. */
-export function shadowed(decision: Decision): Decision {
-  if (decision.outcome === 'allow' || decision.outcome === 'replay') return decision;
-  const reasons: Reason[] = [reason('SHADOW_MODE')];
-  return {
-    ...decision,
-    outcome: 'allow',
-    reasons,
-    shadow: { outcome: decision.outcome, reasons: decision.reasons },
-  };
 }

@@ -1,6 +1,14 @@
-import { type Action, parseAction } from '../core/action.js';
+import { type Action, actionToJson, parseAction } from '../core/action.js';
 import type { Clock, IdSource } from '../core/clock.js';
-import { type Decision, isoTime, type Reason, reason, type Writ } from '../core/decision.js';
+import {
+  type Decision,
+  isoTime,
+  type Reason,
+  reason,
+  resolveDecision,
+  shadowed,
+  type Writ,
+} from '../core/decision.js';
 import { actionDigest } from '../core/digest.js';
 import { WritError } from '../core/errors.js';
 import {
@@ -11,6 +19,7 @@ import {
   toJson,
 } from '../core/json.js';
 import type { IdempotencyOp, PlanOp } from '../core/plan.js';
+import { redact } from '../log/redact.js';
 import {
   buildContext,
   type CelContext,
@@ -27,12 +36,13 @@ import type {
   ApprovalRecord,
   ApprovalStatus,
   BudgetState,
+  DecisionLog,
   SessionRecord,
   SettleResult,
   Store,
   WritRecord,
 } from '../store/types.js';
-import { invalidRequest, shadowed } from './decide.js';
+import { invalidRequest } from './decide.js';
 import { checkEnvelope, type SecretSource } from './envelope.js';
 
 /** Options of {@link createWrit}. */
@@ -48,6 +58,13 @@ export interface WritOptions {
   limits?: JsonLimits;
   /** Where `hmac_secret_env` secrets come from. Default: the environment. */
   secrets?: SecretSource;
+  /**
+   * A candidate policy evaluated beside the enforced one: what it would have decided is
+   * recorded with every decision (`writ log --disagreements`), and never enforced.
+   */
+  candidate?: string | CompiledPolicy;
+  /** Record every decision and settlement in the decision log. Default true. */
+  log?: boolean;
 }
 
 /** How a call ended, reported with `settle`. */
@@ -129,6 +146,23 @@ export interface GuardDefaults {
 
 const MAX_CONFLICT_RETRIES = 3;
 
+/** The action as the log keeps it. */
+type Logged = { action: JsonObject; redacted: string[] };
+
+function logOf(
+  decision: Decision,
+  logged: Logged,
+  candidate: DecisionLog['candidate'],
+): DecisionLog {
+  return { decision, ...logged, ...(candidate && { candidate }) };
+}
+
+/** What a candidate policy's scope rules say about the same action in the same context. */
+function candidateVerdict(candidate: CompiledPolicy, ctx: CelContext): DecisionLog['candidate'] {
+  const verdict = evaluateScope(candidate, ctx);
+  return { policyHash: candidate.hash, outcome: verdict.outcome, reasons: verdict.reasons };
+}
+
 type Replayable = { result: Json; writId: string };
 
 /**
@@ -151,6 +185,9 @@ export function createWrit(options: WritOptions): WritEngine {
   const writTtlMs = options.writTtlMs ?? 15 * 60_000;
   const limits = options.limits ?? DEFAULT_JSON_LIMITS;
   const secrets: SecretSource = options.secrets ?? ((name) => process.env[name]);
+  const candidate =
+    typeof options.candidate === 'string' ? loadPolicy(options.candidate) : options.candidate;
+  const logging = options.log ?? true;
 
   const decision = (
     id: string,
@@ -167,18 +204,35 @@ export function createWrit(options: WritOptions): WritEngine {
     actionDigest: digest,
   });
 
+  /** Keeps the policy texts by hash in the store once, so any decision can be explained later. */
+  let policiesStored: Promise<void> | undefined;
+  const storePolicies = () => {
+    policiesStored ??= Promise.all(
+      [policy, candidate].flatMap((p) => (p ? [store.putPolicy(p.hash, p.sources)] : [])),
+    ).then(() => undefined);
+    return policiesStored;
+  };
+
   async function authorize(input: unknown): Promise<Decision> {
     const now = clock.now();
     const id = ids.next('dec');
     const parsed = parseAction(input, limits);
-    if (!parsed.ok) return invalidRequest(policy, parsed.issues, { now, id });
+    if (!parsed.ok) {
+      const refusal = invalidRequest(policy, parsed.issues, { now, id });
+      return record(refusal, { decision: refusal, action: {}, redacted: [] }, now);
+    }
     const action = parsed.action;
     const digest = actionDigest(action);
-    const envelope = checkEnvelope(policy.replay, action, now, secrets);
-    if (envelope) return enforce(decision(id, now, digest, 'deny', [envelope]), action, now, 0);
+    const logged = logging ? redact(actionToJson(action), policy.redact) : undefined;
     try {
+      if (logging) await storePolicies();
+      const envelope = checkEnvelope(policy.replay, action, now, secrets);
+      if (envelope) {
+        const refusal = decision(id, now, digest, 'deny', [envelope]);
+        return await refuse(refusal, action, now, logged, undefined);
+      }
       for (let attempt = 0; attempt < MAX_CONFLICT_RETRIES; attempt++) {
-        const result = await decideOnce(id, now, action, digest);
+        const result = await decideOnce(id, now, action, digest, logged);
         if (result) return result;
       }
       return decision(id, now, digest, 'deny', [
@@ -187,9 +241,24 @@ export function createWrit(options: WritOptions): WritEngine {
         }),
       ]);
     } catch (error) {
-      return decision(id, now, digest, 'deny', [
-        reason('STORE_UNAVAILABLE', { error: (error as Error).message }),
-      ]);
+      return storeFailure(id, now, digest, error);
+    }
+  }
+
+  function storeFailure(id: string, now: number, digest: string, error: unknown): Decision {
+    return decision(id, now, digest, 'deny', [
+      reason('STORE_UNAVAILABLE', { error: (error as Error).message }),
+    ]);
+  }
+
+  /** Records a decision that changes no state; a failure to record still denies. */
+  async function record(refusal: Decision, log: DecisionLog, now: number): Promise<Decision> {
+    if (!logging) return refusal;
+    try {
+      await store.record(log, now);
+      return refusal;
+    } catch (error) {
+      return storeFailure(refusal.id, now, refusal.actionDigest, error);
     }
   }
 
@@ -199,6 +268,7 @@ export function createWrit(options: WritOptions): WritEngine {
     now: number,
     action: Action,
     digest: string,
+    logged: Logged | undefined,
   ): Promise<Decision | undefined> {
     const [session, approval] = await Promise.all([
       store.getSession(action.session.id),
@@ -211,67 +281,63 @@ export function createWrit(options: WritOptions): WritEngine {
     const approved = approval?.status === 'approved';
     const verdict = evaluateScope(policy, ctx, approved);
     const sessionVersion = session?.version ?? 0;
-
-    if (verdict.outcome === 'deny')
-      return enforce(
-        decision(id, now, digest, 'deny', verdict.reasons),
+    const shadowOf = candidate && logged ? candidateVerdict(candidate, ctx) : undefined;
+    const refuse_ = (reasons: Reason[], outcome: 'deny' | 'approval_required' = 'deny') =>
+      refuse(
+        decision(id, now, digest, outcome, reasons),
         action,
         now,
+        logged,
+        shadowOf,
         sessionVersion,
       );
+
+    if (verdict.outcome === 'deny') return refuse_(verdict.reasons);
     if (verdict.outcome === 'approval_required') {
       if (approval?.status === 'denied') {
-        const reasons = [
-          reason('APPROVAL_DENIED', {
-            rule: approval.id,
-            ...(approval.note && { message: approval.note }),
-          }),
-          ...verdict.reasons,
-        ];
-        return enforce(decision(id, now, digest, 'deny', reasons), action, now, sessionVersion);
+        const denied = reason('APPROVAL_DENIED', {
+          rule: approval.id,
+          ...(approval.note && { message: approval.note }),
+        });
+        return refuse_([denied, ...verdict.reasons]);
       }
       // A call that already succeeded replays its result: nothing runs again, so nobody
       // needs to approve it again.
       const earlier = await findReplay(action, ctx, now, digest);
-      if (earlier) return replay(id, now, digest, earlier);
+      if (earlier) {
+        const replayed = replayOf(id, now, digest, earlier);
+        return logged ? record(replayed, logOf(replayed, logged, shadowOf), now) : replayed;
+      }
       const reasons =
         approval?.status === 'expired'
           ? [...verdict.reasons, reason('APPROVAL_EXPIRED', { rule: approval.id })]
           : verdict.reasons;
-      if (policy.mode === 'shadow')
-        return enforce(
-          decision(id, now, digest, 'approval_required', reasons),
-          action,
-          now,
-          sessionVersion,
-        );
-      const request = await store.requestApproval({
-        id: ids.next('apr'),
-        actionDigest: digest,
-        policyHash: policy.hash,
-        action: approvalView(action),
-        requestedBy: action.principal.id,
-        reasons,
-        status: 'pending',
-        createdAt: now,
-        expiresAt: now + verdict.approvalExpiresMs!,
-      });
-      return {
-        ...decision(id, now, digest, 'approval_required', reasons),
-        approval: { id: request.id, expiresAt: isoTime(request.expiresAt) },
-      };
+      if (policy.mode === 'shadow') return refuse_(reasons, 'approval_required');
+      const asked = decision(id, now, digest, 'approval_required', reasons);
+      const request = await store.requestApproval(
+        {
+          id: ids.next('apr'),
+          actionDigest: digest,
+          policyHash: policy.hash,
+          action: approvalView(action),
+          requestedBy: action.principal.id,
+          reasons,
+          status: 'pending',
+          createdAt: now,
+          expiresAt: now + verdict.approvalExpiresMs!,
+        },
+        logged && logOf(asked, logged, shadowOf),
+      );
+      return { ...asked, approval: { id: request.id, expiresAt: isoTime(request.expiresAt) } };
     }
 
     const plan = planInvariants(policy, action, ctx, now, digest);
-    if (!plan.ok) {
-      return enforce(
-        decision(id, now, digest, 'deny', [...plan.reasons, ...verdict.reasons]),
-        action,
-        now,
-        sessionVersion,
-      );
-    }
+    if (!plan.ok) return refuse_([...plan.reasons, ...verdict.reasons]);
     const writ = writRecord(id, now, action, digest, plan.ops, labelsAfter(policy, ctx));
+    const granted = {
+      ...decision(id, now, digest, 'allow', verdict.reasons),
+      writ: publicWrit(writ),
+    };
     const result = await store.authorize({
       now,
       writ,
@@ -279,30 +345,25 @@ export function createWrit(options: WritOptions): WritEngine {
       sessionId: action.session.id,
       sessionVersion,
       ...(approved && approval && { approvalId: approval.id }),
+      ...(logged && { log: logOf(granted, logged, shadowOf) }),
+      ...(policy.mode === 'shadow' && { shadow: true }),
     });
-    switch (result.status) {
-      case 'conflict':
-        return undefined;
-      case 'refused':
-        return enforce(
-          decision(id, now, digest, 'deny', [result.reason, ...verdict.reasons]),
-          action,
-          now,
-          sessionVersion,
-        );
-      case 'replay':
-        return replay(id, now, digest, result);
-      case 'granted':
-        return {
-          ...decision(id, now, digest, 'allow', verdict.reasons),
-          writ: publicWrit({ ...writ, fencing: result.fencing }),
-        };
+    if (result.status === 'conflict') return undefined;
+    if (result.decision) return result.decision;
+    if (result.status === 'recorded') return granted;
+    const resolved = resolveDecision(granted, result);
+    // Unlogged shadow mode: a refusal still lets the call through, reserving nothing.
+    if (policy.mode === 'shadow' && resolved.outcome === 'deny') {
+      return refuse(resolved, action, now, undefined, undefined, sessionVersion);
     }
+    return resolved;
   }
 
-  function replay(id: string, now: number, digest: string, earlier: Replayable): Decision {
-    const why = reason('IDEMPOTENT_REPLAY', { message: `replaying writ ${earlier.writId}` });
-    return { ...decision(id, now, digest, 'replay', [why]), result: earlier.result };
+  function replayOf(id: string, now: number, digest: string, earlier: Replayable): Decision {
+    return resolveDecision(decision(id, now, digest, 'allow', []), {
+      status: 'replay',
+      ...earlier,
+    });
   }
 
   /** The stored result of an earlier success of this exact call, if the policy keeps one. */
@@ -315,16 +376,19 @@ export function createWrit(options: WritOptions): WritEngine {
   }
 
   /**
-   * A refusal, as the policy's mode wants it: in `enforce` mode as is; in `shadow` mode an
-   * allow with a writ that reserves nothing, carrying what would have happened.
+   * A refusal, as the policy's mode wants it, recorded: in `enforce` mode as is; in `shadow`
+   * mode an allow with a writ that reserves nothing, carrying what would have happened.
    */
-  async function enforce(
+  async function refuse(
     refusal: Decision,
     action: Action,
     now: number,
-    sessionVersion: number,
+    logged: Logged | undefined,
+    shadowOf: DecisionLog['candidate'],
+    sessionVersion = 0,
   ): Promise<Decision> {
-    if (policy.mode !== 'shadow') return refusal;
+    if (policy.mode !== 'shadow')
+      return logged ? record(refusal, logOf(refusal, logged, shadowOf), now) : refusal;
     const ctx = buildContext(action, now);
     const writ = writRecord(
       refusal.id,
@@ -340,9 +404,13 @@ export function createWrit(options: WritOptions): WritEngine {
       ops: [],
       sessionId: action.session.id,
       sessionVersion,
+      ...(logged && { log: logOf(refusal, logged, shadowOf) }),
+      shadow: true,
     });
-    const shadow = shadowed(refusal);
-    return result.status === 'granted' ? { ...shadow, writ: publicWrit(writ) } : shadow;
+    if (result.decision) return result.decision;
+    return result.status === 'granted'
+      ? { ...shadowed(refusal), writ: publicWrit(writ) }
+      : shadowed(refusal);
   }
 
   function writRecord(

@@ -1,5 +1,8 @@
 import type { Json, JsonObject } from '../core/json.js';
 import type { IdempotencyOp } from '../core/plan.js';
+import type { LogEntry } from '../log/entry.js';
+import type { ChainReport } from '../log/verify.js';
+import type { PolicySourceText } from '../policy/index.js';
 import type { KvView } from './ledger.js';
 import * as ledger from './ledger.js';
 import type {
@@ -9,6 +12,7 @@ import type {
   AuthorizeRequest,
   AuthorizeResult,
   BudgetState,
+  DecisionLog,
   SessionRecord,
   SettleRequest,
   SettleResult,
@@ -17,8 +21,8 @@ import type {
 
 /**
  * A {@link Store} over a key-value view that runs the {@link ledger} inside its own
- * transactions. Memory and SQLite differ only in how they run a step atomically (`atomic`)
- * and how they read outside a step (`view`).
+ * transactions. Memory and SQLite differ only in how they run a step atomically (`atomic`),
+ * how they read outside a step (`view`) and how they read their log.
  */
 export abstract class KvStore implements Store {
   abstract readonly kind: string;
@@ -26,6 +30,9 @@ export abstract class KvStore implements Store {
   protected abstract atomic<T>(step: (view: KvView) => T): Promise<T>;
   /** Reads outside a write step. */
   protected abstract readonly view: KvView;
+  abstract readLog(afterSeq: number, limit: number): Promise<LogEntry[]>;
+  abstract findDecision(id: string): Promise<LogEntry | undefined>;
+  abstract verifyLog(): Promise<ChainReport>;
   abstract close(): Promise<void>;
 
   authorize(request: AuthorizeRequest): Promise<AuthorizeResult> {
@@ -33,6 +40,9 @@ export abstract class KvStore implements Store {
   }
   settle(request: SettleRequest): Promise<SettleResult> {
     return this.atomic((view) => ledger.settle(view, request));
+  }
+  record(log: DecisionLog, now: number): Promise<LogEntry> {
+    return this.atomic((view) => ledger.record(view, log, now));
   }
   async findReplay(
     claims: IdempotencyOp[],
@@ -43,14 +53,14 @@ export abstract class KvStore implements Store {
   async getSession(id: string): Promise<SessionRecord | undefined> {
     return this.view.get('session', id) as SessionRecord | undefined;
   }
-  putSession(id: string, attrs: JsonObject): Promise<SessionRecord> {
-    return this.atomic((view) => ledger.putSession(view, id, attrs));
+  putSession(id: string, attrs: JsonObject, now: number): Promise<SessionRecord> {
+    return this.atomic((view) => ledger.putSession(view, id, attrs, now));
   }
   async listSessions(): Promise<SessionRecord[]> {
     return (this.view.list('session') as SessionRecord[]).sort((a, b) => a.id.localeCompare(b.id));
   }
-  requestApproval(request: ApprovalRecord): Promise<ApprovalRecord> {
-    return this.atomic((view) => ledger.requestApproval(view, request));
+  requestApproval(request: ApprovalRecord, log?: DecisionLog): Promise<ApprovalRecord> {
+    return this.atomic((view) => ledger.requestApproval(view, request, log));
   }
   async findApproval(
     actionDigest: string,
@@ -70,5 +80,11 @@ export abstract class KvStore implements Store {
   }
   async listBudgets(now: number): Promise<BudgetState[]> {
     return ledger.listBudgets(this.view, now);
+  }
+  putPolicy(hash: string, sources: PolicySourceText[]): Promise<void> {
+    return this.atomic((view) => ledger.putPolicy(view, hash, sources));
+  }
+  async getPolicy(hash: string): Promise<PolicySourceText[] | undefined> {
+    return this.view.get('policy', hash) as PolicySourceText[] | undefined;
   }
 }

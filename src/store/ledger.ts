@@ -1,5 +1,13 @@
-import type { Reason } from '../core/decision.js';
-import { isoTime, reason } from '../core/decision.js';
+import {
+  type Decision,
+  isoTime,
+  type Reason,
+  reason,
+  resolveDecision,
+  type StepOutcome,
+  shadowed,
+} from '../core/decision.js';
+import { digestJson } from '../core/digest.js';
 import { WritError } from '../core/errors.js';
 import type { Json } from '../core/json.js';
 import type {
@@ -10,6 +18,14 @@ import type {
   PlanOp,
   RateOp,
 } from '../core/plan.js';
+import {
+  chainEntry,
+  type LogDraft,
+  type LogEntry,
+  type LogHead,
+  logDecision,
+} from '../log/entry.js';
+import type { PolicySourceText } from '../policy/index.js';
 import type {
   ApprovalDecision,
   ApprovalRecord,
@@ -17,6 +33,7 @@ import type {
   AuthorizeRequest,
   AuthorizeResult,
   BudgetState,
+  DecisionLog,
   SessionRecord,
   SettleRequest,
   SettleResult,
@@ -40,7 +57,10 @@ export type Kind =
   | 'writ'
   | 'session'
   | 'approval'
-  | 'approval-index';
+  | 'approval-index'
+  | 'policy'
+  | 'decision-index'
+  | 'log-head';
 
 /** Synchronous access to a store's records inside one transaction. Values are plain JSON. */
 export interface KvView {
@@ -48,6 +68,8 @@ export interface KvView {
   put(kind: Kind, key: string, value: unknown): void;
   delete(kind: Kind, key: string): void;
   list(kind: Kind): unknown[];
+  /** Appends an entry to the decision log (its `seq` is the next after the head). */
+  append(entry: LogEntry): void;
 }
 
 interface Hold {
@@ -88,6 +110,7 @@ interface NonceRow {
 /** Buffers writes so that nothing reaches the store unless the whole step succeeds. */
 class Tx {
   readonly #writes = new Map<string, { kind: Kind; key: string; value: unknown }>();
+  readonly #log: LogEntry[] = [];
   constructor(readonly view: KvView) {}
   get<T>(kind: Kind, key: string): T | undefined {
     const pending = this.#writes.get(`${kind}\0${key}`);
@@ -100,7 +123,16 @@ class Tx {
   delete(kind: Kind, key: string) {
     this.#writes.set(`${kind}\0${key}`, { kind, key, value: null });
   }
+  /** Chains a log entry after the head; it is written with the rest at commit. */
+  log(draft: LogDraft): LogEntry {
+    const entry = chainEntry(this.get<LogHead>('log-head', 'head'), draft);
+    this.#log.push(entry);
+    this.put('log-head', 'head', { seq: entry.seq, hash: entry.hash } satisfies LogHead);
+    if (entry.decision) this.put('decision-index', entry.decision.id, entry.seq);
+    return entry;
+  }
   commit() {
+    for (const entry of this.#log) this.view.append(entry);
     for (const { kind, key, value } of this.#writes.values()) {
       if (value === null) this.view.delete(kind, key);
       else this.view.put(kind, key, value);
@@ -135,7 +167,8 @@ function held(row: BudgetRow): number {
 
 /** Rounds away binary noise so 0.1 + 0.2 fits a limit of 0.3, the same way in every store. */
 function money(n: number): number {
-  return Math.round(n * 1e9) / 1e9;
+  // `+ 0` turns the -0 that rounding a tiny negative noise gives into 0.
+  return Math.round(n * 1e9) / 1e9 + 0;
 }
 
 function activeLeases(row: LeaseRow, now: number): LeaseRow['leases'] {
@@ -145,27 +178,80 @@ function activeLeases(row: LeaseRow, now: number): LeaseRow['leases'] {
   return out;
 }
 
-/** Applies one authorization: every op, or none. */
+/**
+ * Applies one authorization: every op, or none. With `log`, records the final decision in
+ * the same step — the draft resolved by what the ops did, or, in shadow mode, an allow that
+ * reserves nothing.
+ */
 export function authorize(view: KvView, req: AuthorizeRequest): AuthorizeResult {
+  const draft = req.log?.decision;
+  const reserving = !draft || draft.outcome === 'allow';
   const tx = new Tx(view);
-  const { now, writ } = req;
+  let step: StepOutcome | undefined;
+  if (reserving) {
+    const conflict = checkPreconditions(tx, req);
+    if (conflict) return conflict;
+    step = reserve(tx, req);
+  }
+  if (!req.log || !draft) {
+    if (step?.status === 'granted') tx.commit();
+    return step ?? { status: 'recorded' };
+  }
+  // A refusal applies nothing: the decision is recorded in a step of its own.
+  const out = step === undefined || step.status === 'granted' ? tx : new Tx(view);
+  let final = step ? resolveDecision(draft, step) : draft;
+  if (req.shadow && final.outcome !== 'allow' && final.outcome !== 'replay') {
+    const writ: WritRecord = { ...req.writ, ops: [], fencing: {} };
+    out.put('writ', writ.id, writ);
+    final = {
+      ...shadowed(final),
+      writ: {
+        id: writ.id,
+        actionDigest: writ.actionDigest,
+        expiresAt: isoTime(writ.expiresAt),
+        reservations: [],
+      },
+    };
+  }
+  out.log(decisionEntry(final, req.log, req.now));
+  out.commit();
+  return { ...(step ?? { status: 'recorded' }), decision: final };
+}
+
+/** Records a decision that reserves nothing, as its own step. */
+export function record(view: KvView, log: DecisionLog, now: number): LogEntry {
+  const tx = new Tx(view);
+  const entry = tx.log(decisionEntry(log.decision, log, now));
+  tx.commit();
+  return entry;
+}
+
+function decisionEntry(decision: Decision, log: DecisionLog, now: number): LogDraft {
+  const logged = logDecision(decision, log.action, log.redacted);
+  if (log.candidate) logged.candidate = log.candidate;
+  return { at: isoTime(now), kind: 'decision', decision: logged };
+}
+
+function checkPreconditions(tx: Tx, req: AuthorizeRequest): AuthorizeResult | undefined {
   const session = tx.get<SessionRecord>('session', req.sessionId);
   if ((session?.version ?? 0) !== req.sessionVersion) return { status: 'conflict', on: 'session' };
   if (req.approvalId !== undefined) {
-    const approval = approvalAt(tx.get<ApprovalRecord>('approval', req.approvalId), now);
-    if (approval?.status !== 'approved' || approval.actionDigest !== writ.actionDigest) {
+    const approval = approvalAt(tx.get<ApprovalRecord>('approval', req.approvalId), req.now);
+    if (approval?.status !== 'approved' || approval.actionDigest !== req.writ.actionDigest) {
       return { status: 'conflict', on: 'approval' };
     }
     tx.put('approval', approval.id, { ...approval, status: 'consumed' });
   }
+  return undefined;
+}
 
+function reserve(tx: Tx, req: AuthorizeRequest): StepOutcome {
   const fencing: Record<string, number> = {};
   for (const op of req.ops) {
-    const outcome = apply(tx, op, writ, now, fencing);
+    const outcome = apply(tx, op, req.writ, req.now, fencing);
     if (outcome) return outcome;
   }
-  tx.put('writ', writ.id, { ...writ, fencing });
-  tx.commit();
+  tx.put('writ', req.writ.id, { ...req.writ, fencing });
   return { status: 'granted', fencing };
 }
 
@@ -175,7 +261,7 @@ function apply(
   writ: WritRecord,
   now: number,
   fencing: Record<string, number>,
-): AuthorizeResult | undefined {
+): StepOutcome | undefined {
   switch (op.kind) {
     case 'nonce':
       return claimNonce(tx, op, now);
@@ -190,9 +276,9 @@ function apply(
   }
 }
 
-const refused = (r: Reason): AuthorizeResult => ({ status: 'refused', reason: r });
+const refused = (r: Reason): StepOutcome => ({ status: 'refused', reason: r });
 
-function claimNonce(tx: Tx, op: NonceOp, now: number): AuthorizeResult | undefined {
+function claimNonce(tx: Tx, op: NonceOp, now: number): StepOutcome | undefined {
   const row = tx.get<NonceRow>('nonce', op.key);
   if (row && row.expiresAt > now)
     return refused(reason('NONCE_REPLAYED', { rule: op.invariant, key: op.key }));
@@ -205,7 +291,7 @@ function claimIdempotency(
   op: IdempotencyOp,
   writ: WritRecord,
   now: number,
-): AuthorizeResult | undefined {
+): StepOutcome | undefined {
   const row = tx.get<IdemRow>('idem', op.key);
   if (row && row.expiresAt > now) {
     const detail = { rule: op.invariant, key: op.key };
@@ -231,12 +317,7 @@ function claimIdempotency(
   return undefined;
 }
 
-function holdBudget(
-  tx: Tx,
-  op: BudgetOp,
-  writ: WritRecord,
-  now: number,
-): AuthorizeResult | undefined {
+function holdBudget(tx: Tx, op: BudgetOp, writ: WritRecord, now: number): StepOutcome | undefined {
   const stored = tx.get<BudgetRow>('budget', op.key);
   const row = stored
     ? budgetAt({ ...stored, limit: op.limit }, now)
@@ -271,7 +352,7 @@ function holdBudget(
   return undefined;
 }
 
-function takeToken(tx: Tx, op: RateOp, now: number): AuthorizeResult | undefined {
+function takeToken(tx: Tx, op: RateOp, now: number): StepOutcome | undefined {
   const interval = op.periodMs / op.count;
   const tolerance = op.burst * interval;
   const tat = Math.max(tx.get<RateRow>('rate', op.key)?.tat ?? now, now);
@@ -296,7 +377,7 @@ function acquireLease(
   writ: WritRecord,
   now: number,
   fencing: Record<string, number>,
-): AuthorizeResult | undefined {
+): StepOutcome | undefined {
   const row = tx.get<LeaseRow>('lease', op.key) ?? { fence: 0, leases: {} };
   const leases = activeLeases(row, now);
   const holders = Object.values(leases);
@@ -405,13 +486,32 @@ export function settle(view: KvView, req: SettleRequest): SettleResult {
     settled: { at: req.now, status: req.status, ...(req.cost !== undefined && { cost: req.cost }) },
   };
   tx.put('writ', writ.id, settled);
+  tx.log({
+    at: isoTime(req.now),
+    kind: 'settlement',
+    settlement: {
+      writId: writ.id,
+      decisionId: writ.decisionId,
+      status: req.status,
+      ...(req.cost !== undefined && { cost: req.cost }),
+      overage,
+      labelsAdded,
+      ...(req.result !== undefined && { resultDigest: digestJson(req.result) }),
+    },
+  });
   tx.commit();
   return { writ: settled, labelsAdded, overage };
 }
 
 /** Opens a session or replaces its attributes, keeping its labels. */
-export function putSession(view: KvView, id: string, attrs: SessionRecord['attrs']): SessionRecord {
-  const existing = view.get('session', id) as SessionRecord | undefined;
+export function putSession(
+  view: KvView,
+  id: string,
+  attrs: SessionRecord['attrs'],
+  now: number,
+): SessionRecord {
+  const tx = new Tx(view);
+  const existing = tx.get<SessionRecord>('session', id);
   const record: SessionRecord = {
     id,
     attrs,
@@ -419,7 +519,9 @@ export function putSession(view: KvView, id: string, attrs: SessionRecord['attrs
     labels: existing?.labels ?? [],
     version: (existing?.version ?? 0) + 1,
   };
-  view.put('session', id, record);
+  tx.put('session', id, record);
+  tx.log({ at: isoTime(now), kind: 'session', session: { id, attrs, version: record.version } });
+  tx.commit();
   return record;
 }
 
@@ -445,14 +547,35 @@ export function findApproval(
     : approvalAt(view.get('approval', id) as ApprovalRecord | undefined, now);
 }
 
-/** Returns the open approval for the action, or records `request` as a new pending one. */
-export function requestApproval(view: KvView, request: ApprovalRecord): ApprovalRecord {
+/**
+ * Returns the open approval for the action, or records `request` as a new pending one; with
+ * `log`, records the `approval_required` decision naming it in the same step.
+ */
+export function requestApproval(
+  view: KvView,
+  request: ApprovalRecord,
+  log?: DecisionLog,
+): ApprovalRecord {
+  const tx = new Tx(view);
   const existing = findApproval(view, request.actionDigest, request.policyHash, request.createdAt);
-  if (existing && (existing.status === 'pending' || existing.status === 'approved'))
-    return existing;
-  view.put('approval', request.id, request);
-  view.put('approval-index', indexKey(request.policyHash, request.actionDigest), request.id);
-  return request;
+  const open =
+    existing && (existing.status === 'pending' || existing.status === 'approved')
+      ? existing
+      : undefined;
+  const approval = open ?? request;
+  if (!open) {
+    tx.put('approval', request.id, request);
+    tx.put('approval-index', indexKey(request.policyHash, request.actionDigest), request.id);
+  }
+  if (log) {
+    const decision: Decision = {
+      ...log.decision,
+      approval: { id: approval.id, expiresAt: isoTime(approval.expiresAt) },
+    };
+    tx.log(decisionEntry(decision, log, request.createdAt));
+  }
+  tx.commit();
+  return approval;
 }
 
 export function getApproval(view: KvView, id: string, now: number): ApprovalRecord | undefined {
@@ -494,7 +617,19 @@ export function decideApproval(
     decidedAt: now,
     ...(decision.note !== undefined && { note: decision.note }),
   };
-  view.put('approval', id, decided);
+  const tx = new Tx(view);
+  tx.put('approval', id, decided);
+  tx.log({
+    at: isoTime(now),
+    kind: 'approval',
+    approval: {
+      id,
+      status: decision.approve ? 'approved' : 'denied',
+      by: decision.approver,
+      ...(decision.note !== undefined && { note: decision.note }),
+    },
+  });
+  tx.commit();
   return decided;
 }
 
@@ -507,10 +642,15 @@ export function listBudgets(view: KvView, now: number): BudgetState[] {
         key: row.key,
         limit: row.limit,
         spent: row.spent,
-        held: h,
+        held: money(h),
         remaining: money(row.limit - row.spent - h),
         windowEnd: row.windowEnd,
       };
     })
     .sort((a, b) => a.key.localeCompare(b.key));
+}
+
+/** Keeps a policy's sources under its hash, once. */
+export function putPolicy(view: KvView, hash: string, sources: PolicySourceText[]) {
+  if (view.get('policy', hash) === undefined) view.put('policy', hash, sources);
 }

@@ -1,6 +1,9 @@
-import type { Reason } from '../core/decision.js';
+import type { Decision, Outcome, Reason, StepOutcome } from '../core/decision.js';
 import type { Json, JsonObject } from '../core/json.js';
 import type { IdempotencyOp, PlanOp } from '../core/plan.js';
+import type { LogEntry } from '../log/entry.js';
+import type { ChainReport } from '../log/verify.js';
+import type { PolicySourceText } from '../policy/index.js';
 
 /**
  * The store interface. A store keeps writ's state — budgets, rate buckets, leases,
@@ -38,9 +41,10 @@ export interface Store {
   listSessions(): Promise<SessionRecord[]>;
   /**
    * Returns the open approval request for this action digest and policy, creating it as
-   * `pending` when there is none (so retries of the same call share one request).
+   * `pending` when there is none (so retries of the same call share one request); with
+   * `log`, records the `approval_required` decision in the same step.
    */
-  requestApproval(request: ApprovalRecord): Promise<ApprovalRecord>;
+  requestApproval(request: ApprovalRecord, log?: DecisionLog): Promise<ApprovalRecord>;
   /** The most recent approval for this action digest under this policy, if any. */
   findApproval(
     actionDigest: string,
@@ -56,6 +60,20 @@ export interface Store {
   decideApproval(id: string, decision: ApprovalDecision, now: number): Promise<ApprovalRecord>;
   /** Budget keys with their state at `now`. */
   listBudgets(now: number): Promise<BudgetState[]>;
+  /**
+   * Records a decision that changes no state (a scope denial, an invalid request), as its own
+   * atomic step, and returns its log entry.
+   */
+  record(log: DecisionLog, now: number): Promise<LogEntry>;
+  /** Log entries after `afterSeq`, at most `limit`, in order. */
+  readLog(afterSeq: number, limit: number): Promise<LogEntry[]>;
+  /** The log entry of a decision, by decision id. */
+  findDecision(id: string): Promise<LogEntry | undefined>;
+  /** Checks the whole hash chain, reading one entry at a time. */
+  verifyLog(): Promise<ChainReport>;
+  /** Keeps a policy's source text by its hash (once), so any decision can be explained later. */
+  putPolicy(hash: string, sources: PolicySourceText[]): Promise<void>;
+  getPolicy(hash: string): Promise<PolicySourceText[] | undefined>;
   close(): Promise<void>;
 }
 
@@ -69,17 +87,36 @@ export interface AuthorizeRequest {
   sessionVersion: number;
   /** Evaluation relied on this approval; it is consumed, and must still be approved. */
   approvalId?: string;
+  /**
+   * Record the decision in the log in this same step. With a `deny` draft no op is applied;
+   * with an `allow` draft the final decision is the draft resolved by what the ops did.
+   */
+  log?: DecisionLog;
+  /** Shadow mode: a decision that is not an allow records the writ without reservations. */
+  shadow?: boolean;
 }
 
-/** What `authorize` did. */
-export type AuthorizeResult =
-  | { status: 'granted'; fencing: Record<string, number> }
-  /** Nothing applied: `reason` names the op that refused, its key and what is left. */
-  | { status: 'refused'; reason: Reason }
-  /** An idempotency claim found an earlier success: nothing applied, its result returned. */
-  | { status: 'replay'; result: Json; writId: string }
-  /** A precondition changed since evaluation: nothing applied; evaluate again. */
-  | { status: 'conflict'; on: 'session' | 'approval' };
+/** What `authorize` did; with a `log`, also the final decision as logged. */
+export type AuthorizeResult = (
+  | StepOutcome
+  /** A precondition changed since evaluation: nothing applied or logged; evaluate again. */
+  | { status: 'conflict'; on: 'session' | 'approval' }
+  /** A decision without reservations (a denial, or shadow mode) was recorded. */
+  | { status: 'recorded' }
+) & { decision?: Decision };
+
+/**
+ * A decision to record in the same atomic step: the decision as it would be if every
+ * reservation were granted (or a denial), and the action as logged.
+ */
+export interface DecisionLog {
+  decision: Decision;
+  /** The action with `redact:`ed paths replaced by digests. */
+  action: JsonObject;
+  redacted: string[];
+  /** What a candidate policy would have decided. */
+  candidate?: { policyHash: string; outcome: Outcome; reasons: Reason[] };
+}
 
 /** The second phase of a writ. */
 export interface SettleRequest {

@@ -1,24 +1,54 @@
+import type { LogEntry, LogHead } from '../../log/entry.js';
+import { type ChainReport, ChainVerifier } from '../../log/verify.js';
 import { KvStore } from '../kv-store.js';
 import type { Kind, KvView } from '../ledger.js';
 import type { Store } from '../types.js';
 
 class MemoryStore extends KvStore {
   readonly kind = 'memory';
-  readonly #tables = new Map<Kind, Map<string, unknown>>();
+  // Records are kept as JSON text, as SQLite keeps them: what a caller passes in or gets
+  // back is its own copy, so mutating it can never change the store's state behind its back.
+  readonly #tables = new Map<Kind, Map<string, string>>();
   #closed = false;
 
   protected readonly view: KvView = {
-    get: (kind, key) => this.#table(kind).get(key),
+    get: (kind, key) => {
+      const text = this.#table(kind).get(key);
+      return text === undefined ? undefined : JSON.parse(text);
+    },
     put: (kind, key, value) => {
-      this.#table(kind).set(key, value);
+      this.#table(kind).set(key, JSON.stringify(value));
     },
     delete: (kind, key) => {
       this.#table(kind).delete(key);
     },
-    list: (kind) => [...this.#table(kind).values()],
+    list: (kind) => [...this.#table(kind).values()].map((text) => JSON.parse(text)),
+    append: (entry) => {
+      this.#log.push(JSON.stringify(entry));
+    },
   };
+  /** Log entries as JSON text; entry `seq` is at index `seq - 1`. */
+  readonly #log: string[] = [];
 
-  #table(kind: Kind): Map<string, unknown> {
+  async readLog(afterSeq: number, limit: number): Promise<LogEntry[]> {
+    return this.#log
+      .slice(Math.max(0, afterSeq), Math.max(0, afterSeq) + limit)
+      .map((text) => JSON.parse(text));
+  }
+
+  async findDecision(id: string): Promise<LogEntry | undefined> {
+    const seq = this.view.get('decision-index', id) as number | undefined;
+    const text = seq === undefined ? undefined : this.#log[seq - 1];
+    return text === undefined ? undefined : JSON.parse(text);
+  }
+
+  async verifyLog(): Promise<ChainReport> {
+    const verifier = new ChainVerifier();
+    for (const [i, text] of this.#log.entries()) if (!verifier.push({ seq: i + 1, text })) break;
+    return verifier.finish(this.view.get('log-head', 'head') as LogHead | undefined);
+  }
+
+  #table(kind: Kind): Map<string, string> {
     let table = this.#tables.get(kind);
     if (!table) {
       table = new Map();

@@ -2,6 +2,8 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { WritError } from '../../core/errors.js';
+import type { LogEntry, LogHead } from '../../log/entry.js';
+import { type ChainReport, ChainVerifier } from '../../log/verify.js';
 import { KvStore } from '../kv-store.js';
 import type { Kind, KvView } from '../ledger.js';
 import type { Store } from '../types.js';
@@ -36,6 +38,9 @@ class SqliteStore extends KvStore {
   #queue: Job[] = [];
   #flushScheduled = false;
   protected readonly view: KvView;
+  readonly #readLog: Database.Statement<[number, number], { entry: string }>;
+  readonly #entryAt: Database.Statement<[number], { entry: string }>;
+  readonly #allLog: Database.Statement<[], { seq: number; entry: string }>;
 
   constructor(options: SqliteStoreOptions) {
     super();
@@ -59,6 +64,10 @@ class SqliteStore extends KvStore {
     const list = db.prepare<[string], { value: string }>(
       'SELECT value FROM state WHERE kind = ? ORDER BY key',
     );
+    const append = db.prepare<[number, string]>('INSERT INTO log (seq, entry) VALUES (?, ?)');
+    this.#readLog = db.prepare('SELECT entry FROM log WHERE seq > ? ORDER BY seq LIMIT ?');
+    this.#entryAt = db.prepare('SELECT entry FROM log WHERE seq = ?');
+    this.#allLog = db.prepare('SELECT seq, entry FROM log ORDER BY seq');
     this.view = {
       get: (kind: Kind, key) => {
         const row = get.get(kind, key);
@@ -71,6 +80,9 @@ class SqliteStore extends KvStore {
         del.run(kind, key);
       },
       list: (kind) => list.all(kind).map((row) => JSON.parse(row.value)),
+      append: (entry) => {
+        append.run(entry.seq, JSON.stringify(entry));
+      },
     };
   }
 
@@ -108,7 +120,10 @@ class SqliteStore extends KvStore {
         .transaction(() => {
           for (const job of jobs) {
             try {
-              outcomes.push({ ok: true, value: job.step(this.view) });
+              // Each step in its own savepoint: one that throws half way (a write that
+              // fails) is rolled back alone instead of committing with the others.
+              const value = this.#db.transaction(() => job.step(this.view))();
+              outcomes.push({ ok: true, value });
             } catch (error) {
               outcomes.push({ ok: false, error });
             }
@@ -124,6 +139,25 @@ class SqliteStore extends KvStore {
       if (outcome.ok) job.resolve(outcome.value);
       else job.reject(outcome.error);
     });
+  }
+
+  async readLog(afterSeq: number, limit: number): Promise<LogEntry[]> {
+    return this.#readLog.all(afterSeq, limit).map((row) => JSON.parse(row.entry));
+  }
+
+  async findDecision(id: string): Promise<LogEntry | undefined> {
+    const seq = this.view.get('decision-index', id) as number | undefined;
+    const row = seq === undefined ? undefined : this.#entryAt.get(seq);
+    return row === undefined ? undefined : JSON.parse(row.entry);
+  }
+
+  /** Streams the log row by row (`iterate`), so a log of any length verifies in bounded memory. */
+  async verifyLog(): Promise<ChainReport> {
+    const verifier = new ChainVerifier();
+    for (const row of this.#allLog.iterate()) {
+      if (!verifier.push({ seq: row.seq, text: row.entry })) break;
+    }
+    return verifier.finish(this.view.get('log-head', 'head') as LogHead | undefined);
   }
 
   async close(): Promise<void> {

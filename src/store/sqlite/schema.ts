@@ -9,4 +9,9 @@ export const MIGRATIONS: readonly string[] = [
      value TEXT NOT NULL,
      PRIMARY KEY (kind, key)
    ) WITHOUT ROWID`,
+  // The decision log: append-only, one row per entry, `seq` as the row id.
+  `CREATE TABLE log (
+     seq   INTEGER PRIMARY KEY,
+     entry TEXT NOT NULL
+   )`,
 ];

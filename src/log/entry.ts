@@ -1,0 +1,112 @@
+import { canonicalJson } from '../core/canonical-json.js';
+import type { Decision, Outcome, Reason } from '../core/decision.js';
+import { sha256Hex } from '../core/digest.js';
+import type { Json, JsonObject } from '../core/json.js';
+
+/**
+ * The decision log: append-only, one entry per decision, settlement, approval decision and
+ * session change, each written in the same atomic step as the state change it records.
+ * Entries form a SHA-256 chain — every entry's hash covers its content and the hash of the
+ * one before — so an edit, a deletion, a reordering or a truncation is detected.
+ */
+export interface LogEntry {
+  /** 1, 2, 3, … without gaps. */
+  seq: number;
+  at: string;
+  kind: 'decision' | 'settlement' | 'approval' | 'session';
+  decision?: LoggedDecision;
+  settlement?: LoggedSettlement;
+  approval?: LoggedApproval;
+  session?: { id: string; attrs: JsonObject; version: number };
+  /** Hash of the previous entry; 64 zeros for the first. */
+  prevHash: string;
+  /** SHA-256 over the canonical JSON of every other field. */
+  hash: string;
+}
+
+/** A decision as recorded: the action as decided on, with `redact:`ed paths as digests. */
+export interface LoggedDecision {
+  id: string;
+  outcome: Outcome;
+  reasons: Reason[];
+  policyHash: string;
+  actionDigest: string;
+  action: JsonObject;
+  /** Paths of the action replaced by the digest of their value. */
+  redacted: string[];
+  writId?: string;
+  approvalId?: string;
+  reservations?: Json[];
+  shadow?: { outcome: Outcome; reasons: Reason[] };
+  /** What a candidate policy evaluated beside the enforced one would have decided. */
+  candidate?: { policyHash: string; outcome: Outcome; reasons: Reason[] };
+}
+
+export interface LoggedSettlement {
+  writId: string;
+  decisionId: string;
+  status: 'succeeded' | 'failed' | 'cancelled';
+  cost?: number;
+  overage: Record<string, number>;
+  labelsAdded: string[];
+  /** Digest of the stored result, so replays can be checked without keeping the result here. */
+  resultDigest?: string;
+}
+
+export interface LoggedApproval {
+  id: string;
+  status: 'approved' | 'denied';
+  by: string;
+  note?: string;
+}
+
+/** An entry before it is placed in the chain. */
+export type LogDraft = Omit<LogEntry, 'seq' | 'prevHash' | 'hash'>;
+
+/** The chain's head: what the next entry links to. */
+export interface LogHead {
+  seq: number;
+  hash: string;
+}
+
+export const GENESIS_HASH = '0'.repeat(64);
+
+/** The hash an entry must carry: over everything but the hash itself. */
+export function entryHash(entry: Omit<LogEntry, 'hash'> | LogEntry): string {
+  const { hash: _ignored, ...content } = entry as LogEntry;
+  return sha256Hex(canonicalJson(content as unknown as Json));
+}
+
+/**
+ * Places a draft after `head` in the chain. The draft goes through JSON first, so what is
+ * hashed is exactly what is stored and read back (no `undefined` fields).
+ */
+export function chainEntry(head: LogHead | undefined, draft: LogDraft): LogEntry {
+  const content = JSON.parse(JSON.stringify(draft)) as LogDraft;
+  const linked = { seq: (head?.seq ?? 0) + 1, ...content, prevHash: head?.hash ?? GENESIS_HASH };
+  return { ...linked, hash: entryHash(linked) };
+}
+
+/** A decision in the form the log keeps. */
+export function logDecision(
+  decision: Decision,
+  action: JsonObject,
+  redacted: string[],
+): LoggedDecision {
+  const logged: LoggedDecision = {
+    id: decision.id,
+    outcome: decision.outcome,
+    reasons: decision.reasons,
+    policyHash: decision.policyHash,
+    actionDigest: decision.actionDigest,
+    action,
+    redacted,
+  };
+  if (decision.writ) {
+    logged.writId = decision.writ.id;
+    logged.reservations = decision.writ.reservations;
+  }
+  if (decision.approval) logged.approvalId = decision.approval.id;
+  if (decision.shadow) logged.shadow = decision.shadow;
+  return logged;
+}

@@ -1,0 +1,78 @@
+import { describe, expect, it } from 'vitest';
+import { chainEntry, type LogDraft, type LogEntry } from './entry.js';
+import { ChainVerifier, type StoredRow } from './verify.js';
+
+function draft(i: number): LogDraft {
+  return {
+    at: `2026-11-23T10:00:${String(i % 60).padStart(2, '0')}Z`,
+    kind: 'session',
+    session: { id: `s${i}`, attrs: { i }, version: i },
+  };
+}
+
+function chain(n: number): LogEntry[] {
+  const out: LogEntry[] = [];
+  for (let i = 1; i <= n; i++) out.push(chainEntry(out.at(-1), draft(i)));
+  return out;
+}
+
+const rows = (entries: LogEntry[]): StoredRow[] =>
+  entries.map((e) => ({ seq: e.seq, text: JSON.stringify(e) }));
+
+function verify(stored: StoredRow[], head = { seq: 10, hash: chain(10).at(-1)!.hash }) {
+  const verifier = new ChainVerifier();
+  for (const row of stored) if (!verifier.push(row)) break;
+  return verifier.finish(head);
+}
+
+describe('the hash chain', () => {
+  it('accepts an untouched log', () => {
+    expect(verify(rows(chain(10)))).toMatchObject({ ok: true, entries: 10, head: { seq: 10 } });
+  });
+
+  it('names an edited entry', () => {
+    const stored = rows(chain(10));
+    stored[3] = { seq: 4, text: stored[3]!.text.replace('"s4"', '"s9"') };
+    expect(verify(stored)).toMatchObject({ ok: false, seq: 4, problem: 'edited' });
+  });
+
+  it('names an entry edited and rehashed, through the next link', () => {
+    const entries = chain(10);
+    const forged = chainEntry(entries[4], {
+      ...draft(6),
+      session: { id: 'forged', attrs: {}, version: 6 },
+    });
+    entries[5] = { ...forged, prevHash: entries[4]!.hash };
+    const stored = rows(entries);
+    // Entry 6 was rewritten with a valid hash of its own; entry 7 still links to the old one.
+    expect(verify(stored)).toMatchObject({ ok: false, seq: 6, problem: 'edited' });
+  });
+
+  it('names the first deleted entry', () => {
+    const stored = rows(chain(10)).filter((r) => r.seq !== 5);
+    expect(verify(stored)).toMatchObject({ ok: false, seq: 5, problem: 'deleted' });
+  });
+
+  it('names swapped entries as reordered', () => {
+    const stored = rows(chain(10));
+    const a = stored[2]!.text;
+    stored[2] = { seq: 3, text: stored[3]!.text };
+    stored[3] = { seq: 4, text: a };
+    expect(verify(stored)).toMatchObject({ ok: false, seq: 3, problem: 'reordered' });
+  });
+
+  it('names a truncated tail against the recorded head', () => {
+    expect(verify(rows(chain(10)).slice(0, 7))).toMatchObject({
+      ok: false,
+      seq: 8,
+      problem: 'truncated',
+    });
+  });
+
+  it('names a first entry that does not start the chain', () => {
+    const stored = rows(chain(10))
+      .slice(1)
+      .map((r) => ({ ...r, seq: r.seq - 1 }));
+    expect(verify(stored).ok).toBe(false);
+  });
+});

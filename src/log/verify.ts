@@ -1,0 +1,90 @@
+import { entryHash, GENESIS_HASH, type LogEntry, type LogHead } from './entry.js';
+
+/** What is wrong at the first bad place of a chain. */
+export type ChainProblem = 'edited' | 'deleted' | 'reordered' | 'truncated';
+
+/** The outcome of verifying a log. */
+export type ChainReport =
+  | { ok: true; entries: number; head?: LogHead }
+  | { ok: false; entries: number; seq: number; problem: ChainProblem; detail: string };
+
+/** One stored row: where the store keeps it, and its text. */
+export interface StoredRow {
+  seq: number;
+  text: string;
+}
+
+/**
+ * Checks a log one row at a time, in storage order, so memory stays bounded however long
+ * the log. `head` is the chain head the store recorded separately; without it a truncated
+ * tail cannot be told from a short log.
+ */
+export class ChainVerifier {
+  #previous: LogHead = { seq: 0, hash: GENESIS_HASH };
+  #count = 0;
+  #failure: Extract<ChainReport, { ok: false }> | undefined;
+
+  /** Feeds the next row; returns false once a problem is found (later rows are not read). */
+  push(row: StoredRow): boolean {
+    if (this.#failure) return false;
+    const fail = (seq: number, problem: ChainProblem, detail: string) => {
+      this.#failure = { ok: false, entries: this.#count, seq, problem, detail };
+      return false;
+    };
+    let entry: LogEntry;
+    try {
+      entry = JSON.parse(row.text) as LogEntry;
+    } catch {
+      return fail(row.seq, 'edited', 'the entry is not valid JSON');
+    }
+    const expected = this.#previous.seq + 1;
+    if (row.seq > expected)
+      return fail(expected, 'deleted', `entries ${expected}–${row.seq - 1} are missing`);
+    if (row.seq < expected)
+      return fail(row.seq, 'reordered', `entry ${row.seq} comes after ${this.#previous.seq}`);
+    if (entry.seq !== row.seq) {
+      return entry.hash === entryHash(entry)
+        ? fail(row.seq, 'reordered', `the entry stored at ${row.seq} is entry ${entry.seq}`)
+        : fail(row.seq, 'edited', 'the content does not match its hash');
+    }
+    if (entry.hash !== entryHash(entry))
+      return fail(row.seq, 'edited', 'the content does not match its hash');
+    if (entry.prevHash !== this.#previous.hash) {
+      return row.seq === 1
+        ? fail(1, 'edited', 'the first entry does not start the chain')
+        : fail(
+            row.seq - 1,
+            'edited',
+            `entry ${row.seq} links to a different entry ${row.seq - 1} (rewritten and rehashed)`,
+          );
+    }
+    this.#previous = { seq: entry.seq, hash: entry.hash };
+    this.#count++;
+    return true;
+  }
+
+  /** The verdict, checking the last entry against the recorded head. */
+  finish(head: LogHead | undefined): ChainReport {
+    if (this.#failure) return this.#failure;
+    const last = this.#previous;
+    if (head && head.seq > last.seq) {
+      return {
+        ok: false,
+        entries: this.#count,
+        seq: last.seq + 1,
+        problem: 'truncated',
+        detail: `the log ends at ${last.seq}; the head says ${head.seq}`,
+      };
+    }
+    if (head && (head.seq < last.seq || head.hash !== last.hash)) {
+      return {
+        ok: false,
+        entries: this.#count,
+        seq: Math.min(head.seq, last.seq),
+        problem: 'edited',
+        detail: 'the recorded head does not match the last entry',
+      };
+    }
+    return { ok: true, entries: this.#count, ...(last.seq > 0 && { head: last }) };
+  }
+}
