@@ -4,8 +4,10 @@ import { PolicyError } from '../core/errors.js';
 import type { Json, JsonObject } from '../core/json.js';
 import { type CelContext, compileExpression, type ExpressionKind } from './cel.js';
 import { parseDuration, parseRate } from './duration.js';
-import { globToRegExp, isGlob } from './glob.js';
+import { compileGlob, isGlob } from './glob.js';
+import { normalizePath } from './helpers.js';
 import { PolicySchema, type RuleDocument } from './schema.js';
+import { readPaths } from './reads.js';
 import { YamlSourceFile } from './source.js';
 
 /** A compiled condition or key: evaluates against a context, may throw. */
@@ -109,6 +111,8 @@ export interface CompiledPolicy {
   replay: CompiledReplay;
   labels: CompiledLabel[];
   redact: string[];
+  /** Every action path some expression reads (`args.card.number`, `meta`), for replay. */
+  reads: string[][];
 }
 
 /** Reads included files; the Node loader passes the file system, tests pass a map. */
@@ -136,7 +140,8 @@ class PolicyBuilder {
   readonly seen = new Set<string>();
   readonly document: JsonObject = Object.create(null);
   readonly exact = new Map<string, CompiledRule[]>();
-  readonly globs: { pattern: string; re: RegExp; rules: CompiledRule[] }[] = [];
+  readonly globs: { pattern: string; matches: (tool: string) => boolean; rules: CompiledRule[] }[] =
+    [];
   readonly flow: CompiledRule[] = [];
   readonly budgets: CompiledBudget[] = [];
   readonly rateLimits: CompiledRateLimit[] = [];
@@ -144,6 +149,7 @@ class PolicyBuilder {
   readonly idempotency: CompiledIdempotency[] = [];
   readonly labels: CompiledLabel[] = [];
   readonly redact = new Set<string>();
+  readonly reads: string[][] = [];
   readonly ruleIds = new Set<string>();
   readonly invariantNames = new Map<string, string>();
   name = 'policy';
@@ -151,6 +157,8 @@ class PolicyBuilder {
   defaultEffect: 'deny' | 'require_approval' = 'deny';
   replay: CompiledReplay = { requireNonce: false, requireSignature: false, keys: {} };
   order = 0;
+  /** The root file's directory (with its trailing separator), to name included files. */
+  rootDir = '';
 
   addFile(
     path: string,
@@ -169,14 +177,21 @@ class PolicyBuilder {
       return;
     }
     this.sources.push({ path, text });
-    this.seen.add(path);
+    this.seen.add(samePath(path));
+    if (isRoot)
+      this.rootDir = path.slice(0, Math.max(path.lastIndexOf('/'), path.lastIndexOf('\\')) + 1);
     const parsed = YamlSourceFile.parse(path, text, PolicySchema);
     if (!parsed.ok) {
       this.issues.push(...parsed.issues);
       return;
     }
     const { file, document: doc } = parsed;
-    const prefix = isRoot ? '' : `${baseName(path)}#`;
+    // Rules of included files are named by the file's path relative to the root policy,
+    // so two included files with the same base name (teams/a/policy.yaml,
+    // teams/b/policy.yaml) give distinct rule names.
+    const relative =
+      this.rootDir && path.startsWith(this.rootDir) ? path.slice(this.rootDir.length) : path;
+    const prefix = isRoot ? '' : `${relative}#`;
 
     if (isRoot) {
       this.name = doc.name ?? baseName(path).replace(/\.ya?ml$/, '');
@@ -203,7 +218,18 @@ class PolicyBuilder {
       if (isGlob(pattern)) {
         const existing = this.globs.find((g) => g.pattern === pattern);
         if (existing) existing.rules.push(...compiled);
-        else this.globs.push({ pattern, re: globToRegExp(pattern), rules: compiled });
+        else {
+          let matches: (tool: string) => boolean;
+          try {
+            matches = compileGlob(pattern);
+          } catch (error) {
+            this.issues.push(
+              file.issueAt(['tools', pattern], (error as Error).message, { key: true }),
+            );
+            continue;
+          }
+          this.globs.push({ pattern, matches, rules: compiled });
+        }
       } else {
         this.exact.set(pattern, [...(this.exact.get(pattern) ?? []), ...compiled]);
       }
@@ -238,7 +264,7 @@ class PolicyBuilder {
         this.issues.push(
           file.issueAt(
             ['rate_limits', name, 'rate'],
-            'expected a rate such as 10/1m with a count ≥ 1',
+            'expected a rate such as 10/1m with a count ≥ 1 and a period > 0',
           ),
         );
       if (!base || !rate) continue;
@@ -316,13 +342,16 @@ class PolicyBuilder {
         continue;
       }
       const target = reader.resolve(path, ref);
-      if (stack.includes(target) || target === path) {
+      if (
+        stack.some((p) => samePath(p) === samePath(target)) ||
+        samePath(target) === samePath(path)
+      ) {
         this.issues.push(
           file.issueAt(['include', i], `include cycle: ${[...stack, path, target].join(' → ')}`),
         );
         continue;
       }
-      if (this.seen.has(target)) continue;
+      if (this.seen.has(samePath(target))) continue;
       let included: string;
       try {
         included = reader.read(target);
@@ -419,7 +448,10 @@ class PolicyBuilder {
   ): Expr | undefined {
     if (typeof source === 'boolean') return () => source;
     const compiled = compileExpression(source, kind);
-    if (compiled.ok) return compiled.evaluate;
+    if (compiled.ok) {
+      this.reads.push(...readPaths(source));
+      return compiled.evaluate;
+    }
     this.issues.push(
       file.issueAt(path, `invalid CEL: ${compiled.message}`, { offset: compiled.offset }),
     );
@@ -446,7 +478,7 @@ class PolicyBuilder {
     const rulesFor = (tool: string) => {
       const hit = cache.get(tool);
       if (hit !== undefined || cache.has(tool)) return hit;
-      const matching = globs.filter((g) => g.re.test(tool));
+      const matching = globs.filter((g) => g.matches(tool));
       const own = exact.get(tool);
       let rules: readonly CompiledRule[] | undefined;
       if (own || matching.length > 0) {
@@ -475,8 +507,14 @@ class PolicyBuilder {
       replay: this.replay,
       labels: this.labels,
       redact: [...this.redact].sort(),
+      reads: this.reads,
     });
   }
+}
+
+/** A key under which `./a.yaml` and `a.yaml` are the same file. */
+function samePath(path: string): string {
+  return path.includes('\0') ? path : normalizePath(path);
 }
 
 function baseName(path: string): string {

@@ -1,0 +1,125 @@
+import { canonicalJson } from '../core/canonical-json.js';
+import type { IdSource } from '../core/clock.js';
+import { manualClock } from '../core/clock.js';
+import type { Outcome, Reason } from '../core/decision.js';
+import type { Json } from '../core/json.js';
+import { createWrit } from '../engine/writ.js';
+import type { CompiledPolicy } from '../policy/index.js';
+import { overlaps } from '../policy/reads.js';
+import { memoryStore } from '../store/memory/index.js';
+import { type LogEntry, type LoggedDecision, logDecision } from './entry.js';
+
+/** One decision that comes out differently under the new policy. */
+export interface ChangedDecision {
+  seq: number;
+  decisionId: string;
+  tool: string;
+  before: { outcome: Outcome; reasons: Reason[] };
+  after: { outcome: Outcome; reasons: Reason[] };
+}
+
+/** What replaying a log against a policy found. */
+export interface ReplayReport {
+  decisions: number;
+  unchanged: number;
+  changed: ChangedDecision[];
+  /** Decisions whose redacted arguments the policy reads: reported, not guessed. */
+  notReplayable: { seq: number; decisionId: string; paths: string[] }[];
+  /** Requests that were invalid when recorded; their raw input is not logged. */
+  invalid: number;
+}
+
+/** Ids as recorded: the replay reuses each decision's ids so unchanged decisions match exactly. */
+class ScriptedIds implements IdSource {
+  readonly #queue = new Map<string, string[]>();
+  #fresh = 0;
+  script(kind: string, ids: (string | undefined)[]) {
+    this.#queue.set(
+      kind,
+      ids.filter((id): id is string => id !== undefined),
+    );
+  }
+  next(kind: string): string {
+    return this.#queue.get(kind)?.shift() ?? `${kind}_replay_${++this.#fresh}`;
+  }
+}
+
+/**
+ * Re-evaluates recorded entries in order against `policy`, with their recorded times and a
+ * fresh in-memory store: sessions are reopened, approvals decided and writs settled as they
+ * were. With the policy that recorded the log, every decision comes out identical.
+ */
+export async function replayLog(
+  entries: Iterable<LogEntry> | AsyncIterable<LogEntry>,
+  policy: CompiledPolicy,
+): Promise<ReplayReport> {
+  const clock = manualClock(0);
+  const ids = new ScriptedIds();
+  const writ = createWrit({ policy, store: memoryStore(), clock, ids, log: false });
+  const reads = policy.reads;
+  const report: ReplayReport = {
+    decisions: 0,
+    unchanged: 0,
+    changed: [],
+    notReplayable: [],
+    invalid: 0,
+  };
+  try {
+    for await (const entry of entries) {
+      clock.set(entry.at);
+      if (entry.session) {
+        await writ.sessions.open(entry.session.id, entry.session.attrs);
+      } else if (entry.approval) {
+        const { id, status, by, note } = entry.approval;
+        const decide = status === 'approved' ? writ.approvals.approve : writ.approvals.deny;
+        await decide(id, { approver: by, ...(note !== undefined && { note }) }).catch(
+          () => undefined,
+        );
+      } else if (entry.settlement) {
+        const { writId, status, cost } = entry.settlement;
+        // A writ the new policy did not issue has nothing to settle.
+        await writ
+          .settle(writId, { status, ...(cost !== undefined && { cost }) })
+          .catch(() => undefined);
+      } else if (entry.decision) {
+        await replayDecision(entry.seq, entry.decision);
+      }
+    }
+  } finally {
+    await writ.close();
+  }
+  return report;
+
+  async function replayDecision(seq: number, recorded: LoggedDecision) {
+    report.decisions++;
+    if (Object.keys(recorded.action).length === 0) {
+      report.invalid++;
+      return;
+    }
+    const hidden = recorded.redacted.filter((path) =>
+      reads.some((read) => overlaps(read, path.split('.'))),
+    );
+    if (hidden.length > 0) {
+      report.notReplayable.push({ seq, decisionId: recorded.id, paths: hidden });
+      return;
+    }
+    ids.script('dec', [recorded.id]);
+    ids.script('wr', [recorded.writId]);
+    ids.script('apr', [recorded.approvalId]);
+    const decision = await writ.authorize(recorded.action);
+    // A decision is unchanged when everything but the policy that made it is the same.
+    const { policyHash: _new, ...now } = logDecision(decision, recorded.action, recorded.redacted);
+    const { candidate: _candidate, policyHash: _old, ...before } = recorded;
+    if (canonicalJson(now as unknown as Json) === canonicalJson(before as unknown as Json)) {
+      report.unchanged++;
+      return;
+    }
+    report.changed.push({
+      seq,
+      decisionId: recorded.id,
+      tool: String(recorded.action.tool),
+      before: { outcome: recorded.outcome, reasons: recorded.reasons },
+      after: { outcome: decision.outcome, reasons: decision.reasons },
+    });
+  }
+}
