@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { registerCheck } from './check.js';
 import { registerDemo } from './demo.js';
 import { CliExit, EXIT } from './io.js';
+import { registerLogCommands } from './log.js';
 import { registerStoreCommands } from './store.js';
 import { registerTest } from './test.js';
 import { registerValidate } from './validate.js';
@@ -17,6 +18,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   registerTest(program);
   registerDemo(program);
   registerStoreCommands(program);
+  registerLogCommands(program);
   try {
     await program.parseAsync(argv);
     return 0;

@@ -19,7 +19,8 @@ function openExisting(path: string): Store {
   return sqliteStore({ path });
 }
 
-async function withStore(path: string, fn: (store: Store) => Promise<void>): Promise<void> {
+/** Opens the existing store at `path` for one command, and closes it. */
+export async function withStore(path: string, fn: (store: Store) => Promise<void>): Promise<void> {
   const store = openExisting(path);
   try {
     return await fn(store);

@@ -1,6 +1,6 @@
 import type { Json, JsonObject } from '../core/json.js';
 import type { IdempotencyOp } from '../core/plan.js';
-import type { LogEntry } from '../log/entry.js';
+import type { LogEntry, LogHead } from '../log/entry.js';
 import type { ChainReport } from '../log/verify.js';
 import type { PolicySourceText } from '../policy/index.js';
 import type { KvView } from './ledger.js';
@@ -83,6 +83,9 @@ export abstract class KvStore implements Store {
   }
   putPolicy(hash: string, sources: PolicySourceText[]): Promise<void> {
     return this.atomic((view) => ledger.putPolicy(view, hash, sources));
+  }
+  async logHead(): Promise<LogHead | undefined> {
+    return this.view.get('log-head', 'head') as LogHead | undefined;
   }
   async getPolicy(hash: string): Promise<PolicySourceText[] | undefined> {
     return this.view.get('policy', hash) as PolicySourceText[] | undefined;

@@ -1,7 +1,7 @@
 import type { Decision, Outcome, Reason, StepOutcome } from '../core/decision.js';
 import type { Json, JsonObject } from '../core/json.js';
 import type { IdempotencyOp, PlanOp } from '../core/plan.js';
-import type { LogEntry } from '../log/entry.js';
+import type { LogEntry, LogHead } from '../log/entry.js';
 import type { ChainReport } from '../log/verify.js';
 import type { PolicySourceText } from '../policy/index.js';
 
@@ -67,6 +67,8 @@ export interface Store {
   record(log: DecisionLog, now: number): Promise<LogEntry>;
   /** Log entries after `afterSeq`, at most `limit`, in order. */
   readLog(afterSeq: number, limit: number): Promise<LogEntry[]>;
+  /** The last entry's sequence number and hash, or `undefined` for an empty log. */
+  logHead(): Promise<LogHead | undefined>;
   /** The log entry of a decision, by decision id. */
   findDecision(id: string): Promise<LogEntry | undefined>;
   /** Checks the whole hash chain, reading one entry at a time. */

@@ -1,0 +1,250 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { createInterface } from 'node:readline';
+import type { Command } from 'commander';
+import type { LogEntry } from '../log/entry.js';
+import { locateRule } from '../log/explain.js';
+import { replayLog } from '../log/replay.js';
+import type { Store } from '../store/types.js';
+import { CliExit, EXIT, loadPolicyOrExit, paint } from './io.js';
+import { DEFAULT_STORE, withStore } from './store.js';
+
+const out = (line = ''): void => {
+  process.stdout.write(`${line}\n`);
+};
+
+/** Reads the whole log page by page, so memory holds one page at a time. */
+async function* entries(store: Store, afterSeq = 0): AsyncGenerator<LogEntry> {
+  for (let after = afterSeq; ; ) {
+    const page = await store.readLog(after, 1000);
+    if (page.length === 0) return;
+    yield* page;
+    after = page.at(-1)!.seq;
+  }
+}
+
+/** One entry as one line for a terminal. */
+function formatEntry(e: LogEntry): string {
+  const head = `${paint('dim', `#${e.seq}`)} ${e.at}`;
+  if (e.decision) {
+    const d = e.decision;
+    const shadow = d.shadow ? paint('yellow', ` (shadow: would ${d.shadow.outcome})`) : '';
+    const candidate =
+      d.candidate && d.candidate.outcome !== (d.shadow?.outcome ?? d.outcome)
+        ? paint('yellow', ` (candidate: ${d.candidate.outcome})`)
+        : '';
+    const codes = (d.shadow?.reasons ?? d.reasons).map((r) => r.code).join(',');
+    return `${head} ${d.id} ${d.outcome}${shadow}${candidate} ${String(d.action.tool ?? '-')} ${codes}`;
+  }
+  if (e.settlement) {
+    const s = e.settlement;
+    const cost = s.cost === undefined ? '' : ` cost ${s.cost}`;
+    return `${head} settle ${s.writId} ${s.status}${cost}${s.labelsAdded.length > 0 ? ` +${s.labelsAdded.join(',')}` : ''}`;
+  }
+  if (e.approval)
+    return `${head} approval ${e.approval.id} ${e.approval.status} by ${e.approval.by}`;
+  if (e.session) return `${head} session ${e.session.id} opened (version ${e.session.version})`;
+  return head;
+}
+
+/** True when what was enforced and what shadow mode or the candidate would do disagree. */
+function disagrees(e: LogEntry): boolean {
+  const d = e.decision;
+  if (!d) return false;
+  if (d.shadow) return true;
+  return d.candidate !== undefined && d.candidate.outcome !== d.outcome;
+}
+
+function parseTime(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = Date.parse(value);
+  if (!Number.isFinite(ms))
+    throw new CliExit(EXIT.INVALID_INPUT, `${flag}: ${value} is not an RFC 3339 time`);
+  return ms;
+}
+
+export function registerLogCommands(program: Command) {
+  const log = program.command('log').description('read, export and verify the decision log');
+
+  log
+    .command('tail')
+    .description('print the last entries of the decision log')
+    .option('--store <file>', 'SQLite store', DEFAULT_STORE)
+    .option('-n, --lines <n>', 'how many entries', '20')
+    .option('--follow', 'keep printing new entries as they are written')
+    .option('--json', 'print each entry as a JSON line')
+    .option('--disagreements', 'only decisions where shadow mode or a candidate policy disagrees')
+    .action(
+      (opts: {
+        store: string;
+        lines: string;
+        follow?: boolean;
+        json?: boolean;
+        disagreements?: boolean;
+      }) =>
+        withStore(opts.store, async (store) => {
+          const n = Number(opts.lines);
+          if (!Number.isInteger(n) || n < 0)
+            throw new CliExit(EXIT.INVALID_INPUT, `--lines: ${opts.lines} is not a whole number`);
+          const show = (e: LogEntry) => {
+            if (opts.disagreements && !disagrees(e)) return;
+            out(opts.json ? JSON.stringify(e) : formatEntry(e));
+          };
+          const head = (await store.logHead())?.seq ?? 0;
+          let after = Math.max(0, head - n);
+          if (opts.disagreements) after = 0;
+          const tail: LogEntry[] = [];
+          for await (const e of entries(store, after)) {
+            if (!opts.disagreements || disagrees(e)) tail.push(e);
+            after = e.seq;
+          }
+          for (const e of opts.disagreements ? tail.slice(-n) : tail) show(e);
+          while (opts.follow) {
+            await new Promise((resolve) => setTimeout(resolve, 500));
+            for await (const e of entries(store, after)) {
+              show(e);
+              after = e.seq;
+            }
+          }
+        }),
+    );
+
+  log
+    .command('export')
+    .description('write log entries as JSON lines (for writ replay, or your SIEM)')
+    .option('--store <file>', 'SQLite store', DEFAULT_STORE)
+    .option('--since <time>', 'from this RFC 3339 time (inclusive)')
+    .option('--until <time>', 'up to this RFC 3339 time (exclusive)')
+    .option('-o, --output <file>', 'write to a file instead of standard output')
+    .action((opts: { store: string; since?: string; until?: string; output?: string }) =>
+      withStore(opts.store, async (store) => {
+        const since = parseTime(opts.since, '--since') ?? Number.NEGATIVE_INFINITY;
+        const until = parseTime(opts.until, '--until') ?? Number.POSITIVE_INFINITY;
+        const sink: NodeJS.WritableStream = opts.output
+          ? createWriteStream(opts.output)
+          : process.stdout;
+        for await (const e of entries(store)) {
+          const at = Date.parse(e.at);
+          if (at >= since && at < until && !sink.write(`${JSON.stringify(e)}\n`)) {
+            await new Promise((resolve) => sink.once('drain', resolve));
+          }
+        }
+        if (opts.output) await new Promise<void>((resolve) => sink.end(() => resolve()));
+      }),
+    );
+
+  log
+    .command('verify')
+    .description('check the hash chain: exit 0 when it holds, 1 naming the first bad entry')
+    .option('--store <file>', 'SQLite store', DEFAULT_STORE)
+    .option('--json', 'print the report as JSON')
+    .action((opts: { store: string; json?: boolean }) =>
+      withStore(opts.store, async (store) => {
+        const report = await store.verifyLog();
+        if (opts.json) out(JSON.stringify(report));
+        else if (report.ok)
+          out(
+            `ok: ${report.entries} entries${report.head ? `, head #${report.head.seq} ${report.head.hash}` : ''}`,
+          );
+        if (!report.ok) {
+          throw new CliExit(
+            EXIT.FAILED,
+            opts.json ? '' : `entry ${report.seq}: ${report.problem} — ${report.detail}`,
+          );
+        }
+      }),
+    );
+
+  program
+    .command('replay')
+    .description('re-decide an exported log against a policy and list the decisions that change')
+    .requiredOption('--log <file>', 'JSON lines from writ log export')
+    .requiredOption('--policy <file>', 'the policy to evaluate')
+    .option('--json', 'print the report as JSON')
+    .action(async (opts: { log: string; policy: string; json?: boolean }) => {
+      const policy = loadPolicyOrExit(opts.policy);
+      const report = await replayLog(readJsonLines(opts.log), policy);
+      if (opts.json) out(JSON.stringify(report, null, 2));
+      else {
+        for (const c of report.changed) {
+          const codes = (reasons: { code: string; rule?: string }[]) =>
+            reasons.map((r) => (r.rule ? `${r.code} ${r.rule}` : r.code)).join(', ');
+          out(
+            `#${c.seq} ${c.decisionId} ${c.tool}: ${paint('red', c.before.outcome)} → ${paint('green', c.after.outcome)}`,
+          );
+          out(paint('dim', `    before: ${codes(c.before.reasons)}`));
+          out(paint('dim', `    after:  ${codes(c.after.reasons)}`));
+        }
+        for (const n of report.notReplayable)
+          out(
+            `#${n.seq} ${n.decisionId}: not replayable — the policy reads redacted ${n.paths.join(', ')}`,
+          );
+        out(
+          `${report.decisions} decisions: ${report.unchanged} unchanged, ${report.changed.length} changed, ${report.notReplayable.length} not replayable, ${report.invalid} invalid requests`,
+        );
+      }
+      if (report.changed.length > 0) throw new CliExit(EXIT.FAILED);
+    });
+
+  program
+    .command('explain')
+    .description('show a recorded decision with the exact policy rules that made it')
+    .argument('<decision-id>', 'the decision id')
+    .option('--store <file>', 'SQLite store', DEFAULT_STORE)
+    .option('--json', 'print JSON')
+    .action((id: string, opts: { store: string; json?: boolean }) =>
+      withStore(opts.store, async (store) => {
+        const entry = await store.findDecision(id);
+        if (!entry?.decision) throw new CliExit(EXIT.FAILED, `no decision ${id} in ${opts.store}`);
+        const d = entry.decision;
+        const sources = (await store.getPolicy(d.policyHash)) ?? [];
+        const rules = [...(d.shadow?.reasons ?? []), ...d.reasons]
+          .flatMap((r) => (r.rule ? [r.rule] : []))
+          .map((rule) => ({ rule, source: locateRule(sources, rule) }));
+        if (opts.json) return out(JSON.stringify({ entry, rules }, null, 2));
+        out(
+          `${paint('bold', d.id)} ${d.outcome}${d.shadow ? ` (shadow: would ${d.shadow.outcome})` : ''} at ${entry.at} — log entry #${entry.seq}`,
+        );
+        out(
+          `policy ${d.policyHash}${sources.length === 0 ? ' (its text is not in this store)' : ` (${sources.map((s) => s.path).join(', ')})`}`,
+        );
+        out(`action ${JSON.stringify(d.action)}`);
+        if (d.redacted.length > 0) out(paint('dim', `redacted ${d.redacted.join(', ')}`));
+        for (const r of d.shadow?.reasons ?? d.reasons) {
+          out(
+            `  ${r.code}${r.rule ? ` ${r.rule}` : ''}${r.key ? ` (${r.key})` : ''} — ${r.message}`,
+          );
+          const found = rules.find((x) => x.rule === r.rule)?.source;
+          if (found) {
+            out(paint('dim', `    ${found.file}:${found.line}`));
+            for (const line of found.text.split('\n')) out(paint('cyan', `      ${line}`));
+          }
+        }
+      }),
+    );
+}
+
+/** Reads JSON lines one at a time; a bad line stops with its number. */
+async function* readJsonLines(path: string): AsyncGenerator<LogEntry> {
+  const lines = createInterface({
+    input: createReadStream(path),
+    crlfDelay: Number.POSITIVE_INFINITY,
+  });
+  let n = 0;
+  try {
+    for await (const line of lines) {
+      n++;
+      if (line.trim() === '') continue;
+      try {
+        yield JSON.parse(line) as LogEntry;
+      } catch {
+        throw new CliExit(EXIT.INVALID_INPUT, `${path}:${n}: not a JSON log entry`);
+      }
+    }
+  } catch (error) {
+    if (error instanceof CliExit) throw error;
+    throw new CliExit(
+      EXIT.INVALID_INPUT,
+      `${path}: cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+    );
+  }
+}
