@@ -79,6 +79,8 @@ export function evaluateScope(
   const forbids: Reason[] = [];
   const approvals: Reason[] = [];
   const allows: Reason[] = [];
+  // An allow whose condition fails does not allow, but is named, so a broken rule is visible.
+  const brokenAllows: Reason[] = [];
   let approvalExpiresMs: number | undefined;
 
   const consider = (rule: CompiledRule) => {
@@ -99,46 +101,54 @@ export function evaluateScope(
           : reason('APPROVAL_REQUIRED', detail),
       );
       approvalExpiresMs = Math.min(approvalExpiresMs ?? Number.POSITIVE_INFINITY, rule.expiresMs!);
-    } else if (!failed) {
+    } else if (failed) {
+      brokenAllows.push(reason('CONDITION_ERROR', { ...detail, error: result.error }));
+    } else {
       allows.push(reason('ALLOWED_BY_RULE', detail));
     }
   };
   if (toolRules) for (const rule of toolRules) consider(rule);
   for (const rule of policy.flow) consider(rule);
 
-  if (forbids.length > 0)
-    return { outcome: 'deny', reasons: [...forbids, ...approvals, ...allows] };
-  if (!toolRules) {
-    return {
-      outcome: 'deny',
-      reasons: [
-        reason('NO_MATCHING_RULE', { message: `the policy does not name the tool ${ctx.tool}` }),
-        ...approvals,
-        ...allows,
-      ],
-    };
+  const verdict = choose();
+  if (brokenAllows.length > 0) verdict.reasons = [...verdict.reasons, ...brokenAllows];
+  return verdict;
+
+  function choose(): ScopeVerdict {
+    if (forbids.length > 0)
+      return { outcome: 'deny', reasons: [...forbids, ...approvals, ...allows] };
+    if (!toolRules) {
+      return {
+        outcome: 'deny',
+        reasons: [
+          reason('NO_MATCHING_RULE', { message: `the policy does not name the tool ${ctx.tool}` }),
+          ...approvals,
+          ...allows,
+        ],
+      };
+    }
+    const askedForApproval =
+      approvals.length > 0 || (allows.length === 0 && policy.default === 'require_approval');
+    if (approved && askedForApproval) {
+      return { outcome: 'allow', reasons: [reason('APPROVAL_GRANTED'), ...allows] };
+    }
+    if (approvals.length > 0) {
+      return {
+        outcome: 'approval_required',
+        reasons: [...approvals, ...allows],
+        approvalExpiresMs: approvalExpiresMs!,
+      };
+    }
+    if (allows.length > 0) return { outcome: 'allow', reasons: allows };
+    if (policy.default === 'require_approval') {
+      return {
+        outcome: 'approval_required',
+        reasons: [reason('APPROVAL_REQUIRED', { rule: 'default' })],
+        approvalExpiresMs: 15 * 60_000,
+      };
+    }
+    return { outcome: 'deny', reasons: [reason('NO_MATCHING_RULE')] };
   }
-  const askedForApproval =
-    approvals.length > 0 || (allows.length === 0 && policy.default === 'require_approval');
-  if (approved && askedForApproval) {
-    return { outcome: 'allow', reasons: [reason('APPROVAL_GRANTED'), ...allows] };
-  }
-  if (approvals.length > 0) {
-    return {
-      outcome: 'approval_required',
-      reasons: [...approvals, ...allows],
-      approvalExpiresMs: approvalExpiresMs!,
-    };
-  }
-  if (allows.length > 0) return { outcome: 'allow', reasons: allows };
-  if (policy.default === 'require_approval') {
-    return {
-      outcome: 'approval_required',
-      reasons: [reason('APPROVAL_REQUIRED', { rule: 'default' })],
-      approvalExpiresMs: 15 * 60_000,
-    };
-  }
-  return { outcome: 'deny', reasons: [reason('NO_MATCHING_RULE')] };
 }
 
 /**
