@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { parseRfc3339 } from '../core/action.js';
 import { decideScope } from '../engine/decide.js';
 import { randomIds, systemClock } from '../runtime/system.js';
 import { CliExit, EXIT, loadPolicyOrExit, parseJsonOrExit, readInput } from './io.js';
@@ -13,8 +14,8 @@ export function registerCheck(program: Command) {
     .action((opts: { policy: string; request: string; now?: string }) => {
       const policy = loadPolicyOrExit(opts.policy);
       const request = parseJsonOrExit(opts.request, readInput(opts.request));
-      const now = opts.now === undefined ? systemClock.now() : Date.parse(opts.now);
-      if (!Number.isFinite(now))
+      const now = opts.now === undefined ? systemClock.now() : parseRfc3339(opts.now);
+      if (now === undefined)
         throw new CliExit(EXIT.INVALID_INPUT, `--now: ${opts.now} is not an RFC 3339 time`);
       const decision = decideScope(policy, request, { now, id: randomIds.next('dec') });
       process.stdout.write(`${JSON.stringify(decision, null, 2)}\n`);

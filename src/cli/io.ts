@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, join } from 'node:path';
 import { styleText } from 'node:util';
 import { formatIssue, PolicyError } from '../core/errors.js';
-import type { CompiledPolicy } from '../policy/index.js';
+import { type CompiledPolicy, compilePolicy } from '../policy/index.js';
 import { loadPolicy } from '../runtime/load-policy.js';
 
 /** Exit codes shared by every command. */
@@ -29,14 +30,30 @@ export function readInput(path: string): string {
   }
 }
 
-/** Loads a policy; problems become exit 2 with `file:line:col: message` lines. */
+/**
+ * Loads a policy from a file, or from standard input for `-` (its includes relative to the
+ * working directory); problems become exit 2 with `file:line:col: message` lines.
+ */
 export function loadPolicyOrExit(path: string): CompiledPolicy {
-  readInput(path);
+  const text = readInput(path);
   try {
-    return loadPolicy(path);
+    if (path !== '-') return loadPolicy(path);
+    return compilePolicy(
+      { path: '<stdin>', text },
+      {
+        resolve: (from, ref) => (isAbsolute(ref) ? ref : join(dirname(from), ref)),
+        read: (file) => readFileSync(file, 'utf8'),
+      },
+    );
   } catch (error) {
     if (error instanceof PolicyError)
       throw new CliExit(EXIT.INVALID_INPUT, error.issues.map(formatIssue).join('\n'));
+    // The file changed between the two reads.
+    if ((error as NodeJS.ErrnoException).code !== undefined)
+      throw new CliExit(
+        EXIT.INVALID_INPUT,
+        `${path}: cannot read: ${(error as NodeJS.ErrnoException).code}`,
+      );
     throw error;
   }
 }

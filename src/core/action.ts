@@ -260,7 +260,11 @@ function stringList(value: unknown, at: string, pattern: RegExp, issues: ValueIs
  * decided again exactly (`writ replay`).
  */
 export function actionToJson(action: Action): JsonObject {
-  const principal: JsonObject = { id: action.principal.id, roles: action.principal.roles, attrs: action.principal.attrs };
+  const principal: JsonObject = {
+    id: action.principal.id,
+    roles: action.principal.roles,
+    attrs: action.principal.attrs,
+  };
   if (action.principal.tenant !== undefined) principal.tenant = action.principal.tenant;
   const json: JsonObject = {
     tool: action.tool,

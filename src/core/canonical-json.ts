@@ -1,20 +1,52 @@
 import type { Json } from './json.js';
 
+const LONE_SURROGATE = /\p{Surrogate}/u;
+
 /**
  * Serializes a JSON value per RFC 8785 (JSON Canonicalization Scheme): object keys sorted
  * by UTF-16 code units, no white space, numbers and strings as ECMAScript's JSON.stringify
  * prints them. Equal values give byte-identical text, which is what digests are taken over.
- * The input must come from {@link toJson} (finite numbers, no lone surrogates).
+ * The input should come from {@link toJson}; anything RFC 8785 cannot represent (NaN,
+ * ±Infinity, lone surrogates, `undefined` or holes in arrays, functions) throws a `TypeError`
+ * rather than being printed as something else, so two different values never share a digest.
+ * An object property whose value is `undefined` is absent, as with `JSON.stringify`.
  */
 export function canonicalJson(value: Json): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value);
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  const keys = Object.keys(value).sort();
-  let out = '{';
-  for (let i = 0; i < keys.length; i++) {
-    const key = keys[i]!;
-    if (i > 0) out += ',';
-    out += `${JSON.stringify(key)}:${canonicalJson(value[key]!)}`;
+  switch (typeof value) {
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'number':
+      if (!Number.isFinite(value)) throw new TypeError(`${value} is not a JSON number`);
+      return JSON.stringify(value);
+    case 'string':
+      return canonicalString(value);
+    case 'object': {
+      if (value === null) return 'null';
+      if (Array.isArray(value)) {
+        let out = '[';
+        for (let i = 0; i < value.length; i++) {
+          if (i > 0) out += ',';
+          out += canonicalJson(value[i] as Json);
+        }
+        return `${out}]`;
+      }
+      const keys = Object.keys(value).sort();
+      let out = '{';
+      for (const key of keys) {
+        const item = value[key];
+        // An optional field set to undefined is absent, as JSON.stringify treats it.
+        if (item === undefined) continue;
+        if (out.length > 1) out += ',';
+        out += `${canonicalString(key)}:${canonicalJson(item)}`;
+      }
+      return `${out}}`;
+    }
+    default:
+      throw new TypeError(`${typeof value} is not a JSON value`);
   }
-  return `${out}}`;
+}
+
+function canonicalString(text: string): string {
+  if (LONE_SURROGATE.test(text)) throw new TypeError('a string holds a lone UTF-16 surrogate');
+  return JSON.stringify(text);
 }

@@ -75,20 +75,45 @@ export function toJson(
           issues.push({ path: at, message: `nested deeper than ${limits.maxDepth}` });
           return null;
         }
-        if (Array.isArray(v)) return v.map((item, i) => copy(item, `${at}[${i}]`, depth + 1));
-        const proto = Object.getPrototypeOf(v);
-        if (proto !== Object.prototype && proto !== null) {
-          issues.push({ path: at, message: 'is not a plain JSON object' });
+        // Getters and proxies can throw; that is a bad value, not a reason to throw.
+        try {
+          if (Array.isArray(v)) {
+            // A sparse array has a length but few elements: bound the length itself, and
+            // visit every index so a hole is reported instead of copied as a hole.
+            if (v.length > limits.maxNodes - nodes) {
+              nodes = limits.maxNodes + 1;
+              issues.push({ path: at, message: `more than ${limits.maxNodes} values` });
+              return null;
+            }
+            const items: Json[] = [];
+            for (let i = 0; i < v.length; i++) items.push(copy(v[i], `${at}[${i}]`, depth + 1));
+            return items;
+          }
+          const proto = Object.getPrototypeOf(v);
+          if (proto !== Object.prototype && proto !== null) {
+            issues.push({ path: at, message: 'is not a plain JSON object' });
+            return null;
+          }
+          const out: JsonObject = Object.create(null);
+          for (const key of Object.keys(v)) {
+            if (LONE_SURROGATE.test(key)) {
+              issues.push({ path: at, message: 'a key holds a lone UTF-16 surrogate' });
+            }
+            const child = childPath(at, key);
+            let item: unknown;
+            try {
+              item = (v as Record<string, unknown>)[key];
+            } catch (error) {
+              issues.push({ path: child, message: `cannot be read: ${errorMessage(error)}` });
+              continue;
+            }
+            out[key] = copy(item, child, depth + 1);
+          }
+          return out;
+        } catch (error) {
+          issues.push({ path: at, message: `cannot be read: ${errorMessage(error)}` });
           return null;
         }
-        const out: JsonObject = Object.create(null);
-        for (const key of Object.keys(v)) {
-          if (LONE_SURROGATE.test(key)) {
-            issues.push({ path: at, message: 'a key holds a lone UTF-16 surrogate' });
-          }
-          out[key] = copy((v as Record<string, unknown>)[key], childPath(at, key), depth + 1);
-        }
-        return out;
       }
       default:
         issues.push({ path: at, message: `${typeof v} is not a JSON value` });
@@ -98,6 +123,14 @@ export function toJson(
 
   const result = copy(value, path, 0);
   return issues.length === 0 ? { ok: true, value: result } : { ok: false, issues };
+}
+
+function errorMessage(error: unknown): string {
+  try {
+    return (error instanceof Error ? error.message : String(error)).slice(0, 200);
+  } catch {
+    return 'unreadable error';
+  }
 }
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;

@@ -165,7 +165,7 @@ export function compileExpression(source: string, kind: ExpressionKind): Compile
   if (!ACCEPTED_TYPES[kind].includes(type)) {
     return {
       ok: false,
-      message: `expression has type ${type}; a ${kind} must be ${ACCEPTED_TYPES[kind].filter((t) => t !== 'dyn').join(' or ')}`,
+      message: `expression has type ${type}; ${kind === 'amount' ? 'an' : 'a'} ${kind} must be ${ACCEPTED_TYPES[kind].filter((t) => t !== 'dyn').join(' or ')}`,
       offset: 0,
     };
   }

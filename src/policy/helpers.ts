@@ -1,4 +1,4 @@
-import { globToRegExp } from './glob.js';
+import { compileGlob } from './glob.js';
 
 /**
  * The safe helpers policies call where naive string checks are bypassable. Each is a
@@ -46,10 +46,11 @@ function parseUrl(u: string): URL {
 
 /**
  * The host of a URL as a WHATWG URL parser sees it: lower case, IDNs in punycode,
- * without port or user info, so `https://good.com@evil.com/` has host `evil.com`.
+ * without port, user info or trailing dots, so `https://good.com@evil.com/` has host
+ * `evil.com` and `https://evil.com../` has host `evil.com`.
  */
 export function urlHost(u: string): string {
-  return parseUrl(u).hostname.replace(/\.$/, '');
+  return parseUrl(u).hostname.replace(/\.+$/, '');
 }
 
 /** The scheme of a URL, lower case and without the colon (`https`). */
@@ -58,29 +59,36 @@ export function urlScheme(u: string): string {
 }
 
 /**
- * The domain of a single bare e-mail address, lower case, without a trailing dot. Throws
- * on anything else (display names, lists, no `@`) so a policy never checks the wrong part.
+ * The domain of a single bare e-mail address, normalized as {@link urlHost} normalizes a
+ * host: lower case, IDNs and full-width look-alikes mapped (`ｅvil.com` is `evil.com`,
+ * `bücher.de` is `xn--bcher-kva.de`), without trailing dots. Throws on anything else
+ * (display names, lists, no `@`, control characters, an address literal) so a policy
+ * never checks the wrong part.
  */
 export function emailDomain(address: string): string {
-  if (/[\s<>,;"()\\]/.test(address)) throw new Error('not a single bare e-mail address');
+  if (/[\s<>,;"()\\\p{C}]/u.test(address)) throw new Error('not a single bare e-mail address');
   const at = address.lastIndexOf('@');
   if (at <= 0 || at === address.length - 1 || address.indexOf('@') !== at) {
     throw new Error('not a single bare e-mail address');
   }
-  return address
-    .slice(at + 1)
-    .toLowerCase()
-    .replace(/\.$/, '');
+  const domain = address.slice(at + 1);
+  // Characters a URL parser would treat as structure or decode are never part of a domain.
+  if (/[/?#%:[\]]/.test(domain) || !URL.canParse(`http://${domain}/`)) {
+    throw new Error('not a single bare e-mail address');
+  }
+  const host = new URL(`http://${domain}/`).hostname.replace(/\.+$/, '');
+  if (host === '') throw new Error('not a single bare e-mail address');
+  return host;
 }
 
-const globCache = new Map<string, RegExp>();
+const globCache = new Map<string, (s: string) => boolean>();
 
-/** True when `s` matches the glob `pattern` (see {@link globToRegExp}). */
+/** True when `s` matches the glob `pattern` (see {@link compileGlob}). */
 export function globMatch(pattern: string, s: string): boolean {
-  let re = globCache.get(pattern);
-  if (!re) {
-    re = globToRegExp(pattern);
-    if (globCache.size < 1000) globCache.set(pattern, re);
+  let matcher = globCache.get(pattern);
+  if (!matcher) {
+    matcher = compileGlob(pattern);
+    if (globCache.size < 1000) globCache.set(pattern, matcher);
   }
-  return re.test(s);
+  return matcher(s);
 }

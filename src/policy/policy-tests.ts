@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { parseAction } from '../core/action.js';
+import { parseAction, parseRfc3339 } from '../core/action.js';
 import type { ReasonCode } from '../core/codes.js';
 import { REASONS } from '../core/codes.js';
 import type { SourceIssue } from '../core/errors.js';
@@ -21,14 +21,20 @@ const reasonCode = z.enum(Object.keys(REASONS) as [ReasonCode, ...ReasonCode[]],
 const outcome = z.enum(['allow', 'deny', 'approval_required'], {
   error: 'expected allow, deny or approval_required',
 });
-const expectation = z.union([
-  outcome,
-  z.strictObject({
+const expectation = z.union(
+  [
     outcome,
-    reasons: z.array(reasonCode).optional().describe('Codes that must all appear.'),
-    rules: z.array(z.string()).optional().describe('Rules that must all appear among the reasons.'),
-  }),
-]);
+    z.strictObject({
+      outcome,
+      reasons: z.array(reasonCode).optional().describe('Codes that must all appear.'),
+      rules: z
+        .array(z.string())
+        .optional()
+        .describe('Rules that must all appear among the reasons.'),
+    }),
+  ],
+  { error: 'expected allow, deny, approval_required or { outcome, reasons?, rules? }' },
+);
 const actionPart = z.record(z.string(), z.unknown(), { error: 'expected an action object' });
 const step = z.strictObject({
   name: z.string().optional(),
@@ -82,8 +88,8 @@ export function runPolicyTests(
       return;
     }
     const nowText = c.now ?? document.now ?? '2026-01-01T00:00:00Z';
-    const now = Date.parse(nowText);
-    if (!Number.isFinite(now)) {
+    const now = parseRfc3339(nowText);
+    if (now === undefined) {
       issue(`now: ${nowText} is not an RFC 3339 time`);
       return;
     }

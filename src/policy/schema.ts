@@ -53,9 +53,13 @@ export const BudgetSchema = z.strictObject({
   per,
   limit: z.number({ error: 'expected a number' }).positive({ error: 'expected a positive number' }),
   window: z
-    .union([z.literal('lifetime'), duration], {
-      error: 'expected a duration (fixed UTC windows) or lifetime',
-    })
+    .union(
+      [
+        z.literal('lifetime'),
+        z.string().regex(DURATION, { error: 'expected a duration such as 1h or 1d, or lifetime' }),
+      ],
+      { error: 'expected a duration such as 1h or 1d, or lifetime' },
+    )
     .describe('Fixed UTC windows such as 1h or 1d, or lifetime.'),
   cost: z
     .union([expression, z.number().nonnegative()], {

@@ -1,4 +1,14 @@
-import { isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
+import {
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  LineCounter,
+  type Node,
+  parseDocument,
+  type Scalar,
+  visit,
+} from 'yaml';
 import type { z } from 'zod';
 import type { SourceIssue } from '../core/errors.js';
 
@@ -34,7 +44,12 @@ export class YamlSourceFile {
     | { ok: false; issues: SourceIssue[] } {
     const file = new YamlSourceFile(path, text, schema);
     const yamlIssues = [...file.#doc.errors, ...file.#doc.warnings].map((e) =>
-      file.issueAtOffset(e.pos[0], e.message.split('\n')[0]!),
+      file.issueAtOffset(
+        e.pos[0],
+        e.code === 'DUPLICATE_KEY'
+          ? `duplicate key ${keyAt(text, e.pos[0])}: keys of a mapping must be unique`
+          : e.message.split('\n')[0]!,
+      ),
     );
     if (yamlIssues.length > 0) return { ok: false, issues: yamlIssues };
     const forbiddenKeys = file.#forbiddenKeys();
@@ -44,7 +59,15 @@ export class YamlSourceFile {
     try {
       value = file.#doc.toJS({ maxAliasCount: 100 });
     } catch (error) {
-      return { ok: false, issues: [file.issueAtOffset(0, (error as Error).message)] };
+      // In practice an alias bomb ("billion laughs"): point at the first alias.
+      let offset = 0;
+      visit(file.#doc, {
+        Alias(_, node) {
+          offset = node.range?.[0] ?? 0;
+          return visit.BREAK;
+        },
+      });
+      return { ok: false, issues: [file.issueAtOffset(offset, (error as Error).message)] };
     }
     if (value === null || value === undefined) {
       return { ok: false, issues: [file.issueAtOffset(0, 'the file is empty')] };
@@ -72,9 +95,8 @@ export class YamlSourceFile {
   ): SourceIssue {
     const node = this.#locate(path, opts.key ?? false);
     let start = node?.range?.[0] ?? 0;
-    if (opts.offset !== undefined && isScalar(node) && isSingleLine(node, this.text)) {
-      const quoted = node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE';
-      start += opts.offset + (quoted ? 1 : 0);
+    if (opts.offset !== undefined && isScalar(node) && typeof node.value === 'string') {
+      start = scalarSourceOffset(node as Scalar<string>, this.text, opts.offset) ?? start;
     }
     return this.issueAtOffset(start, message);
   }
@@ -128,6 +150,18 @@ export class YamlSourceFile {
   #schemaIssues(issue: z.core.$ZodIssue): SourceIssue[] {
     const path = issue.path;
     switch (issue.code) {
+      case 'invalid_union': {
+        // When exactly one alternative got past the value's type (its problem lies deeper,
+        // e.g. an unknown reason code inside an object), that alternative's problem is the
+        // one to report; otherwise the union's own message says what is accepted.
+        const deeper = issue.errors.filter((branch) => branch.some((i) => i.path.length > 0));
+        if (deeper.length === 1) {
+          return deeper[0]!.flatMap((i) =>
+            this.#schemaIssues({ ...i, path: [...path, ...i.path] } as z.core.$ZodIssue),
+          );
+        }
+        return this.#defaultIssue(issue);
+      }
       case 'unrecognized_keys':
         return issue.keys.map((key) =>
           this.issueAt(
@@ -145,17 +179,28 @@ export class YamlSourceFile {
           ),
         ];
       default:
-        if (!hasPath(this.#doc.contents, path)) {
-          return [
-            this.issueAt(
-              path.slice(0, -1),
-              `missing key ${JSON.stringify(String(path.at(-1)))}: ${friendlyType(issue.message)}`,
-            ),
-          ];
-        }
-        return [this.issueAt(path, `${label(path)}: ${friendlyType(issue.message)}`)];
+        return this.#defaultIssue(issue);
     }
   }
+
+  #defaultIssue(issue: z.core.$ZodIssue): SourceIssue[] {
+    const path = issue.path;
+    if (!hasPath(this.#doc.contents, path)) {
+      return [
+        this.issueAt(
+          path.slice(0, -1),
+          `missing key ${JSON.stringify(String(path.at(-1)))}: ${friendlyType(issue.message)}`,
+        ),
+      ];
+    }
+    return [this.issueAt(path, `${label(path)}: ${friendlyType(issue.message)}`)];
+  }
+}
+
+/** The key written at `offset` (quoted as written, or plain up to its colon). */
+function keyAt(text: string, offset: number): string {
+  const match = /^(?:"(?:[^"\\\n]|\\.)*"|'(?:[^'\n]|'')*'|[^\n:]*)/.exec(text.slice(offset));
+  return (match?.[0] ?? '').trim();
 }
 
 function hasPath(root: unknown, path: readonly PropertyKey[]): boolean {
@@ -175,9 +220,60 @@ function hasPath(root: unknown, path: readonly PropertyKey[]): boolean {
   return true;
 }
 
-function isSingleLine(node: Node, text: string): boolean {
+/**
+ * Maps an offset into a scalar's value (e.g. where a CEL error is) to an offset into the
+ * source text, through quotes, escapes (`\"`, `''`, `\u00e9`), block scalar headers,
+ * indentation and folded lines. `undefined` when it cannot tell.
+ */
+function scalarSourceOffset(
+  node: Scalar<string>,
+  text: string,
+  offset: number,
+): number | undefined {
   const [start, end] = node.range ?? [0, 0];
-  return !text.slice(start, end).includes('\n');
+  const raw = text.slice(start, end);
+  const value = node.value;
+  if (!raw.includes('\n')) {
+    if (node.type === 'QUOTE_SINGLE') {
+      let r = 1;
+      for (let v = 0; v < offset && r < raw.length; v++) r += raw.startsWith("''", r) ? 2 : 1;
+      return start + r;
+    }
+    if (node.type === 'QUOTE_DOUBLE') {
+      let r = 1;
+      let v = 0;
+      while (v < offset && r < raw.length) {
+        if (raw[r] !== '\\') {
+          r++;
+          v++;
+          continue;
+        }
+        const escaped = raw[r + 1];
+        if (escaped === 'x') r += 4;
+        else if (escaped === 'u') r += 6;
+        else if (escaped === 'U') {
+          v += Number.parseInt(raw.slice(r + 2, r + 10), 16) > 0xffff ? 1 : 0;
+          r += 10;
+        } else r += 2;
+        v++;
+      }
+      return start + r;
+    }
+    if (node.type === 'PLAIN') return start + offset;
+  }
+  // Multi-line scalars: walk the value and the source side by side; a line break in the
+  // source stands for a space (folded) or itself (literal), indentation is skipped.
+  let r = node.type === 'BLOCK_FOLDED' || node.type === 'BLOCK_LITERAL' ? raw.indexOf('\n') + 1 : 0;
+  if (node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE') r = 1;
+  for (let v = 0; v < offset; v++) {
+    const c = value[v];
+    while (r < raw.length && raw[r] !== c && !(c === ' ' && raw[r] === '\n')) r++;
+    if (r >= raw.length) return undefined;
+    r++;
+  }
+  const next = value[offset];
+  while (r < raw.length && raw[r] !== next && /\s/.test(raw[r]!)) r++;
+  return start + r;
 }
 
 function label(path: readonly PropertyKey[]): string {

@@ -1,0 +1,458 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+/**
+ * End-to-end tests of the `writ` command as users run it: `node bin/writ.js …` against the
+ * built `dist/`. `npm test` builds first; run `npm run build` before `npx vitest` alone.
+ */
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const FIX = 'test/fixtures/cli';
+
+beforeAll(() => {
+  if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) {
+    throw new Error(
+      'dist/ is missing: the CLI tests run the built command. Run `npm run build` first (`npm test` does).',
+    );
+  }
+});
+
+let scratch: string;
+beforeAll(() => {
+  scratch = mkdtempSync(join(tmpdir(), 'writ-cli-'));
+});
+afterAll(() => {
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function writ(args: string[], input?: string): Run {
+  const result = spawnSync(process.execPath, ['bin/writ.js', ...args], {
+    cwd: ROOT,
+    input,
+    encoding: 'utf8',
+    env: { ...process.env, NO_COLOR: '1' },
+    timeout: 20_000,
+  });
+  if (result.error) throw result.error;
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+function json(run: Run): Record<string, unknown> & {
+  outcome: string;
+  reasons: { code: string; rule?: string; message: string; error?: string }[];
+  policyHash: string;
+} {
+  try {
+    return JSON.parse(run.stdout);
+  } catch {
+    throw new Error(`stdout is not one JSON document:\n${run.stdout}\nstderr:\n${run.stderr}`);
+  }
+}
+
+function scratchFile(name: string, text: string): string {
+  const path = join(scratch, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+const POSITIONED = /^[^\n:]+:\d+:\d+: \S/;
+
+describe('writ validate', () => {
+  it('exits 0 for a valid policy and prints its name and hash', () => {
+    const run = writ(['validate', `${FIX}/policy.yaml`]);
+    expect(run.code).toBe(0);
+    expect(run.stderr).toBe('');
+    expect(run.stdout).toMatch(
+      /^test\/fixtures\/cli\/policy\.yaml: valid \(cli-fixture, sha256:[0-9a-f]{64}\)\n$/,
+    );
+  });
+
+  it('exits 2 with one file:line:col line per problem on stderr', () => {
+    const run = writ(['validate', `${FIX}/invalid-policy.yaml`]);
+    expect(run.code).toBe(2);
+    expect(run.stdout).toBe('');
+    expect(run.stderr.trimEnd().split('\n')).toEqual([
+      `${FIX}/invalid-policy.yaml:5:7: expires applies only to require_approval rules`,
+      `${FIX}/invalid-policy.yaml:6:23: invalid CEL: Unknown variable: sesion`,
+      `${FIX}/invalid-policy.yaml:8:7: a rule needs exactly one of allow, forbid, require_approval; found allow, forbid`,
+    ]);
+  });
+
+  it('reports a problem in an included file at its own path and line', () => {
+    const run = writ(['validate', `${FIX}/include-root.yaml`]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toBe(`${FIX}/included/rules.yaml:4:25: invalid CEL: No such key: tenat\n`);
+  });
+
+  it('exits 2 for a file that cannot be read', () => {
+    const missing = writ(['validate', `${FIX}/no-such-policy.yaml`]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toBe(`${FIX}/no-such-policy.yaml: cannot read: ENOENT\n`);
+    const directory = writ(['validate', FIX]);
+    expect(directory.code).toBe(2);
+    expect(directory.stderr).toBe(`${FIX}: cannot read: EISDIR\n`);
+  });
+
+  it('reads a policy from standard input with -', () => {
+    const valid = writ(['validate', '-'], 'version: 1\ntools:\n  a:\n    - allow: true\n');
+    expect(valid.code).toBe(0);
+    expect(valid.stdout).toMatch(/^-: valid \(/);
+    const invalid = writ(['validate', '-'], 'version: 1\ntools:\n  a:\n    - allow: sesion.id\n');
+    expect(invalid.code).toBe(2);
+    expect(invalid.stderr).toBe('<stdin>:4:14: invalid CEL: Unknown variable: sesion\n');
+  });
+
+  it.each([
+    ['an empty file', '', '1:1: the file is empty'],
+    ['a list', '- a\n', '1:1: policy: expected object, received array'],
+    [
+      'a duplicate key',
+      'version: 1\nversion: 1\n',
+      '2:1: duplicate key version: keys of a mapping must be unique',
+    ],
+    ['a prototype key', 'version: 1\n__proto__: {}\n', '2:1: key "__proto__" is not allowed'],
+    [
+      'an invalid glob',
+      'version: 1\ntools:\n  "[z-a]":\n    - allow: true\n',
+      '3:3: invalid glob "[z-a]": range out of order in a set',
+    ],
+  ])('exits 2, never crashes, for %s', (name, text, error) => {
+    const path = scratchFile(`${name.replace(/\W+/g, '-')}.yaml`, text);
+    const run = writ(['validate', path]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toBe(`${path}:${error}\n`);
+  });
+
+  it('stops a YAML alias bomb quickly', () => {
+    const lines = ['version: 1', 'a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]'];
+    for (const [prev, next] of [
+      ['a', 'b'],
+      ['b', 'c'],
+      ['c', 'd'],
+      ['d', 'e'],
+      ['e', 'f'],
+      ['f', 'g'],
+      ['g', 'h'],
+      ['h', 'i'],
+    ]) {
+      lines.push(`${next}: &${next} [${Array(9).fill(`*${prev}`).join(', ')}]`);
+    }
+    const path = scratchFile('bomb.yaml', `${lines.join('\n')}\n`);
+    const started = Date.now();
+    const run = writ(['validate', path]);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(
+      new RegExp(`^${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:3:\\d+: .*resource exhaustion`),
+    );
+  });
+});
+
+describe('writ check', () => {
+  const policy = `${FIX}/policy.yaml`;
+  const now = ['--now', '2026-11-23T10:00:00Z'];
+
+  it('prints an allow decision as JSON and exits 0', () => {
+    const run = writ(['check', '--policy', policy, '--request', `${FIX}/allow.json`, ...now]);
+    expect(run.code).toBe(0);
+    expect(run.stderr).toBe('');
+    const decision = json(run);
+    expect(decision.outcome).toBe('allow');
+    expect(decision.reasons).toEqual([
+      { code: 'ALLOWED_BY_RULE', message: 'an allow rule matched', rule: 'tools.get_balance[0]' },
+    ]);
+    expect(decision.at).toBe('2026-11-23T10:00:00.000Z');
+    expect(decision.actionDigest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    const validated = writ(['validate', policy]).stdout;
+    expect(validated).toContain(decision.policyHash);
+  });
+
+  it('prints a deny with code, rule and message and exits 1', () => {
+    const run = writ(['check', '--policy', policy, '--request', `${FIX}/deny.json`, ...now]);
+    expect(run.code).toBe(1);
+    const decision = json(run);
+    expect(decision.outcome).toBe('deny');
+    expect(decision.reasons).toEqual([
+      {
+        code: 'DENIED_BY_RULE',
+        message: 'an agent never changes credentials',
+        rule: 'tools.update_password[0]',
+      },
+    ]);
+  });
+
+  it('prints approval_required and exits 1', () => {
+    const run = writ(['check', '--policy', policy, '--request', `${FIX}/approval.json`, ...now]);
+    expect(run.code).toBe(1);
+    const decision = json(run);
+    expect(decision.outcome).toBe('approval_required');
+    expect(decision.reasons.map((r) => [r.code, r.rule])).toEqual([
+      ['APPROVAL_REQUIRED', 'tools.send_money[1]'],
+      ['ALLOWED_BY_RULE', 'tools.send_money[2]'],
+    ]);
+  });
+
+  it('reads the request from standard input with --request -', () => {
+    const request = JSON.stringify({
+      tool: 'read_file',
+      args: { file_path: '/srv/agent/../../etc/passwd' },
+      principal: { id: 'a' },
+      session: { id: 's' },
+    });
+    const run = writ(['check', '--policy', policy, '--request', '-', ...now], request);
+    expect(run.code).toBe(1);
+    expect(json(run).reasons.map((r) => r.code)).toEqual(['NO_MATCHING_RULE']);
+  });
+
+  it('gives the same decision for the same request (apart from the random id)', () => {
+    const a = json(
+      writ(['check', '--policy', policy, '--request', `${FIX}/approval.json`, ...now]),
+    );
+    const b = json(
+      writ(['check', '--policy', policy, '--request', `${FIX}/approval.json`, ...now]),
+    );
+    expect({ ...a, id: '' }).toEqual({ ...b, id: '' });
+    expect(a.id).not.toBe(b.id);
+  });
+
+  it('exits 2 for invalid JSON, naming the input', () => {
+    const file = writ(['check', '--policy', policy, '--request', `${FIX}/broken-request.txt`]);
+    expect(file.code).toBe(2);
+    expect(file.stdout).toBe('');
+    expect(file.stderr).toMatch(/^test\/fixtures\/cli\/broken-request\.txt: invalid JSON: /);
+    const stdin = writ(['check', '--policy', policy, '--request', '-'], '{"tool": ');
+    expect(stdin.code).toBe(2);
+    expect(stdin.stderr).toMatch(/^<stdin>: invalid JSON: /);
+    const empty = writ(['check', '--policy', policy, '--request', '-'], '');
+    expect(empty.code).toBe(2);
+  });
+
+  it('exits 2 for a request file that cannot be read', () => {
+    const run = writ(['check', '--policy', policy, '--request', `${FIX}/nope.json`]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toBe(`${FIX}/nope.json: cannot read: ENOENT\n`);
+  });
+
+  it('exits 2 for an invalid request and still prints the INVALID_REQUEST decision', () => {
+    const run = writ(['check', '--policy', policy, '--request', `${FIX}/lookalike.json`, ...now]);
+    expect(run.code).toBe(2);
+    const decision = json(run);
+    expect(decision.outcome).toBe('deny');
+    expect(decision.reasons).toEqual([
+      {
+        code: 'INVALID_REQUEST',
+        message:
+          'tool: "send_m\u043eney" is not a valid tool name (ASCII letters, digits and _ . : / - only)',
+      },
+    ]);
+  });
+
+  it.each([
+    ['a top-level array', '[]', 'action: must be an object'],
+    [
+      'a missing session',
+      '{"tool":"get_balance","principal":{"id":"a"}}',
+      'session: must be an object with an id',
+    ],
+    [
+      'a prototype key',
+      '{"tool":"get_balance","principal":{"id":"a"},"session":{"id":"s"},"__proto__":{"x":1}}',
+      'action: unknown key "__proto__"',
+    ],
+    [
+      '10,000 levels of nesting',
+      `{"tool":"get_balance","principal":{"id":"a"},"session":{"id":"s"},"args":{"x":${'['.repeat(10_000)}${']'.repeat(10_000)}}}`,
+      'nested deeper than 32',
+    ],
+  ])('exits 2 for %s', (_, request, message) => {
+    const run = writ(['check', '--policy', policy, '--request', '-', ...now], request);
+    expect(run.code).toBe(2);
+    const decision = json(run);
+    expect(decision.reasons[0]!.code).toBe('INVALID_REQUEST');
+    expect(decision.reasons[0]!.message).toContain(message);
+  });
+
+  it('exits 2 for an invalid policy, with file:line:col lines', () => {
+    const run = writ([
+      'check',
+      '--policy',
+      `${FIX}/invalid-policy.yaml`,
+      '--request',
+      `${FIX}/allow.json`,
+    ]);
+    expect(run.code).toBe(2);
+    expect(run.stdout).toBe('');
+    const lines = run.stderr.trimEnd().split('\n');
+    expect(lines).toHaveLength(3);
+    for (const line of lines) expect(line).toMatch(POSITIONED);
+  });
+
+  it.each(['yesterday', '1', '2026', '2026-02-30T00:00:00Z', '2026-11-23'])(
+    'exits 2 for --now %s',
+    (value) => {
+      const run = writ([
+        'check',
+        '--policy',
+        policy,
+        '--request',
+        `${FIX}/allow.json`,
+        '--now',
+        value,
+      ]);
+      expect(run.code).toBe(2);
+      expect(run.stderr).toBe(`--now: ${value} is not an RFC 3339 time\n`);
+    },
+  );
+
+  it('exits 2 and says which option is missing', () => {
+    const run = writ(['check', '--policy', policy]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain("required option '--request <file>' not specified");
+  });
+
+  it('in shadow mode exits 0 and carries the real outcome', () => {
+    const run = writ([
+      'check',
+      '--policy',
+      `${FIX}/shadow-policy.yaml`,
+      '--request',
+      `${FIX}/deny.json`,
+      ...now,
+    ]);
+    expect(run.code).toBe(0);
+    const decision = json(run);
+    expect(decision.outcome).toBe('allow');
+    expect(decision.reasons.map((r) => r.code)).toEqual(['SHADOW_MODE']);
+    expect(decision.shadow).toEqual({
+      outcome: 'deny',
+      reasons: [
+        {
+          code: 'DENIED_BY_RULE',
+          message: 'a forbid rule matched',
+          rule: 'tools.update_password[0]',
+        },
+      ],
+    });
+  });
+});
+
+describe('writ test', () => {
+  const policy = `${FIX}/policy.yaml`;
+
+  it('exits 0 and prints the totals when every case passes', () => {
+    const run = writ(['test', policy, `${FIX}/cases-pass.yaml`]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toBe('4 passed, 0 failed\n');
+  });
+
+  it('lists passing cases with --verbose', () => {
+    const run = writ(['test', '-v', policy, `${FIX}/cases-pass.yaml`]);
+    expect(run.code).toBe(0);
+    expect(run.stdout.split('\n').filter((l) => l.startsWith('PASS '))).toHaveLength(4);
+  });
+
+  it('prints a diff per failing case and exits 1', () => {
+    const run = writ(['test', policy, `${FIX}/cases-fail.yaml`]);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe(
+      [
+        `FAIL wrongly expects a password change (${FIX}/cases-fail.yaml:8:5)`,
+        '  update_password',
+        '    - expected: allow',
+        '    + actual:   deny [DENIED_BY_RULE tools.update_password[0]]',
+        `FAIL wrongly expects traversal to work (${FIX}/cases-fail.yaml:11:5)`,
+        '  read_file',
+        '    - expected: allow [ALLOWED_BY_RULE]',
+        '    + actual:   deny [NO_MATCHING_RULE]',
+        '1 passed, 2 failed',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('adds up several case files', () => {
+    const run = writ(['test', policy, `${FIX}/cases-pass.yaml`, `${FIX}/cases-fail.yaml`]);
+    expect(run.code).toBe(1);
+    expect(run.stdout.trimEnd().split('\n').at(-1)).toBe('5 passed, 2 failed');
+  });
+
+  it('exits 2 for an invalid cases file, with file:line:col lines', () => {
+    const run = writ(['test', policy, `${FIX}/cases-invalid.yaml`]);
+    expect(run.code).toBe(2);
+    expect(run.stderr.trimEnd().split('\n')).toEqual([
+      `${FIX}/cases-invalid.yaml:4:13: cases.0.expect: expected allow, deny, approval_required or { outcome, reasons?, rules? }`,
+      `${FIX}/cases-invalid.yaml:7:40: cases.1.expect.reasons.0: expected a reason code`,
+    ]);
+  });
+
+  it('exits 2 for a missing cases file or an invalid policy', () => {
+    expect(writ(['test', policy, `${FIX}/nope.yaml`]).code).toBe(2);
+    const bad = writ(['test', `${FIX}/invalid-policy.yaml`, `${FIX}/cases-pass.yaml`]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.split('\n')[0]).toMatch(POSITIONED);
+  });
+
+  it('needs at least one cases file', () => {
+    const run = writ(['test', policy]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain("missing required argument 'cases'");
+  });
+});
+
+describe('usage errors', () => {
+  it('rejects an unknown command with a helpful message', () => {
+    const run = writ(['frobnicate']);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain("error: unknown command 'frobnicate'");
+    expect(run.stderr).toContain('Usage: writ');
+    expect(run.stderr).toContain('validate');
+  });
+
+  it('rejects an unknown option and shows the command usage', () => {
+    const run = writ(['validate', '--bogus', `${FIX}/policy.yaml`]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain("error: unknown option '--bogus'");
+    expect(run.stderr).toContain('Usage: writ validate');
+  });
+
+  it('shows usage and fails without a command', () => {
+    const run = writ([]);
+    expect(run.code).not.toBe(0);
+    expect(run.stderr).toContain('Usage: writ');
+  });
+
+  it('prints help and exits 0 with --help', () => {
+    const run = writ(['--help']);
+    expect(run.code).toBe(0);
+    for (const command of ['validate', 'check', 'test', 'demo'])
+      expect(run.stdout).toContain(command);
+  });
+});
+
+describe('writ demo', () => {
+  it('exits 0 and shows allow, deny and approval_required decisions', () => {
+    const run = writ(['demo']);
+    expect(run.code).toBe(0);
+    expect(run.stderr).toBe('');
+    const lines = run.stdout.split('\n');
+    for (const outcome of ['allow', 'deny', 'approval_required']) {
+      expect(lines.some((line) => new RegExp(`^\\s+\\S+ ${outcome}\\s+\\S`).test(line))).toBe(true);
+    }
+    expect(run.stdout).toContain('DENIED_BY_RULE');
+  });
+
+  it('exits 2 with a bad --policy', () => {
+    const run = writ(['demo', '--policy', `${FIX}/invalid-policy.yaml`]);
+    expect(run.code).toBe(2);
+    expect(run.stderr.split('\n')[0]).toMatch(POSITIONED);
+  });
+});
