@@ -6,8 +6,8 @@ import { type CelContext, compileExpression, type ExpressionKind } from './cel.j
 import { parseDuration, parseRate } from './duration.js';
 import { compileGlob, isGlob } from './glob.js';
 import { normalizePath } from './helpers.js';
-import { PolicySchema, type RuleDocument } from './schema.js';
 import { readPaths } from './reads.js';
+import { PolicySchema, type RuleDocument } from './schema.js';
 import { YamlSourceFile } from './source.js';
 
 /** A compiled condition or key: evaluates against a context, may throw. */
