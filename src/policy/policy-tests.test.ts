@@ -210,3 +210,36 @@ describe('runPolicyTests: invalid case files', () => {
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 });
+
+describe('approved steps', () => {
+  it('lets a case say a person approved a call, which then runs and labels the session', async () => {
+    const { compilePolicy } = await import('./compile.js');
+    const { runPolicyTests } = await import('./policy-tests.js');
+    const policy = compilePolicy({
+      path: 'p.yaml',
+      text: [
+        'version: 1',
+        'tools:',
+        '  pay:',
+        "    - require_approval: 'args.amount > 10.0'",
+        '    - allow: true',
+        '  post:',
+        '    - forbid: \'"paid" in session.labels\'',
+        '    - allow: true',
+        'labels:',
+        '  paid: { when: \'tool == "pay"\' }',
+      ].join('\n'),
+    });
+    const cases = [
+      'defaults: { principal: { id: a }, session: { id: s } }',
+      'cases:',
+      '  - name: approval round trip',
+      '    steps:',
+      '      - { action: { tool: pay, args: { amount: 50 } }, expect: approval_required }',
+      '      - { action: { tool: pay, args: { amount: 50 } }, approved: true, expect: allow }',
+      '      - { action: { tool: post, args: {} }, expect: deny }',
+    ].join('\n');
+    const run = runPolicyTests(policy, 'cases.yaml', cases);
+    expect(run.ok && run.results.map((r) => [r.passed, r.failures])).toEqual([[true, []]]);
+  });
+});

@@ -36,15 +36,21 @@ const expectation = z.union(
   { error: 'expected allow, deny, approval_required or { outcome, reasons?, rules? }' },
 );
 const actionPart = z.record(z.string(), z.unknown(), { error: 'expected an action object' });
+const approved = z
+  .boolean()
+  .optional()
+  .describe('A person approved this exact call (as after an approval round trip).');
 const step = z.strictObject({
   name: z.string().optional(),
   action: actionPart,
+  approved,
   expect: expectation,
 });
 const testCase = z.strictObject({
   name: z.string({ error: 'every case needs a name' }),
   now: z.string().optional(),
   action: actionPart.optional(),
+  approved,
   expect: expectation.optional(),
   steps: z.array(step).optional(),
 });
@@ -82,7 +88,16 @@ export function runPolicyTests(
     const issue = (message: string) =>
       issues.push(file.issueAt(['cases', i], `${c.name}: ${message}`));
     const steps =
-      c.steps ?? (c.action && c.expect ? [{ action: c.action, expect: c.expect }] : undefined);
+      c.steps ??
+      (c.action && c.expect
+        ? [
+            {
+              action: c.action,
+              expect: c.expect,
+              ...(c.approved !== undefined && { approved: c.approved }),
+            },
+          ]
+        : undefined);
     if (!steps || (c.steps && (c.action || c.expect))) {
       issue('a case has either action and expect, or steps');
       return;
@@ -110,7 +125,7 @@ export function runPolicyTests(
         labels: [...new Set([...action.session.labels, ...labels])].sort(),
       };
       const ctx = buildContext(action, now, session);
-      const verdict = evaluateScope(policy, ctx);
+      const verdict = evaluateScope(policy, ctx, s.approved ?? false);
       const mismatch = compare(s.expect, verdict);
       if (mismatch) {
         failures.push({
