@@ -126,3 +126,20 @@ describe('isGlob', () => {
     expect(isGlob(pattern)).toBe(glob);
   });
 });
+
+describe('globstar directories', () => {
+  it.each([
+    ['a/**/c', 'a/c', true],
+    ['a/**/c', 'a/x/c', true],
+    ['a/**/c', 'a/x/y/c', true],
+    ['a/**/c', 'a/xc', false],
+    ['/etc/**/*.conf', '/etc/x.conf', true],
+    ['/etc/**/*.conf', '/etc/ssh/sshd.conf', true],
+    ['/etc/**/*.conf', '/etcx/y.conf', false],
+    ['**/secret', 'secret', true],
+    ['**/secret', 'a/b/secret', true],
+  ])('%s on %s → %s, the same as the regular expression', (pattern, s, expected) => {
+    expect(compileGlob(pattern)(s)).toBe(expected);
+    expect(globToRegExp(pattern).test(s)).toBe(expected);
+  });
+});

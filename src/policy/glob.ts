@@ -1,6 +1,7 @@
 /**
  * Globs for tool names and for the `glob.match` CEL helper: `*` matches any run of
- * characters except `/`, `**` matches any run including `/`, `?` one character other
+ * characters except `/`, `**` matches any run including `/`, `**` followed by `/` matches
+ * zero or more whole directories (`a/**` + `/c` matches `a/c` and `a/x/y/c`), `?` one character other
  * than `/`, `[abc]` and `[a-z]` one character of a set, `[!abc]` (or `[^abc]`) one
  * character other than `/` not in the set; a `]` right after `[` or `[!` is part of the set.
  * Everything else is literal. Throws on an invalid set such as `[z-a]`.
@@ -12,7 +13,10 @@ export function globToRegExp(pattern: string): RegExp {
   for (let i = 0; i < pattern.length; i++) {
     const c = pattern[i]!;
     if (c === '*') {
-      if (pattern[i + 1] === '*') {
+      if (pattern[i + 1] === '*' && pattern[i + 2] === '/') {
+        source += '(?:.*/)?';
+        i += 2;
+      } else if (pattern[i + 1] === '*') {
         source += '.*';
         i++;
       } else source += '[^/]*';
@@ -40,6 +44,8 @@ export function globToRegExp(pattern: string): RegExp {
 type GlobToken =
   /** `**`: any run of characters. */
   | { kind: 'any' }
+  /** `**` + `/`: nothing, or any run of characters that ends with `/`. */
+  | { kind: 'dirs' }
   /** `*`: any run of characters other than `/`. */
   | { kind: 'run' }
   /** A literal, `?` or a set: one character. */
@@ -69,7 +75,11 @@ export function compileGlob(pattern: string): (s: string) => boolean {
         if (!active[i]) continue;
         const token = tokens[i]!;
         if (token.kind === 'any' || (token.kind === 'run' && cp !== SLASH)) next[i] = 1;
-        else if (token.kind === 'one' && token.accepts(cp)) next[i + 1] = 1;
+        else if (token.kind === 'dirs') {
+          // Inside a directory name: only a `/` may end the run (state 2 is not closed over).
+          if (!next[i]) next[i] = 2;
+          if (cp === SLASH) next[i + 1] = 1;
+        } else if (token.kind === 'one' && token.accepts(cp)) next[i + 1] = 1;
         else continue;
         any = true;
       }
@@ -81,10 +91,15 @@ export function compileGlob(pattern: string): (s: string) => boolean {
   };
 }
 
-/** A star may match nothing: whoever reaches it also reaches what follows. */
+/**
+ * A star may match nothing: whoever reaches it also reaches what follows. `**` + `/` matches
+ * nothing only where it starts, not in the middle of a directory name (state 2).
+ */
 function closeOverStars(tokens: GlobToken[], states: Uint8Array) {
   for (let i = 0; i < tokens.length; i++) {
-    if (states[i] && tokens[i]!.kind !== 'one') states[i + 1] = 1;
+    const kind = tokens[i]!.kind;
+    if (kind === 'one' || !states[i] || (kind === 'dirs' && states[i] === 2)) continue;
+    states[i + 1] = 1;
   }
 }
 
@@ -94,7 +109,10 @@ function parseGlob(pattern: string): GlobToken[] {
   for (let i = 0; i < chars.length; i++) {
     const c = chars[i]!;
     if (c === '*') {
-      if (chars[i + 1] === '*') {
+      if (chars[i + 1] === '*' && chars[i + 2] === '/') {
+        tokens.push({ kind: 'dirs' });
+        i += 2;
+      } else if (chars[i + 1] === '*') {
         tokens.push({ kind: 'any' });
         i++;
       } else tokens.push({ kind: 'run' });

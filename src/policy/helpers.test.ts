@@ -311,8 +311,8 @@ tools:
   it.each([
     ['/srv/a/b/c.txt', 'allow'],
     ['/srv/a/c.txt', 'allow'],
-    // `**` is "any run including /", so `/srv/**/*.txt` needs a folder below /srv.
-    ['/srv/c.txt', 'deny'],
+    // `**/` matches zero or more folders, so `/srv/**/*.txt` covers /srv itself too.
+    ['/srv/c.txt', 'allow'],
     ['/srv/a/c.txt.exe', 'deny'],
     ['/etc/c.txt', 'deny'],
   ])('put %j → %s', (key, outcome) => {
