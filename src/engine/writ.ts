@@ -283,14 +283,7 @@ export function createWrit(options: WritOptions): WritEngine {
     const sessionVersion = session?.version ?? 0;
     const shadowOf = candidate && logged ? candidateVerdict(candidate, ctx) : undefined;
     const refuse_ = (reasons: Reason[], outcome: 'deny' | 'approval_required' = 'deny') =>
-      refuse(
-        decision(id, now, digest, outcome, reasons),
-        action,
-        now,
-        logged,
-        shadowOf,
-        sessionVersion,
-      );
+      refuse(decision(id, now, digest, outcome, reasons), action, now, logged, shadowOf);
 
     if (verdict.outcome === 'deny') return refuse_(verdict.reasons);
     if (verdict.outcome === 'approval_required') {
@@ -354,7 +347,7 @@ export function createWrit(options: WritOptions): WritEngine {
     const resolved = resolveDecision(granted, result);
     // Unlogged shadow mode: a refusal still lets the call through, reserving nothing.
     if (policy.mode === 'shadow' && resolved.outcome === 'deny') {
-      return refuse(resolved, action, now, undefined, undefined, sessionVersion);
+      return refuse(resolved, action, now, undefined, undefined);
     }
     return resolved;
   }
@@ -385,7 +378,6 @@ export function createWrit(options: WritOptions): WritEngine {
     now: number,
     logged: Logged | undefined,
     shadowOf: DecisionLog['candidate'],
-    sessionVersion = 0,
   ): Promise<Decision> {
     if (policy.mode !== 'shadow')
       return logged ? record(refusal, logOf(refusal, logged, shadowOf), now) : refusal;
@@ -398,12 +390,12 @@ export function createWrit(options: WritOptions): WritEngine {
       [],
       labelsAfter(policy, ctx),
     );
+    // A writ that reserves nothing rests on no state, so it takes no session precondition.
     const result = await store.authorize({
       now,
       writ,
       ops: [],
       sessionId: action.session.id,
-      sessionVersion,
       ...(logged && { log: logOf(refusal, logged, shadowOf) }),
       shadow: true,
     });

@@ -233,8 +233,11 @@ function decisionEntry(decision: Decision, log: DecisionLog, now: number): LogDr
 }
 
 function checkPreconditions(tx: Tx, req: AuthorizeRequest): AuthorizeResult | undefined {
-  const session = tx.get<SessionRecord>('session', req.sessionId);
-  if ((session?.version ?? 0) !== req.sessionVersion) return { status: 'conflict', on: 'session' };
+  if (req.sessionVersion !== undefined) {
+    const session = tx.get<SessionRecord>('session', req.sessionId);
+    if ((session?.version ?? 0) !== req.sessionVersion)
+      return { status: 'conflict', on: 'session' };
+  }
   if (req.approvalId !== undefined) {
     const approval = approvalAt(tx.get<ApprovalRecord>('approval', req.approvalId), req.now);
     if (approval?.status !== 'approved' || approval.actionDigest !== req.writ.actionDigest) {

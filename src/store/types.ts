@@ -84,9 +84,12 @@ export interface AuthorizeRequest {
   now: number;
   writ: WritRecord;
   ops: PlanOp[];
-  /** Evaluation read this session at this version; a different version is a conflict. */
   sessionId: string;
-  sessionVersion: number;
+  /**
+   * Evaluation read this session at this version; a different version is a conflict.
+   * Absent: the step rests on no session state (a writ that reserves nothing).
+   */
+  sessionVersion?: number;
   /** Evaluation relied on this approval; it is consumed, and must still be approved. */
   approvalId?: string;
   /**
@@ -125,7 +128,10 @@ export interface SettleRequest {
   now: number;
   writId: string;
   status: 'succeeded' | 'failed' | 'cancelled';
-  /** Actual cost: captured on every budget the writ holds (default: the held amount). */
+  /**
+   * Actual cost, captured on every budget the writ holds. Default: the held amount when the
+   * call succeeded, nothing when it failed or was cancelled.
+   */
   cost?: number;
   /** Stored with an idempotency claim and returned to replays. */
   result?: Json;
