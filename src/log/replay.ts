@@ -4,8 +4,8 @@ import { manualClock } from '../core/clock.js';
 import type { Outcome, Reason } from '../core/decision.js';
 import type { Json } from '../core/json.js';
 import { createWrit } from '../engine/writ.js';
+import { overlaps } from '../policy/analyze.js';
 import type { CompiledPolicy } from '../policy/index.js';
-import { overlaps } from '../policy/reads.js';
 import { memoryStore } from '../store/memory/index.js';
 import { type LogEntry, type LoggedDecision, logDecision } from './entry.js';
 

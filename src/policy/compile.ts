@@ -2,11 +2,11 @@ import { digestJson } from '../core/digest.js';
 import type { SourceIssue } from '../core/errors.js';
 import { PolicyError } from '../core/errors.js';
 import type { Json, JsonObject } from '../core/json.js';
+import { readPaths, toolGuard } from './analyze.js';
 import { type CelContext, compileExpression, type ExpressionKind } from './cel.js';
 import { parseDuration, parseRate } from './duration.js';
 import { compileGlob, isGlob } from './glob.js';
 import { normalizePath } from './helpers.js';
-import { readPaths } from './reads.js';
 import { PolicySchema, type RuleDocument } from './schema.js';
 import { YamlSourceFile } from './source.js';
 
@@ -26,6 +26,8 @@ export interface CompiledRule {
   order: number;
   /** For `require_approval`: how long the approval request stays open. */
   expiresMs?: number;
+  /** A flow rule's test on the tool name: for tools it rejects, the rule cannot match. */
+  guard?: (tool: string) => boolean;
   message?: string;
 }
 
@@ -104,6 +106,8 @@ export interface CompiledPolicy {
   flow: CompiledRule[];
   /** The rules for a tool (exact name and every matching glob), or `undefined` if unnamed. */
   rulesFor(tool: string): readonly CompiledRule[] | undefined;
+  /** The flow rules that can match a tool: those whose condition does not rule it out. */
+  flowFor(tool: string): readonly CompiledRule[];
   budgets: CompiledBudget[];
   rateLimits: CompiledRateLimit[];
   concurrency: CompiledConcurrency[];
@@ -235,7 +239,11 @@ class PolicyBuilder {
       }
     }
     (doc.flow ?? []).forEach((rule, i) => {
-      this.flow.push(...this.rule(file, ['flow', i], rule, `${prefix}flow[${i}]`));
+      for (const compiled of this.rule(file, ['flow', i], rule, `${prefix}flow[${i}]`)) {
+        const source = rule[compiled.effect];
+        const guard = typeof source === 'string' ? toolGuard(source) : undefined;
+        this.flow.push(guard ? { ...compiled, guard } : compiled);
+      }
     });
 
     for (const [name, b] of Object.entries(doc.budgets ?? {})) {
@@ -474,10 +482,14 @@ class PolicyBuilder {
     if (this.issues.length > 0) throw new PolicyError(this.issues);
     const exact = this.exact;
     const globs = this.globs;
-    const cache = new Map<string, readonly CompiledRule[] | undefined>();
-    const rulesFor = (tool: string) => {
+    const flow = this.flow;
+    const cache = new Map<
+      string,
+      { rules: readonly CompiledRule[] | undefined; flow: readonly CompiledRule[] }
+    >();
+    const lookup = (tool: string) => {
       const hit = cache.get(tool);
-      if (hit !== undefined || cache.has(tool)) return hit;
+      if (hit) return hit;
       const matching = globs.filter((g) => g.matches(tool));
       const own = exact.get(tool);
       let rules: readonly CompiledRule[] | undefined;
@@ -486,9 +498,10 @@ class PolicyBuilder {
           (a, b) => a.order - b.order,
         );
       }
+      const entry = { rules, flow: flow.filter((rule) => !rule.guard || rule.guard(tool)) };
       // The cache is bounded so a stream of distinct made-up tool names cannot grow memory.
-      if (cache.size < 10_000) cache.set(tool, rules);
-      return rules;
+      if (cache.size < 10_000) cache.set(tool, entry);
+      return entry;
     };
     const normalized = normalize(this.document) as JsonObject;
     return Object.freeze({
@@ -499,7 +512,8 @@ class PolicyBuilder {
       document: normalized,
       sources: this.sources,
       flow: this.flow,
-      rulesFor,
+      rulesFor: (tool: string) => lookup(tool).rules,
+      flowFor: (tool: string) => lookup(tool).flow,
       budgets: this.budgets,
       rateLimits: this.rateLimits,
       concurrency: this.concurrency,

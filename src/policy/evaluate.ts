@@ -108,7 +108,7 @@ export function evaluateScope(
     }
   };
   if (toolRules) for (const rule of toolRules) consider(rule);
-  for (const rule of policy.flow) consider(rule);
+  for (const rule of policy.flowFor(ctx.tool)) consider(rule);
 
   const verdict = choose();
   if (brokenAllows.length > 0) verdict.reasons = [...verdict.reasons, ...brokenAllows];
