@@ -1,3 +1,5 @@
+import type { ReasonCode } from '../core/codes.js';
+import { type Reason, reason } from '../core/decision.js';
 import { digestJson } from '../core/digest.js';
 import type { SourceIssue } from '../core/errors.js';
 import { PolicyError } from '../core/errors.js';
@@ -16,6 +18,21 @@ export type Expr = (ctx: CelContext) => unknown;
 /** What a scope rule does when its condition holds. */
 export type Effect = 'allow' | 'forbid' | 'require_approval';
 
+/** The reason each kind of rule gives when its condition holds. */
+const MATCHED: Record<Effect, ReasonCode> = {
+  forbid: 'DENIED_BY_RULE',
+  require_approval: 'APPROVAL_REQUIRED',
+  allow: 'ALLOWED_BY_RULE',
+};
+
+/** The rules that can apply to one tool. */
+export interface ToolScope {
+  /** Its own rules (exact name and matching globs), or `undefined` if the policy does not name it. */
+  rules: readonly CompiledRule[] | undefined;
+  /** The flow rules its name does not rule out. */
+  flow: readonly CompiledRule[];
+}
+
 /** A scope rule, compiled. */
 export interface CompiledRule {
   /** The rule's `name`, or its position such as `tools.send_money[1]`. */
@@ -24,6 +41,11 @@ export interface CompiledRule {
   when: Expr;
   /** Declaration order over the whole policy, so reasons list rules in a stable order. */
   order: number;
+  /**
+   * The reason a decision gives when the condition holds, built once (and frozen) rather
+   * than on every decision.
+   */
+  matched: Reason;
   /** For `require_approval`: how long the approval request stays open. */
   expiresMs?: number;
   /** A flow rule's test on the tool name: for tools it rejects, the rule cannot match. */
@@ -108,6 +130,8 @@ export interface CompiledPolicy {
   rulesFor(tool: string): readonly CompiledRule[] | undefined;
   /** The flow rules that can match a tool: those whose condition does not rule it out. */
   flowFor(tool: string): readonly CompiledRule[];
+  /** Both, in one look-up: what evaluation reads for every decision. */
+  scopeFor(tool: string): ToolScope;
   budgets: CompiledBudget[];
   rateLimits: CompiledRateLimit[];
   concurrency: CompiledConcurrency[];
@@ -409,7 +433,9 @@ class PolicyBuilder {
     this.ruleIds.add(id);
     const when = this.expr(file, [...path, effect], rule[effect]!, 'condition');
     if (!when) return [];
-    const compiled: CompiledRule = { id, effect, when, order: this.order++ };
+    const detail = { rule: id, ...(rule.message !== undefined && { message: rule.message }) };
+    const matched = Object.freeze(reason(MATCHED[effect], detail));
+    const compiled: CompiledRule = { id, effect, when, order: this.order++, matched };
     if (effect === 'require_approval')
       compiled.expiresMs = this.duration(file, [...path, 'expires'], rule.expires, 15 * 60_000);
     if (rule.message !== undefined) compiled.message = rule.message;
@@ -498,7 +524,10 @@ class PolicyBuilder {
           (a, b) => a.order - b.order,
         );
       }
-      const entry = { rules, flow: flow.filter((rule) => !rule.guard || rule.guard(tool)) };
+      const entry: ToolScope = {
+        rules,
+        flow: flow.filter((rule) => !rule.guard || rule.guard(tool)),
+      };
       // The cache is bounded so a stream of distinct made-up tool names cannot grow memory.
       if (cache.size < 10_000) cache.set(tool, entry);
       return entry;
@@ -514,6 +543,7 @@ class PolicyBuilder {
       flow: this.flow,
       rulesFor: (tool: string) => lookup(tool).rules,
       flowFor: (tool: string) => lookup(tool).flow,
+      scopeFor: lookup,
       budgets: this.budgets,
       rateLimits: this.rateLimits,
       concurrency: this.concurrency,

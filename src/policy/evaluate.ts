@@ -1,7 +1,13 @@
 import type { Action } from '../core/action.js';
 import { type Reason, reason } from '../core/decision.js';
 import type { JsonObject } from '../core/json.js';
-import { type CelContext, PrincipalContext, RequestContext, SessionContext } from './cel.js';
+import {
+  type CelContext,
+  PrincipalContext,
+  RequestContext,
+  SessionContext,
+  withoutStackTraces,
+} from './cel.js';
 import type { CompiledPolicy, CompiledRule, Expr } from './compile.js';
 
 /** What evaluation reads of a session's state: trusted attributes and labels set by writ. */
@@ -58,6 +64,14 @@ export function test(expr: Expr, ctx: CelContext): Test {
   }
 }
 
+function failure(rule: CompiledRule, error: string): Reason {
+  return reason('CONDITION_ERROR', {
+    rule: rule.id,
+    ...(rule.message !== undefined && { message: rule.message }),
+    error,
+  });
+}
+
 function firstLine(error: unknown): string {
   return (error instanceof Error ? error.message : String(error)).split('\n')[0]!;
 }
@@ -75,7 +89,8 @@ export function evaluateScope(
   ctx: CelContext,
   approved = false,
 ): ScopeVerdict {
-  const toolRules = policy.rulesFor(ctx.tool);
+  const scope = policy.scopeFor(ctx.tool);
+  const toolRules = scope.rules;
   const forbids: Reason[] = [];
   const approvals: Reason[] = [];
   const allows: Reason[] = [];
@@ -86,29 +101,18 @@ export function evaluateScope(
   const consider = (rule: CompiledRule) => {
     const result = test(rule.when, ctx);
     if (result === false) return;
-    const failed = result !== true;
-    const detail = { rule: rule.id, ...(rule.message !== undefined && { message: rule.message }) };
-    if (rule.effect === 'forbid') {
-      forbids.push(
-        failed
-          ? reason('CONDITION_ERROR', { ...detail, error: result.error })
-          : reason('DENIED_BY_RULE', detail),
-      );
-    } else if (rule.effect === 'require_approval') {
-      approvals.push(
-        failed
-          ? reason('CONDITION_ERROR', { ...detail, error: result.error })
-          : reason('APPROVAL_REQUIRED', detail),
-      );
+    const why = result === true ? rule.matched : failure(rule, result.error);
+    if (rule.effect === 'forbid') forbids.push(why);
+    else if (rule.effect === 'require_approval') {
+      approvals.push(why);
       approvalExpiresMs = Math.min(approvalExpiresMs ?? Number.POSITIVE_INFINITY, rule.expiresMs!);
-    } else if (failed) {
-      brokenAllows.push(reason('CONDITION_ERROR', { ...detail, error: result.error }));
-    } else {
-      allows.push(reason('ALLOWED_BY_RULE', detail));
-    }
+    } else if (result === true) allows.push(why);
+    else brokenAllows.push(why);
   };
-  if (toolRules) for (const rule of toolRules) consider(rule);
-  for (const rule of policy.flowFor(ctx.tool)) consider(rule);
+  withoutStackTraces(() => {
+    if (toolRules) for (const rule of toolRules) consider(rule);
+    for (const rule of scope.flow) consider(rule);
+  });
 
   const verdict = choose();
   if (brokenAllows.length > 0) verdict.reasons = [...verdict.reasons, ...brokenAllows];
@@ -157,7 +161,8 @@ export function evaluateScope(
  * doubt marks.
  */
 export function labelsAfter(policy: CompiledPolicy, ctx: CelContext): string[] {
-  const out: string[] = [];
-  for (const label of policy.labels) if (test(label.when, ctx) !== false) out.push(label.name);
-  return out;
+  if (policy.labels.length === 0) return [];
+  return withoutStackTraces(() =>
+    policy.labels.filter((label) => test(label.when, ctx) !== false).map((label) => label.name),
+  );
 }

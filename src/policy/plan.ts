@@ -2,7 +2,7 @@ import type { Action } from '../core/action.js';
 import { type Reason, reason } from '../core/decision.js';
 import { digestJson } from '../core/digest.js';
 import type { PlanOp } from '../core/plan.js';
-import type { CelContext } from './cel.js';
+import { type CelContext, withoutStackTraces } from './cel.js';
 import type { CompiledPolicy, Expr } from './compile.js';
 import { test } from './evaluate.js';
 
@@ -19,6 +19,16 @@ const DAY_MS = 86_400_000;
  * limits, concurrency) so every store checks them the same way.
  */
 export function planInvariants(
+  policy: CompiledPolicy,
+  action: Action,
+  ctx: CelContext,
+  now: number,
+  digest: string,
+): InvariantPlan {
+  return withoutStackTraces(() => plan(policy, action, ctx, now, digest));
+}
+
+function plan(
   policy: CompiledPolicy,
   action: Action,
   ctx: CelContext,
