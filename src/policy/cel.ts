@@ -1,4 +1,5 @@
 import { Environment } from '@marcbachmann/cel-js';
+import { serialize } from '@marcbachmann/cel-js/serialize';
 import type { Action } from '../core/action.js';
 import type { JsonObject } from '../core/json.js';
 import {
@@ -6,6 +7,8 @@ import {
   globMatch,
   normalizePath,
   pathWithin,
+  regexMatches,
+  regexProblem,
   urlHost,
   urlScheme,
 } from './helpers.js';
@@ -57,6 +60,7 @@ class PathHelpers {}
 class UrlHelpers {}
 class EmailHelpers {}
 class GlobHelpers {}
+class RegexHelpers {}
 
 const TIMESTAMP = 'google.protobuf.Timestamp';
 
@@ -99,6 +103,7 @@ function createEnvironment(): Environment {
     .registerType('writ.UrlHelpers', UrlHelpers)
     .registerType('writ.EmailHelpers', EmailHelpers)
     .registerType('writ.GlobHelpers', GlobHelpers)
+    .registerType('writ.RegexHelpers', RegexHelpers)
     .registerFunction(
       helper('writ.PathHelpers', 'within', ['string', 'string'], 'bool', pathWithin),
     )
@@ -107,10 +112,14 @@ function createEnvironment(): Environment {
     .registerFunction(helper('writ.UrlHelpers', 'scheme', ['string'], 'string', urlScheme))
     .registerFunction(helper('writ.EmailHelpers', 'domain', ['string'], 'string', emailDomain))
     .registerFunction(helper('writ.GlobHelpers', 'match', ['string', 'string'], 'bool', globMatch))
+    .registerFunction(
+      helper('writ.RegexHelpers', 'matches', ['string', 'string'], 'bool', regexMatches),
+    )
     .registerConstant('path', 'writ.PathHelpers', new PathHelpers())
     .registerConstant('url', 'writ.UrlHelpers', new UrlHelpers())
     .registerConstant('email', 'writ.EmailHelpers', new EmailHelpers())
     .registerConstant('glob', 'writ.GlobHelpers', new GlobHelpers())
+    .registerConstant('re', 'writ.RegexHelpers', new RegexHelpers())
     .registerVariable('tool', 'string')
     .registerVariable('args', 'map<string, dyn>')
     .registerVariable('principal', 'writ.Principal')
@@ -169,8 +178,58 @@ export function compileExpression(source: string, kind: ExpressionKind): Compile
       offset: 0,
     };
   }
-  const run = env.parse(source);
+  const parsed = env.parse(source) as unknown as { ast: AstNode };
+  const safe = withLinearRegexes(parsed.ast);
+  if ('message' in safe) return { ok: false, ...safe };
+  const run = safe.changed ? env.parse(serialize(safe.ast as never)) : env.parse(source);
   return { ok: true, evaluate: (ctx) => run(ctx) };
+}
+
+interface AstNode {
+  op: string;
+  args: unknown;
+  start?: number;
+}
+
+const isAst = (value: unknown): value is AstNode =>
+  typeof value === 'object' && value !== null && typeof (value as AstNode).op === 'string';
+
+/**
+ * CEL specifies RE2 for `matches`, which runs in linear time; cel-js uses JavaScript's
+ * backtracking engine, where `"^(a+)+$"` takes seconds on a 30-character argument — and
+ * arguments come from the agent. Every `s.matches(p)` (and `matches(s, p)`) is rewritten to
+ * `re.matches(s, p)`, which runs RE2. A constant pattern that is not valid RE2 is a load error.
+ */
+function withLinearRegexes(
+  root: AstNode,
+): { ast: AstNode; changed: boolean } | { message: string; offset: number } {
+  let changed = false;
+  let invalid: { message: string; offset: number } | undefined;
+  const rewrite = (value: unknown): unknown => {
+    if (Array.isArray(value)) return value.map(rewrite);
+    if (!isAst(value)) return value;
+    const node = { ...value, args: rewrite(value.args) } as AstNode;
+    const args = node.args as unknown[];
+    let subject: unknown;
+    let pattern: unknown;
+    if (node.op === 'rcall' && args[0] === 'matches' && (args[2] as unknown[]).length === 1) {
+      [subject, pattern] = [args[1], (args[2] as unknown[])[0]];
+    } else if (node.op === 'call' && args[0] === 'matches' && (args[1] as unknown[]).length === 2) {
+      [subject, pattern] = args[1] as unknown[];
+    } else return node;
+    if (isAst(pattern) && pattern.op === 'value' && typeof pattern.args === 'string') {
+      const problem = regexProblem(pattern.args);
+      if (problem)
+        invalid ??= {
+          message: `invalid RE2 regular expression: ${problem}`,
+          offset: pattern.start ?? 0,
+        };
+    }
+    changed = true;
+    return { op: 'rcall', args: ['matches', { op: 'id', args: 're' }, [subject, pattern]] };
+  };
+  const ast = rewrite(root) as AstNode;
+  return invalid ?? { ast, changed };
 }
 
 /**

@@ -1,3 +1,4 @@
+import { RE2JS } from 're2js';
 import { compileGlob } from './glob.js';
 
 /**
@@ -91,4 +92,29 @@ export function globMatch(pattern: string, s: string): boolean {
     if (globCache.size < 1000) globCache.set(pattern, matcher);
   }
   return matcher(s);
+}
+
+const regexCache = new Map<string, RE2JS>();
+
+/** Why `pattern` is not a valid RE2 regular expression, or `undefined` if it is. */
+export function regexProblem(pattern: string): string | undefined {
+  try {
+    RE2JS.compile(pattern);
+    return undefined;
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
+
+/**
+ * CEL's `matches`: true when `pattern` (RE2 syntax) matches anywhere in `s`. RE2 runs in
+ * time linear in the input, whatever the pattern — no backtracking blow-up on hostile text.
+ */
+export function regexMatches(s: string, pattern: string): boolean {
+  let re = regexCache.get(pattern);
+  if (!re) {
+    re = RE2JS.compile(pattern);
+    if (regexCache.size < 1000) regexCache.set(pattern, re);
+  }
+  return re.matcher(s).find();
 }
