@@ -4,8 +4,26 @@ import { canonicalJson } from './canonical-json.js';
 import type { Json, JsonObject } from './json.js';
 
 /** SHA-256 of a UTF-8 string, as lower-case hex. */
+export type Sha256Hex = (text: string) => string;
+
+const portableSha256: Sha256Hex = (text) => bytesToHex(sha256(utf8ToBytes(text)));
+let sha256Impl: Sha256Hex = portableSha256;
+
+/**
+ * Installs a platform SHA-256 (the Node runtime installs `node:crypto`'s, about four times
+ * faster than the portable one). It must compute the same function: `installSha256` checks
+ * it against the portable implementation before using it.
+ */
+export function installSha256(fn: Sha256Hex): void {
+  const probe = 'writ \u00e9\u{1f511}';
+  if (fn(probe) !== portableSha256(probe))
+    throw new Error('installSha256: not SHA-256 of UTF-8 text');
+  sha256Impl = fn;
+}
+
+/** SHA-256 of a UTF-8 string, as lower-case hex. */
 export function sha256Hex(text: string): string {
-  return bytesToHex(sha256(utf8ToBytes(text)));
+  return sha256Impl(text);
 }
 
 /** SHA-256 over the RFC 8785 canonical form of a JSON value, as `sha256:<hex>`. */
