@@ -39,7 +39,14 @@ export interface LoggedDecision {
   reservations?: Json[];
   shadow?: { outcome: Outcome; reasons: Reason[] };
   /** What a candidate policy evaluated beside the enforced one would have decided. */
-  candidate?: { policyHash: string; outcome: Outcome; reasons: Reason[] };
+  candidate?: CandidateVerdict;
+}
+
+/** What a candidate policy, evaluated beside the enforced one, would have decided. */
+export interface CandidateVerdict {
+  policyHash: string;
+  outcome: Outcome;
+  reasons: Reason[];
 }
 
 export interface LoggedSettlement {

@@ -13,20 +13,13 @@ const DAY_MS = 86_400_000;
 
 /**
  * Works out, purely, which invariants apply to an action and what each reserves; `digest`
- * is the action digest an idempotency claim is bound to. An
- * error in any `match`, key or cost denies with `CONDITION_ERROR`: an invariant that might
- * apply is never skipped. Ops come in a fixed order (nonce, idempotency, budgets, rate
- * limits, concurrency) so every store checks them the same way.
+ * is the action digest an idempotency claim is bound to. An error in any `match`, key or
+ * cost denies with `CONDITION_ERROR`: an invariant that might apply is never skipped. Ops
+ * come in a fixed order (nonce, idempotency, budgets, rate limits, concurrency) so every
+ * store checks them the same way.
  */
-export function planInvariants(
-  policy: CompiledPolicy,
-  action: Action,
-  ctx: CelContext,
-  now: number,
-  digest: string,
-): InvariantPlan {
-  return withoutStackTraces(() => plan(policy, action, ctx, now, digest));
-}
+export const planInvariants = (...args: Parameters<typeof plan>): InvariantPlan =>
+  withoutStackTraces(() => plan(...args));
 
 function plan(
   policy: CompiledPolicy,

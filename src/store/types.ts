@@ -1,7 +1,7 @@
-import type { Decision, Outcome, Reason, StepOutcome } from '../core/decision.js';
+import type { Decision, Reason, StepOutcome } from '../core/decision.js';
 import type { Json, JsonObject } from '../core/json.js';
 import type { IdempotencyOp, PlanOp } from '../core/plan.js';
-import type { LogEntry, LogHead } from '../log/entry.js';
+import type { CandidateVerdict, LogEntry, LogHead } from '../log/entry.js';
 import type { ChainReport } from '../log/verify.js';
 import type { PolicySourceText } from '../policy/index.js';
 
@@ -119,8 +119,7 @@ export interface DecisionLog {
   /** The action with `redact:`ed paths replaced by digests. */
   action: JsonObject;
   redacted: string[];
-  /** What a candidate policy would have decided. */
-  candidate?: { policyHash: string; outcome: Outcome; reasons: Reason[] };
+  candidate?: CandidateVerdict;
 }
 
 /** The second phase of a writ. */
