@@ -37,31 +37,60 @@ describe('rolling out a policy without blocking anything', () => {
       clock: manualClock('2026-11-23T10:00:00Z'),
       ids: sequentialIds(),
     });
-    const inside = await writ.authorize({ ...who, tool: 'send_email', args: { to: 'bob@example.com' } });
-    const outside = await writ.authorize({ ...who, tool: 'send_email', args: { to: 'eve@evil.test' } });
+    const inside = await writ.authorize({
+      ...who,
+      tool: 'send_email',
+      args: { to: 'bob@example.com' },
+    });
+    const outside = await writ.authorize({
+      ...who,
+      tool: 'send_email',
+      args: { to: 'eve@evil.test' },
+    });
     // The enforced policy decides; the candidate only watches.
     expect([inside.outcome, outside.outcome]).toEqual(['allow', 'allow']);
     const log = await writ.store.readLog(0, 10);
     expect(log.map((e) => e.decision?.candidate?.outcome)).toEqual(['allow', 'deny']);
     await writ.close();
 
-    const run = spawnSync(process.execPath, [BIN, 'log', 'tail', '--disagreements', '--json', '--store', path], { encoding: 'utf8' });
+    const run = spawnSync(
+      process.execPath,
+      [BIN, 'log', 'tail', '--disagreements', '--json', '--store', path],
+      { encoding: 'utf8' },
+    );
     expect(run.status).toBe(0);
-    const lines = run.stdout.trim().split('\n').map((l) => JSON.parse(l) as LogEntry);
+    const lines = run.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as LogEntry);
     expect(lines.map((e) => e.decision?.id)).toEqual([outside.id]);
   });
 
   it('in shadow mode lets every call through and records what it would have done', async () => {
     const path = join(mkdtempSync(join(tmpdir(), 'writ-shadow-')), 'writ.db');
     const writ = createWrit({
-      policy: loadPolicy(`${CANDIDATE}\nmode: shadow\nbudgets:\n  cap: { match: 'true', limit: 1, window: lifetime }\n`),
+      policy: loadPolicy(
+        `${CANDIDATE}\nmode: shadow\nbudgets:\n  cap: { match: 'true', limit: 1, window: lifetime }\n`,
+      ),
       store: sqliteStore({ path }),
       clock: manualClock('2026-11-23T10:00:00Z'),
       ids: sequentialIds(),
     });
-    const first = await writ.authorize({ ...who, tool: 'send_email', args: { to: 'bob@example.com' } });
-    const overBudget = await writ.authorize({ ...who, tool: 'send_email', args: { to: 'bob@example.com' } });
-    const outOfScope = await writ.authorize({ ...who, tool: 'send_email', args: { to: 'eve@evil.test' } });
+    const first = await writ.authorize({
+      ...who,
+      tool: 'send_email',
+      args: { to: 'bob@example.com' },
+    });
+    const overBudget = await writ.authorize({
+      ...who,
+      tool: 'send_email',
+      args: { to: 'bob@example.com' },
+    });
+    const outOfScope = await writ.authorize({
+      ...who,
+      tool: 'send_email',
+      args: { to: 'eve@evil.test' },
+    });
     expect(first.outcome).toBe('allow');
     expect(overBudget).toMatchObject({ outcome: 'allow', shadow: { outcome: 'deny' } });
     expect(overBudget.shadow?.reasons[0]?.code).toBe('BUDGET_EXHAUSTED');
@@ -71,7 +100,10 @@ describe('rolling out a policy without blocking anything', () => {
     await writ.settle(first.writ!, { status: 'succeeded' });
     await writ.settle(overBudget.writ!, { status: 'succeeded' });
     const log = await writ.store.readLog(0, 10);
-    expect(log.filter((e) => e.decision?.shadow).map((e) => e.decision!.id)).toEqual([overBudget.id, outOfScope.id]);
+    expect(log.filter((e) => e.decision?.shadow).map((e) => e.decision!.id)).toEqual([
+      overBudget.id,
+      outOfScope.id,
+    ]);
     expect((await writ.budgets())[0]).toMatchObject({ spent: 1, held: 0 });
     expect(await writ.store.verifyLog()).toMatchObject({ ok: true, entries: 5 });
     await writ.close();
