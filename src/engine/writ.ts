@@ -209,7 +209,14 @@ export function createWrit(options: WritOptions): WritEngine {
   const storePolicies = () => {
     policiesStored ??= Promise.all(
       [policy, candidate].flatMap((p) => (p ? [store.putPolicy(p.hash, p.sources)] : [])),
-    ).then(() => undefined);
+    ).then(
+      () => undefined,
+      (error: unknown) => {
+        // Try again on the next decision: a store that failed once may be back.
+        policiesStored = undefined;
+        throw error;
+      },
+    );
     return policiesStored;
   };
 

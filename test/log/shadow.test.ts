@@ -109,3 +109,35 @@ describe('rolling out a policy without blocking anything', () => {
     await writ.close();
   });
 });
+
+describe('a store that fails, then recovers', () => {
+  it('denies while it fails and decides normally once it is back', async () => {
+    const { memoryStore } = await import('../../src/store/memory/index.js');
+    const real = memoryStore();
+    let down = true;
+    const flaky = new Proxy(real, {
+      get(target, key, receiver) {
+        const value = Reflect.get(target, key, receiver);
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) =>
+          down ? Promise.reject(new Error('disk on fire')) : value.apply(target, args);
+      },
+    });
+    const writ = createWrit({
+      policy: loadPolicy(ENFORCED),
+      store: flaky,
+      clock: manualClock(0),
+      ids: sequentialIds(),
+    });
+    const failed = await writ.authorize({
+      ...who,
+      tool: 'send_email',
+      args: { to: 'a@example.com' },
+    });
+    expect(failed.outcome).toBe('deny');
+    expect(failed.reasons[0]).toMatchObject({ code: 'STORE_UNAVAILABLE', error: 'disk on fire' });
+    down = false;
+    const ok = await writ.authorize({ ...who, tool: 'send_email', args: { to: 'a@example.com' } });
+    expect(ok.outcome).toBe('allow');
+  });
+});
