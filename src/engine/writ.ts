@@ -289,17 +289,17 @@ export function createWrit(options: WritOptions): WritEngine {
     const verdict = evaluateScope(policy, ctx, approved);
     const sessionVersion = session?.version ?? 0;
     const shadowOf = candidate && logged ? candidateVerdict(candidate, ctx) : undefined;
-    const refuse_ = (reasons: Reason[], outcome: 'deny' | 'approval_required' = 'deny') =>
+    const refuseWith = (reasons: Reason[], outcome: 'deny' | 'approval_required' = 'deny') =>
       refuse(decision(id, now, digest, outcome, reasons), action, now, logged, shadowOf);
 
-    if (verdict.outcome === 'deny') return refuse_(verdict.reasons);
+    if (verdict.outcome === 'deny') return refuseWith(verdict.reasons);
     if (verdict.outcome === 'approval_required') {
       if (approval?.status === 'denied') {
         const denied = reason('APPROVAL_DENIED', {
           rule: approval.id,
           ...(approval.note && { message: approval.note }),
         });
-        return refuse_([denied, ...verdict.reasons]);
+        return refuseWith([denied, ...verdict.reasons]);
       }
       // A call that already succeeded replays its result: nothing runs again, so nobody
       // needs to approve it again.
@@ -312,7 +312,7 @@ export function createWrit(options: WritOptions): WritEngine {
         approval?.status === 'expired'
           ? [...verdict.reasons, reason('APPROVAL_EXPIRED', { rule: approval.id })]
           : verdict.reasons;
-      if (policy.mode === 'shadow') return refuse_(reasons, 'approval_required');
+      if (policy.mode === 'shadow') return refuseWith(reasons, 'approval_required');
       const asked = decision(id, now, digest, 'approval_required', reasons);
       const request = await store.requestApproval(
         {
@@ -332,7 +332,7 @@ export function createWrit(options: WritOptions): WritEngine {
     }
 
     const plan = planInvariants(policy, action, ctx, now, digest);
-    if (!plan.ok) return refuse_([...plan.reasons, ...verdict.reasons]);
+    if (!plan.ok) return refuseWith([...plan.reasons, ...verdict.reasons]);
     const writ = writRecord(id, now, action, digest, plan.ops, labelsAfter(policy, ctx));
     const granted = {
       ...decision(id, now, digest, 'allow', verdict.reasons),
