@@ -60,37 +60,50 @@ function newestSource(dir: string): number {
   return newest;
 }
 
+let checked = false;
+
+/**
+ * One module of writ's build in `dist/`, such as `engine/writ.js` (run `npm run build`
+ * first; `npm run bench` does). Throws if there is no build, warns once if a source file is
+ * newer than it. Paths are built at run time so that type-checking does not need a build;
+ * callers cast what they take to the type of the same export in `src/`.
+ */
+export async function loadDist(path: string): Promise<Record<string, unknown>> {
+  if (!checked) {
+    const built = join(root, 'dist', 'index.js');
+    if (!existsSync(built)) throw new Error('no build in dist/: run `npm run build` first');
+    if (newestSource(join(root, 'src')) > statSync(built).mtimeMs)
+      console.warn('warning: src/ has changes newer than dist/; `npm run bench` rebuilds first');
+    checked = true;
+  }
+  return import(new URL(`../dist/${path}`, import.meta.url).href);
+}
+
 /**
  * writ from `dist/` (run `npm run build` first; `npm run bench` does). Throws if there is
  * no build, warns if a source file is newer than it.
  */
 export async function distEngine(): Promise<Engine> {
-  const built = join(root, 'dist', 'index.js');
-  if (!existsSync(built)) throw new Error('no build in dist/: run `npm run build` first');
-  if (newestSource(join(root, 'src')) > statSync(built).mtimeMs)
-    console.warn('warning: src/ has changes newer than dist/; `npm run bench` rebuilds first');
-  // Paths built at run time so that type-checking does not need a build.
-  const load = (path: string) => import(new URL(`../dist/${path}`, import.meta.url).href);
   const [action, canonical, digest, decide, compile, evaluate, helpers] = await Promise.all([
-    load('core/action.js'),
-    load('core/canonical-json.js'),
-    load('core/digest.js'),
-    load('engine/decide.js'),
-    load('policy/compile.js'),
-    load('policy/evaluate.js'),
-    load('policy/helpers.js'),
+    loadDist('core/action.js'),
+    loadDist('core/canonical-json.js'),
+    loadDist('core/digest.js'),
+    loadDist('engine/decide.js'),
+    loadDist('policy/compile.js'),
+    loadDist('policy/evaluate.js'),
+    loadDist('policy/helpers.js'),
   ]);
   return {
     from: 'dist',
-    compilePolicy: compile.compilePolicy,
-    parseAction: action.parseAction,
-    decideScope: decide.decideScope,
-    buildContext: evaluate.buildContext,
-    evaluateScope: evaluate.evaluateScope,
-    pathWithin: helpers.pathWithin,
-    normalizePath: helpers.normalizePath,
-    actionDigest: digest.actionDigest,
-    canonicalJson: canonical.canonicalJson,
-    sha256Hex: digest.sha256Hex,
+    compilePolicy: compile.compilePolicy as Engine['compilePolicy'],
+    parseAction: action.parseAction as Engine['parseAction'],
+    decideScope: decide.decideScope as Engine['decideScope'],
+    buildContext: evaluate.buildContext as Engine['buildContext'],
+    evaluateScope: evaluate.evaluateScope as Engine['evaluateScope'],
+    pathWithin: helpers.pathWithin as Engine['pathWithin'],
+    normalizePath: helpers.normalizePath as Engine['normalizePath'],
+    actionDigest: digest.actionDigest as Engine['actionDigest'],
+    canonicalJson: canonical.canonicalJson as Engine['canonicalJson'],
+    sha256Hex: digest.sha256Hex as Engine['sha256Hex'],
   };
 }

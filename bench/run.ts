@@ -1,8 +1,8 @@
 /**
  * The benchmark runner: `npm run bench` runs every benchmark, `npm run bench -- scope`
- * (or `cel`) one of them. Each benchmark lives in its own folder (`bench/scope/`,
- * `bench/cel/`, later `bench/store/`, …) and exports one function that returns its section
- * of the report.
+ * (or `cel`, `store`, `log`) one of them. Each benchmark lives in its own folder
+ * (`bench/scope/`, `bench/cel/`, `bench/store/`, `bench/log/`) and exports one function that
+ * returns its section of the report.
  *
  * Options: `--quick` shortens every timing (for a look, not for the results file);
  * `--out <file>` also writes the report as Markdown; `--no-pin` skips pinning.
@@ -30,6 +30,14 @@ const BENCHMARKS: Record<string, Benchmark> = {
   cel: {
     title: 'CEL libraries: @marcbachmann/cel-js vs @bufbuild/cel',
     run: async (ctx) => (await import('./cel/bench.js')).celBenchmark(ctx),
+  },
+  store: {
+    title: 'stores: authorize + settle on memory and SQLite, log on and off, beside raw floors',
+    run: async (ctx) => (await import('./store/bench.js')).storeBenchmark(ctx),
+  },
+  log: {
+    title: 'decision log: verifying a million entries, and what logging costs',
+    run: async (ctx) => (await import('./log/bench.js')).logBenchmark(ctx),
   },
 };
 

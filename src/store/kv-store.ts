@@ -34,12 +34,22 @@ export abstract class KvStore implements Store {
   abstract findDecision(id: string): Promise<LogEntry | undefined>;
   abstract verifyLog(): Promise<ChainReport>;
   abstract close(): Promise<void>;
+  /**
+   * A copy of a value crossing the store's boundary, in or out, for stores whose view hands
+   * out the objects it keeps (memory). SQLite's view already parses and serializes.
+   */
+  protected own<T>(value: T): T {
+    return value;
+  }
 
   authorize(request: AuthorizeRequest): Promise<AuthorizeResult> {
     return this.atomic((view) => ledger.authorize(view, request));
   }
   settle(request: SettleRequest): Promise<SettleResult> {
-    return this.atomic((view) => ledger.settle(view, request));
+    // The result is kept for replays: keep a copy, not the caller's object.
+    const own =
+      request.result === undefined ? request : { ...request, result: this.own(request.result) };
+    return this.atomic((view) => ledger.settle(view, own));
   }
   record(log: DecisionLog, now: number): Promise<LogEntry> {
     return this.atomic((view) => ledger.record(view, log, now));
@@ -48,46 +58,51 @@ export abstract class KvStore implements Store {
     claims: IdempotencyOp[],
     now: number,
   ): Promise<{ result: Json; writId: string } | undefined> {
-    return ledger.findReplay(this.view, claims, now);
+    return this.own(ledger.findReplay(this.view, claims, now));
   }
   async getSession(id: string): Promise<SessionRecord | undefined> {
-    return this.view.get('session', id) as SessionRecord | undefined;
+    return this.own(this.view.get('session', id) as SessionRecord | undefined);
   }
   putSession(id: string, attrs: JsonObject, now: number): Promise<SessionRecord> {
-    return this.atomic((view) => ledger.putSession(view, id, attrs, now));
+    const own = this.own(attrs);
+    return this.atomic((view) => this.own(ledger.putSession(view, id, own, now)));
   }
   async listSessions(): Promise<SessionRecord[]> {
-    return (this.view.list('session') as SessionRecord[]).sort((a, b) => a.id.localeCompare(b.id));
+    return this.own(this.view.list('session') as SessionRecord[]).sort((a, b) =>
+      a.id.localeCompare(b.id),
+    );
   }
   requestApproval(request: ApprovalRecord, log?: DecisionLog): Promise<ApprovalRecord> {
-    return this.atomic((view) => ledger.requestApproval(view, request, log));
+    const own = this.own(request);
+    return this.atomic((view) => this.own(ledger.requestApproval(view, own, log)));
   }
   async findApproval(
     actionDigest: string,
     policyHash: string,
     now: number,
   ): Promise<ApprovalRecord | undefined> {
-    return ledger.findApproval(this.view, actionDigest, policyHash, now);
+    return this.own(ledger.findApproval(this.view, actionDigest, policyHash, now));
   }
   async getApproval(id: string, now: number): Promise<ApprovalRecord | undefined> {
-    return ledger.getApproval(this.view, id, now);
+    return this.own(ledger.getApproval(this.view, id, now));
   }
   async listApprovals(now: number, status?: ApprovalStatus): Promise<ApprovalRecord[]> {
-    return ledger.listApprovals(this.view, now, status);
+    return this.own(ledger.listApprovals(this.view, now, status));
   }
   decideApproval(id: string, decision: ApprovalDecision, now: number): Promise<ApprovalRecord> {
-    return this.atomic((view) => ledger.decideApproval(view, id, decision, now));
+    return this.atomic((view) => this.own(ledger.decideApproval(view, id, decision, now)));
   }
   async listBudgets(now: number): Promise<BudgetState[]> {
-    return ledger.listBudgets(this.view, now);
+    return this.own(ledger.listBudgets(this.view, now));
   }
   putPolicy(hash: string, sources: PolicySourceText[]): Promise<void> {
-    return this.atomic((view) => ledger.putPolicy(view, hash, sources));
+    const own = this.own(sources);
+    return this.atomic((view) => ledger.putPolicy(view, hash, own));
   }
   async logHead(): Promise<LogHead | undefined> {
-    return this.view.get('log-head', 'head') as LogHead | undefined;
+    return this.own(this.view.get('log-head', 'head') as LogHead | undefined);
   }
   async getPolicy(hash: string): Promise<PolicySourceText[] | undefined> {
-    return this.view.get('policy', hash) as PolicySourceText[] | undefined;
+    return this.own(this.view.get('policy', hash) as PolicySourceText[] | undefined);
   }
 }

@@ -6,23 +6,21 @@ import type { Store } from '../types.js';
 
 class MemoryStore extends KvStore {
   readonly kind = 'memory';
-  // Records are kept as JSON text, as SQLite keeps them: what a caller passes in or gets
-  // back is its own copy, so mutating it can never change the store's state behind its back.
-  readonly #tables = new Map<Kind, Map<string, string>>();
+  // Records are kept as objects; the ledger never changes one it has read (it writes new
+  // ones), and what crosses the store's boundary is copied (`own`), so a caller can never
+  // change the store's state behind its back.
+  readonly #tables = new Map<Kind, Map<string, unknown>>();
   #closed = false;
 
   protected readonly view: KvView = {
-    get: (kind, key) => {
-      const text = this.#table(kind).get(key);
-      return text === undefined ? undefined : JSON.parse(text);
-    },
+    get: (kind, key) => this.#table(kind).get(key),
     put: (kind, key, value) => {
-      this.#table(kind).set(key, JSON.stringify(value));
+      this.#table(kind).set(key, value);
     },
     delete: (kind, key) => {
       this.#table(kind).delete(key);
     },
-    list: (kind) => [...this.#table(kind).values()].map((text) => JSON.parse(text)),
+    list: (kind) => [...this.#table(kind).values()],
     append: (entry) => {
       this.#log.push(JSON.stringify(entry));
     },
@@ -48,7 +46,11 @@ class MemoryStore extends KvStore {
     return verifier.finish(this.view.get('log-head', 'head') as LogHead | undefined);
   }
 
-  #table(kind: Kind): Map<string, string> {
+  protected override own<T>(value: T): T {
+    return value === undefined ? value : JSON.parse(JSON.stringify(value));
+  }
+
+  #table(kind: Kind): Map<string, unknown> {
     let table = this.#tables.get(kind);
     if (!table) {
       table = new Map();
