@@ -466,6 +466,7 @@ export function createWrit(options: WritOptions): WritEngine {
       status: outcome.status,
       ...(outcome.cost !== undefined && { cost: outcome.cost }),
       ...(result !== undefined && { result }),
+      ...(!logging && { log: false }),
     });
   }
 

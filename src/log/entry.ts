@@ -85,12 +85,11 @@ export function entryHash(entry: Omit<LogEntry, 'hash'> | LogEntry): string {
 }
 
 /**
- * Places a draft after `head` in the chain. The draft goes through JSON first, so what is
- * hashed is exactly what is stored and read back (no `undefined` fields).
+ * Places a draft after `head` in the chain. Canonical JSON leaves out `undefined` fields as
+ * `JSON.stringify` does, so the hash covers exactly what is stored and read back.
  */
 export function chainEntry(head: LogHead | undefined, draft: LogDraft): LogEntry {
-  const content = JSON.parse(JSON.stringify(draft)) as LogDraft;
-  const linked = { seq: (head?.seq ?? 0) + 1, ...content, prevHash: head?.hash ?? GENESIS_HASH };
+  const linked = { seq: (head?.seq ?? 0) + 1, ...draft, prevHash: head?.hash ?? GENESIS_HASH };
   return { ...linked, hash: entryHash(linked) };
 }
 

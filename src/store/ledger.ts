@@ -503,19 +503,21 @@ export function settle(view: KvView, req: SettleRequest): SettleResult {
     settled: { at: req.now, status: req.status, ...(req.cost !== undefined && { cost: req.cost }) },
   };
   tx.put('writ', writ.id, settled);
-  tx.log({
-    at: isoTime(req.now),
-    kind: 'settlement',
-    settlement: {
-      writId: writ.id,
-      decisionId: writ.decisionId,
-      status: req.status,
-      ...(req.cost !== undefined && { cost: req.cost }),
-      overage,
-      labelsAdded,
-      ...(req.result !== undefined && { resultDigest: digestJson(req.result) }),
-    },
-  });
+  if (req.log !== false) {
+    tx.log({
+      at: isoTime(req.now),
+      kind: 'settlement',
+      settlement: {
+        writId: writ.id,
+        decisionId: writ.decisionId,
+        status: req.status,
+        ...(req.cost !== undefined && { cost: req.cost }),
+        overage,
+        labelsAdded,
+        ...(req.result !== undefined && { resultDigest: digestJson(req.result) }),
+      },
+    });
+  }
   tx.commit();
   return { writ: copyWrit(settled), labelsAdded, overage };
 }

@@ -132,6 +132,8 @@ export interface SettleRequest {
    * call succeeded, nothing when it failed or was cancelled.
    */
   cost?: number;
+  /** Record the settlement in the decision log in the same step (default true). */
+  log?: boolean;
   /** Stored with an idempotency claim and returned to replays. */
   result?: Json;
 }
