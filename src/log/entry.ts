@@ -1,4 +1,3 @@
-import { canonicalJson } from '../core/canonical-json.js';
 import type { Decision, Outcome, Reason } from '../core/decision.js';
 import { sha256Hex } from '../core/digest.js';
 import type { Json, JsonObject } from '../core/json.js';
@@ -78,10 +77,16 @@ export interface LogHead {
 
 export const GENESIS_HASH = '0'.repeat(64);
 
-/** The hash an entry must carry: over everything but the hash itself. */
+/**
+ * The hash an entry must carry: SHA-256 over its JSON text without the hash, exactly as
+ * stored. Not RFC 8785: the log hashes its own bytes, and text that `JSON.stringify` wrote
+ * parses and prints back identically (integer-like keys already come first, numbers and
+ * strings round-trip), so an entry read back from any store verifies — at a fraction of the
+ * cost of canonicalizing every entry.
+ */
 export function entryHash(entry: Omit<LogEntry, 'hash'> | LogEntry): string {
   const { hash: _ignored, ...content } = entry as LogEntry;
-  return sha256Hex(canonicalJson(content as unknown as Json));
+  return sha256Hex(JSON.stringify(content));
 }
 
 /**

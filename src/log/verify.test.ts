@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { chainEntry, type LogDraft, type LogEntry } from './entry.js';
+import { chainEntry, entryHash, type LogDraft, type LogEntry } from './entry.js';
 import { ChainVerifier, type StoredRow } from './verify.js';
 
 function draft(i: number): LogDraft {
@@ -74,5 +74,23 @@ describe('the hash chain', () => {
       .slice(1)
       .map((r) => ({ ...r, seq: r.seq - 1 }));
     expect(verify(stored).ok).toBe(false);
+  });
+});
+
+describe('hashing the stored JSON text', () => {
+  it('gives the same hash for an entry read back from storage, whatever JSON it holds', async () => {
+    const fc = (await import('fast-check')).default;
+    fc.assert(
+      fc.property(fc.jsonValue(), fc.dictionary(fc.string(), fc.jsonValue()), (value, attrs) => {
+        const entry = chainEntry(undefined, {
+          at: '2026-11-23T10:00:00Z',
+          kind: 'session',
+          session: { id: 's', attrs: { ...attrs, value } as never, version: 1 },
+        });
+        const readBack = JSON.parse(JSON.stringify(entry)) as LogEntry;
+        expect(entryHash(readBack)).toBe(entry.hash);
+      }),
+      { numRuns: 2000 },
+    );
   });
 });
