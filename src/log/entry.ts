@@ -94,8 +94,21 @@ export function entryHash(entry: Omit<LogEntry, 'hash'> | LogEntry): string {
  * `JSON.stringify` does, so the hash covers exactly what is stored and read back.
  */
 export function chainEntry(head: LogHead | undefined, draft: LogDraft): LogEntry {
+  return chainEntryText(head, draft).entry;
+}
+
+/**
+ * {@link chainEntry}, with the entry's stored text: the text hashed, with the hash appended
+ * as its last field — what `JSON.stringify(entry)` gives, without serializing twice.
+ */
+export function chainEntryText(
+  head: LogHead | undefined,
+  draft: LogDraft,
+): { entry: LogEntry; text: string } {
   const linked = { seq: (head?.seq ?? 0) + 1, ...draft, prevHash: head?.hash ?? GENESIS_HASH };
-  return { ...linked, hash: entryHash(linked) };
+  const body = JSON.stringify(linked);
+  const hash = sha256Hex(body);
+  return { entry: { ...linked, hash }, text: `${body.slice(0, -1)},"hash":"${hash}"}` };
 }
 
 /** A decision in the form the log keeps. */

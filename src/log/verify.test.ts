@@ -94,3 +94,12 @@ describe('hashing the stored JSON text', () => {
     );
   });
 });
+
+describe('chainEntryText', () => {
+  it('gives the text JSON.stringify would, hash last', async () => {
+    const { chainEntryText } = await import('./entry.js');
+    const { entry, text } = chainEntryText(undefined, draft(3));
+    expect(text).toBe(JSON.stringify(entry));
+    expect(Object.keys(JSON.parse(text)).at(-1)).toBe('hash');
+  });
+});

@@ -19,7 +19,7 @@ import type {
   RateOp,
 } from '../core/plan.js';
 import {
-  chainEntry,
+  chainEntryText,
   type LogDraft,
   type LogEntry,
   type LogHead,
@@ -69,7 +69,7 @@ export interface KvView {
   delete(kind: Kind, key: string): void;
   list(kind: Kind): unknown[];
   /** Appends an entry to the decision log (its `seq` is the next after the head). */
-  append(entry: LogEntry): void;
+  append(entry: LogEntry, text: string): void;
 }
 
 interface Hold {
@@ -110,7 +110,7 @@ interface NonceRow {
 /** Buffers writes so that nothing reaches the store unless the whole step succeeds. */
 class Tx {
   readonly #writes = new Map<string, { kind: Kind; key: string; value: unknown }>();
-  readonly #log: LogEntry[] = [];
+  readonly #log: { entry: LogEntry; text: string }[] = [];
   constructor(readonly view: KvView) {}
   get<T>(kind: Kind, key: string): T | undefined {
     const pending = this.#writes.get(`${kind}\0${key}`);
@@ -125,14 +125,14 @@ class Tx {
   }
   /** Chains a log entry after the head; it is written with the rest at commit. */
   log(draft: LogDraft): LogEntry {
-    const entry = chainEntry(this.get<LogHead>('log-head', 'head'), draft);
-    this.#log.push(entry);
+    const { entry, text } = chainEntryText(this.get<LogHead>('log-head', 'head'), draft);
+    this.#log.push({ entry, text });
     this.put('log-head', 'head', { seq: entry.seq, hash: entry.hash } satisfies LogHead);
     if (entry.decision) this.put('decision-index', entry.decision.id, entry.seq);
     return entry;
   }
   commit() {
-    for (const entry of this.#log) this.view.append(entry);
+    for (const { entry, text } of this.#log) this.view.append(entry, text);
     for (const { kind, key, value } of this.#writes.values()) {
       if (value === null) this.view.delete(kind, key);
       else this.view.put(kind, key, value);

@@ -21,8 +21,8 @@ class MemoryStore extends KvStore {
       this.#table(kind).delete(key);
     },
     list: (kind) => [...this.#table(kind).values()],
-    append: (entry) => {
-      this.#log.push(JSON.stringify(entry));
+    append: (_entry, text) => {
+      this.#log.push(text);
     },
   };
   /** Log entries as JSON text; entry `seq` is at index `seq - 1`. */

@@ -80,8 +80,8 @@ class SqliteStore extends KvStore {
         del.run(kind, key);
       },
       list: (kind) => list.all(kind).map((row) => JSON.parse(row.value)),
-      append: (entry) => {
-        append.run(entry.seq, JSON.stringify(entry));
+      append: (entry, text) => {
+        append.run(entry.seq, text);
       },
     };
   }
