@@ -8,7 +8,7 @@ import {
   SessionContext,
   withoutStackTraces,
 } from './cel.js';
-import type { CompiledPolicy, CompiledRule, Expr } from './compile.js';
+import type { CompiledPolicy, CompiledRule, Expr, ToolScope } from './compile.js';
 
 /** What evaluation reads of a session's state: trusted attributes and labels set by writ. */
 export interface SessionView {
@@ -90,69 +90,89 @@ export function evaluateScope(
   approved = false,
 ): ScopeVerdict {
   const scope = policy.scopeFor(ctx.tool);
-  const toolRules = scope.rules;
-  const forbids: Reason[] = [];
-  const approvals: Reason[] = [];
-  const allows: Reason[] = [];
-  // An allow whose condition fails does not allow, but is named, so a broken rule is visible.
-  const brokenAllows: Reason[] = [];
-  let approvalExpiresMs: number | undefined;
-
-  const consider = (rule: CompiledRule) => {
-    const result = test(rule.when, ctx);
-    if (result === false) return;
-    const why = result === true ? rule.matched : failure(rule, result.error);
-    if (rule.effect === 'forbid') forbids.push(why);
-    else if (rule.effect === 'require_approval') {
-      approvals.push(why);
-      approvalExpiresMs = Math.min(approvalExpiresMs ?? Number.POSITIVE_INFINITY, rule.expiresMs!);
-    } else if (result === true) allows.push(why);
-    else brokenAllows.push(why);
-  };
-  withoutStackTraces(() => {
-    if (toolRules) for (const rule of toolRules) consider(rule);
-    for (const rule of scope.flow) consider(rule);
-  });
-
-  const verdict = choose();
-  if (brokenAllows.length > 0) verdict.reasons = [...verdict.reasons, ...brokenAllows];
+  const found = withoutStackTraces(matchRules, { scope, ctx });
+  const verdict = choose(policy, scope.rules !== undefined, ctx.tool, found, approved);
+  if (found.brokenAllows.length > 0) verdict.reasons = [...verdict.reasons, ...found.brokenAllows];
   return verdict;
+}
 
-  function choose(): ScopeVerdict {
-    if (forbids.length > 0)
-      return { outcome: 'deny', reasons: [...forbids, ...approvals, ...allows] };
-    if (!toolRules) {
-      return {
-        outcome: 'deny',
-        reasons: [
-          reason('NO_MATCHING_RULE', { message: `the policy does not name the tool ${ctx.tool}` }),
-          ...approvals,
-          ...allows,
-        ],
-      };
-    }
-    const askedForApproval =
-      approvals.length > 0 || (allows.length === 0 && policy.default === 'require_approval');
-    if (approved && askedForApproval) {
-      return { outcome: 'allow', reasons: [reason('APPROVAL_GRANTED'), ...allows] };
-    }
-    if (approvals.length > 0) {
-      return {
-        outcome: 'approval_required',
-        reasons: [...approvals, ...allows],
-        approvalExpiresMs: approvalExpiresMs!,
-      };
-    }
-    if (allows.length > 0) return { outcome: 'allow', reasons: allows };
-    if (policy.default === 'require_approval') {
-      return {
-        outcome: 'approval_required',
-        reasons: [reason('APPROVAL_REQUIRED', { rule: 'default' })],
-        approvalExpiresMs: 15 * 60_000,
-      };
-    }
-    return { outcome: 'deny', reasons: [reason('NO_MATCHING_RULE')] };
+/** The rules that matched one action, by effect. */
+interface Matches {
+  forbids: Reason[];
+  approvals: Reason[];
+  allows: Reason[];
+  /** Allows whose condition failed: they do not allow, but are named, so a broken rule shows. */
+  brokenAllows: Reason[];
+  approvalExpiresMs: number;
+}
+
+function matchRules({ scope, ctx }: { scope: ToolScope; ctx: CelContext }): Matches {
+  const found: Matches = {
+    forbids: [],
+    approvals: [],
+    allows: [],
+    brokenAllows: [],
+    approvalExpiresMs: Number.POSITIVE_INFINITY,
+  };
+  if (scope.rules) matchInto(found, scope.rules, ctx);
+  matchInto(found, scope.flow, ctx);
+  return found;
+}
+
+function matchInto(found: Matches, rules: readonly CompiledRule[], ctx: CelContext) {
+  for (const rule of rules) {
+    const result = test(rule.when, ctx);
+    if (result === false) continue;
+    const why = result === true ? rule.matched : failure(rule, result.error);
+    if (rule.effect === 'forbid') found.forbids.push(why);
+    else if (rule.effect === 'require_approval') {
+      found.approvals.push(why);
+      found.approvalExpiresMs = Math.min(found.approvalExpiresMs, rule.expiresMs!);
+    } else if (result === true) found.allows.push(why);
+    else found.brokenAllows.push(why);
   }
+}
+
+const DEFAULT_DENY = Object.freeze(reason('NO_MATCHING_RULE'));
+const DEFAULT_APPROVAL = Object.freeze(reason('APPROVAL_REQUIRED', { rule: 'default' }));
+
+function choose(
+  policy: CompiledPolicy,
+  named: boolean,
+  tool: string,
+  found: Matches,
+  approved: boolean,
+): ScopeVerdict {
+  const { forbids, approvals, allows } = found;
+  if (forbids.length > 0)
+    return { outcome: 'deny', reasons: [...forbids, ...approvals, ...allows] };
+  if (!named) {
+    const unnamed = reason('NO_MATCHING_RULE', {
+      message: `the policy does not name the tool ${tool}`,
+    });
+    return { outcome: 'deny', reasons: [unnamed, ...approvals, ...allows] };
+  }
+  const askedForApproval =
+    approvals.length > 0 || (allows.length === 0 && policy.default === 'require_approval');
+  if (approved && askedForApproval) {
+    return { outcome: 'allow', reasons: [reason('APPROVAL_GRANTED'), ...allows] };
+  }
+  if (approvals.length > 0) {
+    return {
+      outcome: 'approval_required',
+      reasons: [...approvals, ...allows],
+      approvalExpiresMs: found.approvalExpiresMs,
+    };
+  }
+  if (allows.length > 0) return { outcome: 'allow', reasons: allows };
+  if (policy.default === 'require_approval') {
+    return {
+      outcome: 'approval_required',
+      reasons: [DEFAULT_APPROVAL],
+      approvalExpiresMs: 15 * 60_000,
+    };
+  }
+  return { outcome: 'deny', reasons: [DEFAULT_DENY] };
 }
 
 /**
@@ -162,7 +182,9 @@ export function evaluateScope(
  */
 export function labelsAfter(policy: CompiledPolicy, ctx: CelContext): string[] {
   if (policy.labels.length === 0) return [];
-  return withoutStackTraces(() =>
-    policy.labels.filter((label) => test(label.when, ctx) !== false).map((label) => label.name),
+  return withoutStackTraces(
+    ({ labels, ctx }) =>
+      labels.filter((label) => test(label.when, ctx) !== false).map((label) => label.name),
+    { labels: policy.labels, ctx },
   );
 }

@@ -19,7 +19,7 @@ const DAY_MS = 86_400_000;
  * store checks them the same way.
  */
 export const planInvariants = (...args: Parameters<typeof plan>): InvariantPlan =>
-  withoutStackTraces(() => plan(...args));
+  withoutStackTraces((a) => plan(...a), args);
 
 function plan(
   policy: CompiledPolicy,
