@@ -109,3 +109,25 @@ export function shadowed(decision: Decision): Decision {
     shadow: { outcome: decision.outcome, reasons: decision.reasons },
   };
 }
+
+/** The writ a caller gets: what it holds, without the store's bookkeeping. */
+export function publicWrit(record: {
+  id: string;
+  actionDigest: string;
+  expiresAt: number;
+  ops: readonly { kind: string; key: string; amount?: number }[];
+  fencing: Record<string, number>;
+}): Writ {
+  const writ: Writ = {
+    id: record.id,
+    actionDigest: record.actionDigest,
+    expiresAt: isoTime(record.expiresAt),
+    reservations: record.ops.map((op) => ({
+      kind: op.kind,
+      key: op.key,
+      ...(op.kind === 'budget' && op.amount !== undefined && { amount: op.amount }),
+    })),
+  };
+  if (Object.keys(record.fencing).length > 0) writ.fencing = record.fencing;
+  return writ;
+}

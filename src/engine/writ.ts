@@ -3,6 +3,7 @@ import type { Clock, IdSource } from '../core/clock.js';
 import {
   type Decision,
   isoTime,
+  publicWrit,
   type Reason,
   reason,
   resolveDecision,
@@ -566,19 +567,4 @@ function approvalView(action: Action): JsonObject {
   const principal: JsonObject = { id: action.principal.id };
   if (action.principal.tenant !== undefined) principal.tenant = action.principal.tenant;
   return { tool: action.tool, args: action.args, principal, session: action.session.id };
-}
-
-function publicWrit(record: WritRecord): Writ {
-  const writ: Writ = {
-    id: record.id,
-    actionDigest: record.actionDigest,
-    expiresAt: isoTime(record.expiresAt),
-    reservations: record.ops.map((op) => ({
-      kind: op.kind,
-      key: op.key,
-      ...(op.kind === 'budget' && { amount: op.amount }),
-    })),
-  };
-  if (Object.keys(record.fencing).length > 0) writ.fencing = record.fencing;
-  return writ;
 }

@@ -1,6 +1,7 @@
 import {
   type Decision,
   isoTime,
+  publicWrit,
   type Reason,
   reason,
   resolveDecision,
@@ -217,15 +218,7 @@ export function authorize(view: KvView, req: AuthorizeRequest): AuthorizeResult 
   if (req.shadow && final.outcome !== 'allow' && final.outcome !== 'replay') {
     const writ = copyWrit({ ...req.writ, ops: [], fencing: {} });
     out.put('writ', writ.id, writ);
-    final = {
-      ...shadowed(final),
-      writ: {
-        id: writ.id,
-        actionDigest: writ.actionDigest,
-        expiresAt: isoTime(writ.expiresAt),
-        reservations: [],
-      },
-    };
+    final = { ...shadowed(final), writ: publicWrit(writ) };
   }
   out.log(decisionEntry(final, req.log, req.now));
   out.commit();
