@@ -8,7 +8,7 @@ import { createWrit, type WritEngine } from '../engine/writ.js';
 import { YamlSourceFile } from '../policy/source.js';
 import { systemClock } from '../runtime/system.js';
 import { sqliteStore } from '../store/sqlite/index.js';
-import { CliExit, EXIT, loadPolicyOrExit, paint, readInput } from './io.js';
+import { CliExit, EXIT, loadPolicyOrExit, out, paint, readInput } from './io.js';
 import { DEFAULT_STORE } from './store.js';
 
 const EXAMPLES = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'examples', 'demo');
@@ -53,7 +53,6 @@ export function registerDemo(program: Command) {
 }
 
 async function play(writ: WritEngine, script: Script, storePath: string) {
-  const out = (line = '') => process.stdout.write(`${line}\n`);
   // Sessions get a per-run suffix so that every run starts from fresh budgets and keys.
   const run = systemClock.now().toString(36);
   let session = '';

@@ -5,6 +5,11 @@ import { formatIssue, PolicyError } from '../core/errors.js';
 import { type CompiledPolicy, compilePolicy } from '../policy/index.js';
 import { loadPolicy } from '../runtime/load-policy.js';
 
+/** Writes one line to standard output. */
+export function out(line = ''): void {
+  process.stdout.write(`${line}\n`);
+}
+
 /** Exit codes shared by every command. */
 export const EXIT = { NOT_ALLOWED: 1, FAILED: 1, INVALID_INPUT: 2 } as const;
 

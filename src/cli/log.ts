@@ -5,12 +5,8 @@ import type { LogEntry } from '../log/entry.js';
 import { locateRule } from '../log/explain.js';
 import { replayLog } from '../log/replay.js';
 import type { Store } from '../store/types.js';
-import { CliExit, EXIT, loadPolicyOrExit, paint } from './io.js';
+import { CliExit, EXIT, loadPolicyOrExit, out, paint } from './io.js';
 import { DEFAULT_STORE, withStore } from './store.js';
-
-const out = (line = ''): void => {
-  process.stdout.write(`${line}\n`);
-};
 
 /** Reads the whole log page by page, so memory holds one page at a time. */
 async function* entries(store: Store, afterSeq = 0): AsyncGenerator<LogEntry> {

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { systemClock } from '../runtime/system.js';
 import { sqliteStore } from '../store/sqlite/index.js';
 import type { Store } from '../store/types.js';
-import { CliExit, EXIT, paint } from './io.js';
+import { CliExit, EXIT, out, paint } from './io.js';
 
 /** The SQLite file the CLI and the server use unless told otherwise. */
 export const DEFAULT_STORE = '.writ/writ.db';
@@ -29,10 +29,7 @@ export async function withStore(path: string, fn: (store: Store) => Promise<void
   }
 }
 
-const print = (line = ''): void => {
-  process.stdout.write(`${line}\n`);
-};
-const json = (value: unknown) => print(JSON.stringify(value, null, 2));
+const json = (value: unknown) => out(JSON.stringify(value, null, 2));
 const time = (ms: number | null) =>
   ms === null ? 'never' : new Date(ms).toISOString().replace('.000Z', 'Z');
 
@@ -44,8 +41,8 @@ function table(header: string[], rows: string[][]) {
       .map((c, i) => c.padEnd(widths[i]!))
       .join('  ')
       .trimEnd();
-  print(paint('dim', line(header)));
-  for (const row of rows) print(line(row));
+  out(paint('dim', line(header)));
+  for (const row of rows) out(line(row));
 }
 
 export function registerStoreCommands(program: Command) {
@@ -58,7 +55,7 @@ export function registerStoreCommands(program: Command) {
       withStore(opts.store, async (store) => {
         const budgets = await store.listBudgets(systemClock.now());
         if (opts.json) return json(budgets);
-        if (budgets.length === 0) return print('no budgets yet');
+        if (budgets.length === 0) return out('no budgets yet');
         table(
           ['KEY', 'LIMIT', 'SPENT', 'HELD', 'REMAINING', 'RESETS'],
           budgets.map((b) => [
@@ -82,7 +79,7 @@ export function registerStoreCommands(program: Command) {
       withStore(opts.store, async (store) => {
         const sessions = await store.listSessions();
         if (opts.json) return json(sessions);
-        if (sessions.length === 0) return print('no sessions yet');
+        if (sessions.length === 0) return out('no sessions yet');
         table(
           ['ID', 'VERSION', 'LABELS', 'ATTRS'],
           sessions.map((s) => [
@@ -113,7 +110,7 @@ export function registerStoreCommands(program: Command) {
         }
         const list = await store.listApprovals(systemClock.now(), status);
         if (opts.json) return json(list);
-        if (list.length === 0) return print('no approval requests');
+        if (list.length === 0) return out('no approval requests');
         table(
           ['ID', 'STATUS', 'REQUESTED BY', 'EXPIRES', 'CALL'],
           list.map((a) => [
@@ -154,7 +151,7 @@ export function registerStoreCommands(program: Command) {
               throw new CliExit(EXIT.FAILED, (error as Error).message);
             }
             if (opts.json) return json(record);
-            print(`${record.id} ${record.status} by ${approver}`);
+            out(`${record.id} ${record.status} by ${approver}`);
           }),
       );
   }
