@@ -175,3 +175,39 @@ describe('canonicalJson: properties', () => {
     );
   });
 });
+
+describe('canonicalJson: strings written verbatim', () => {
+  it('writes every well-formed string as JSON.stringify does, and refuses lone surrogates', () => {
+    const anyUnits = fc.string({
+      unit: fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)),
+    });
+    fc.assert(
+      fc.property(fc.oneof(fc.string(), fc.string({ unit: 'binary' }), anyUnits), (text) => {
+        const wellFormed = !/\p{Surrogate}/u.test(text);
+        if (wellFormed) {
+          expect(canonicalJson(text)).toBe(JSON.stringify(text));
+          expect(canonicalJson({ [text]: text })).toBe(
+            `{${JSON.stringify(text)}:${JSON.stringify(text)}}`,
+          );
+        } else expect(() => canonicalJson(text)).toThrow(TypeError);
+      }),
+      { numRuns: 5_000 },
+    );
+  });
+});
+
+describe('canonicalJson: key order of any object', () => {
+  it('is the order of Object.keys(…).sort(), for few keys and many', () => {
+    const key = fc.oneof(fc.string({ unit: 'binary', maxLength: 4 }), fc.nat(20).map(String));
+    fc.assert(
+      fc.property(fc.dictionary(key, fc.nat(9), { maxKeys: 40 }), (object) => {
+        const expected = `{${Object.keys(object)
+          .sort()
+          .map((k) => `${JSON.stringify(k)}:${object[k]}`)
+          .join(',')}}`;
+        expect(canonicalJson(object)).toBe(expected);
+      }),
+      { numRuns: 3_000 },
+    );
+  });
+});

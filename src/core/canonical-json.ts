@@ -1,6 +1,12 @@
 import type { Json } from './json.js';
 
 const LONE_SURROGATE = /\p{Surrogate}/u;
+/**
+ * What JSON.stringify would escape (controls, `"`, `\`) or RFC 8785 may refuse (any
+ * surrogate, in UTF-16 code units): a string with none of these is written as it is.
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what JSON escapes
+const NOT_VERBATIM = /[\u0000-\u001f"\\\ud800-\udfff]/;
 
 /**
  * Serializes a JSON value per RFC 8785 (JSON Canonicalization Scheme): object keys sorted
@@ -30,7 +36,7 @@ export function canonicalJson(value: Json): string {
         }
         return `${out}]`;
       }
-      const keys = Object.keys(value).sort();
+      const keys = sortedKeys(value);
       let out = '{';
       for (const key of keys) {
         const item = value[key];
@@ -46,7 +52,26 @@ export function canonicalJson(value: Json): string {
   }
 }
 
+/**
+ * An object's keys in UTF-16 code unit order, as `Object.keys(object).sort()` gives them:
+ * `<` compares strings the same way, and an insertion sort of the few keys an object
+ * usually has is much faster than the generic sort.
+ */
+function sortedKeys(object: object): string[] {
+  const keys = Object.keys(object);
+  if (keys.length > 16) return keys.sort();
+  for (let i = 1; i < keys.length; i++) {
+    const key = keys[i]!;
+    let j = i - 1;
+    for (; j >= 0 && keys[j]! > key; j--) keys[j + 1] = keys[j]!;
+    keys[j + 1] = key;
+  }
+  return keys;
+}
+
 function canonicalString(text: string): string {
+  // Most keys and values are plain text: quoting them is all JSON.stringify would do.
+  if (!NOT_VERBATIM.test(text)) return `"${text}"`;
   if (LONE_SURROGATE.test(text)) throw new TypeError('a string holds a lone UTF-16 surrogate');
   return JSON.stringify(text);
 }

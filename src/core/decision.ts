@@ -1,5 +1,5 @@
 import { REASONS, type ReasonCode } from './codes.js';
-import type { Json } from './json.js';
+import type { Json, JsonObject } from './json.js';
 
 /** What writ decided about an action. */
 export type Outcome = 'allow' | 'deny' | 'approval_required' | 'replay';
@@ -62,9 +62,36 @@ export interface Decision {
   shadow?: { outcome: Outcome; reasons: Reason[] };
 }
 
-/** Epoch milliseconds as RFC 3339 UTC text. */
+const DAY_MS = 86_400_000;
+/** The last time a `Date` can hold (ECMAScript's ±8.64e15 ms). */
+const MAX_TIME = 8.64e15;
+/** `00`…`99` and `000`…`999`, for the time of day. */
+const TWO_DIGITS = Array.from({ length: 100 }, (_, i) => String(i).padStart(2, '0'));
+const THREE_DIGITS = Array.from({ length: 1000 }, (_, i) => String(i).padStart(3, '0'));
+/** The day `isoTime` formatted last, as `YYYY-MM-DDT`: most times of a run fall on one day. */
+let cachedDayStart = Number.NaN;
+let cachedDayPrefix = '';
+
+/**
+ * Epoch milliseconds as RFC 3339 UTC text, exactly as `new Date(ms).toISOString()` writes
+ * it. It runs several times per decision: the date comes from `toISOString` once per day,
+ * the time of day is plain arithmetic. Anything but a whole ms ≥ 0 goes to `toISOString`.
+ */
 export function isoTime(ms: number): string {
-  return new Date(ms).toISOString();
+  if (!Number.isInteger(ms) || ms < 0 || ms > MAX_TIME) return new Date(ms).toISOString();
+  const time = ms % DAY_MS;
+  const dayStart = ms - time;
+  if (dayStart !== cachedDayStart) {
+    // `YYYY-MM-DDT` (or `+YYYYYY-MM-DDT`): the text before the 13 characters `HH:mm:ss.sssZ`.
+    cachedDayPrefix = new Date(dayStart).toISOString().slice(0, -13);
+    cachedDayStart = dayStart;
+  }
+  const seconds = Math.floor(time / 1000);
+  const minutes = Math.floor(seconds / 60);
+  const hh = TWO_DIGITS[Math.floor(minutes / 60)];
+  const mm = TWO_DIGITS[minutes % 60];
+  const ss = TWO_DIGITS[seconds % 60];
+  return `${cachedDayPrefix}${hh}:${mm}:${ss}.${THREE_DIGITS[time % 1000]}Z`;
 }
 
 /** What an atomic store step did with a decision's reservations. */
@@ -122,11 +149,11 @@ export function publicWrit(record: {
     id: record.id,
     actionDigest: record.actionDigest,
     expiresAt: isoTime(record.expiresAt),
-    reservations: record.ops.map((op) => ({
-      kind: op.kind,
-      key: op.key,
-      ...(op.kind === 'budget' && op.amount !== undefined && { amount: op.amount }),
-    })),
+    reservations: record.ops.map((op) => {
+      const reservation: JsonObject = { kind: op.kind, key: op.key };
+      if (op.kind === 'budget' && op.amount !== undefined) reservation.amount = op.amount;
+      return reservation;
+    }),
   };
   if (Object.keys(record.fencing).length > 0) writ.fencing = record.fencing;
   return writ;

@@ -49,28 +49,38 @@ export function toJson(
   const issues: ValueIssue[] = [];
   let nodes = 0;
 
-  const copy = (v: unknown, at: string, depth: number): Json => {
+  // A value's path is its parent's path and its key, joined only where an issue or a nested
+  // value needs it: most values are valid scalars, whose paths would be thrown away.
+  const copy = (v: unknown, parent: string, key: string | number | null, depth: number): Json => {
     if (++nodes > limits.maxNodes) {
       if (nodes === limits.maxNodes + 1) {
-        issues.push({ path: at, message: `more than ${limits.maxNodes} values` });
+        issues.push({ path: pathOf(parent, key), message: `more than ${limits.maxNodes} values` });
       }
       return null;
     }
     switch (typeof v) {
       case 'string':
         if (v.length > limits.maxStringLength) {
-          issues.push({ path: at, message: `string longer than ${limits.maxStringLength}` });
+          issues.push({
+            path: pathOf(parent, key),
+            message: `string longer than ${limits.maxStringLength}`,
+          });
         } else if (LONE_SURROGATE.test(v)) {
-          issues.push({ path: at, message: 'string holds a lone UTF-16 surrogate' });
+          issues.push({
+            path: pathOf(parent, key),
+            message: 'string holds a lone UTF-16 surrogate',
+          });
         }
         return v;
       case 'number':
-        if (!Number.isFinite(v)) issues.push({ path: at, message: `${v} is not a JSON number` });
+        if (!Number.isFinite(v))
+          issues.push({ path: pathOf(parent, key), message: `${v} is not a JSON number` });
         return v;
       case 'boolean':
         return v;
       case 'object': {
         if (v === null) return null;
+        const at = pathOf(parent, key);
         if (depth >= limits.maxDepth) {
           issues.push({ path: at, message: `nested deeper than ${limits.maxDepth}` });
           return null;
@@ -86,7 +96,7 @@ export function toJson(
               return null;
             }
             const items: Json[] = [];
-            for (let i = 0; i < v.length; i++) items.push(copy(v[i], `${at}[${i}]`, depth + 1));
+            for (let i = 0; i < v.length; i++) items.push(copy(v[i], at, i, depth + 1));
             return items;
           }
           const proto = Object.getPrototypeOf(v);
@@ -95,19 +105,21 @@ export function toJson(
             return null;
           }
           const out: JsonObject = Object.create(null);
-          for (const key of Object.keys(v)) {
-            if (LONE_SURROGATE.test(key)) {
+          for (const name of Object.keys(v)) {
+            if (LONE_SURROGATE.test(name)) {
               issues.push({ path: at, message: 'a key holds a lone UTF-16 surrogate' });
             }
-            const child = childPath(at, key);
             let item: unknown;
             try {
-              item = (v as Record<string, unknown>)[key];
+              item = (v as Record<string, unknown>)[name];
             } catch (error) {
-              issues.push({ path: child, message: `cannot be read: ${errorMessage(error)}` });
+              issues.push({
+                path: childPath(at, name),
+                message: `cannot be read: ${errorMessage(error)}`,
+              });
               continue;
             }
-            out[key] = copy(item, child, depth + 1);
+            out[name] = copy(item, at, name, depth + 1);
           }
           return out;
         } catch (error) {
@@ -116,12 +128,12 @@ export function toJson(
         }
       }
       default:
-        issues.push({ path: at, message: `${typeof v} is not a JSON value` });
+        issues.push({ path: pathOf(parent, key), message: `${typeof v} is not a JSON value` });
         return null;
     }
   };
 
-  const result = copy(value, path, 0);
+  const result = copy(value, path, null, 0);
   return issues.length === 0 ? { ok: true, value: result } : { ok: false, issues };
 }
 
@@ -134,6 +146,12 @@ function errorMessage(error: unknown): string {
 }
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** The path of the value at `key` (an index, a field, or `null` for the root) in `parent`. */
+function pathOf(parent: string, key: string | number | null): string {
+  if (key === null) return parent;
+  return typeof key === 'number' ? `${parent}[${key}]` : childPath(parent, key);
+}
 
 function childPath(parent: string, key: string): string {
   return IDENTIFIER.test(key) ? `${parent}.${key}` : `${parent}[${JSON.stringify(key)}]`;

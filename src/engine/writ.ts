@@ -36,9 +36,11 @@ import { memoryStore } from '../store/memory/index.js';
 import type {
   ApprovalRecord,
   ApprovalStatus,
+  AuthorizeRequest,
   BudgetState,
   DecisionLog,
   SessionRecord,
+  SettleRequest,
   SettleResult,
   Store,
   WritRecord,
@@ -155,7 +157,9 @@ function logOf(
   logged: Logged,
   candidate: DecisionLog['candidate'],
 ): DecisionLog {
-  return { decision, ...logged, ...(candidate && { candidate }) };
+  const log: DecisionLog = { decision, action: logged.action, redacted: logged.redacted };
+  if (candidate) log.candidate = candidate;
+  return log;
 }
 
 /** What a candidate policy's scope rules say about the same action in the same context. */
@@ -207,11 +211,15 @@ export function createWrit(options: WritOptions): WritEngine {
 
   /** Keeps the policy texts by hash in the store once, so any decision can be explained later. */
   let policiesStored: Promise<void> | undefined;
+  /** Set once they are stored, so a decision need not wait a turn on a settled promise. */
+  let policiesKept = false;
   const storePolicies = () => {
     policiesStored ??= Promise.all(
       [policy, candidate].flatMap((p) => (p ? [store.putPolicy(p.hash, p.sources)] : [])),
     ).then(
-      () => undefined,
+      () => {
+        policiesKept = true;
+      },
       (error: unknown) => {
         // Try again on the next decision: a store that failed once may be back.
         policiesStored = undefined;
@@ -233,7 +241,7 @@ export function createWrit(options: WritOptions): WritEngine {
     const digest = actionDigest(action);
     const logged = logging ? redact(actionToJson(action), policy.redact) : undefined;
     try {
-      if (logging) await storePolicies();
+      if (logging && !policiesKept) await storePolicies();
       const envelope = checkEnvelope(policy.replay, action, now, secrets);
       if (envelope) {
         const refusal = decision(id, now, digest, 'deny', [envelope]);
@@ -335,20 +343,21 @@ export function createWrit(options: WritOptions): WritEngine {
     const plan = planInvariants(policy, action, ctx, now, digest);
     if (!plan.ok) return refuseWith([...plan.reasons, ...verdict.reasons]);
     const writ = writRecord(id, now, action, digest, plan.ops, labelsAfter(policy, ctx));
-    const granted = {
-      ...decision(id, now, digest, 'allow', verdict.reasons),
-      writ: publicWrit(writ),
-    };
-    const result = await store.authorize({
+    const granted = decision(id, now, digest, 'allow', verdict.reasons);
+    granted.writ = publicWrit(writ);
+    // Optional fields are set one by one, in this order, rather than spread in: a spread of
+    // a condition makes V8 build the whole object the slow way, on every decision.
+    const request: AuthorizeRequest = {
       now,
       writ,
       ops: plan.ops,
       sessionId: action.session.id,
       sessionVersion,
-      ...(approved && approval && { approvalId: approval.id }),
-      ...(logged && { log: logOf(granted, logged, shadowOf) }),
-      ...(policy.mode === 'shadow' && { shadow: true }),
-    });
+    };
+    if (approved && approval) request.approvalId = approval.id;
+    if (logged) request.log = logOf(granted, logged, shadowOf);
+    if (policy.mode === 'shadow') request.shadow = true;
+    const result = await store.authorize(request);
     if (result.status === 'conflict') return undefined;
     if (result.decision) return result.decision;
     if (result.status === 'recorded') return granted;
@@ -461,14 +470,11 @@ export function createWrit(options: WritOptions): WritEngine {
         );
       result = json.value;
     }
-    return store.settle({
-      now: clock.now(),
-      writId,
-      status: outcome.status,
-      ...(outcome.cost !== undefined && { cost: outcome.cost }),
-      ...(result !== undefined && { result }),
-      ...(!logging && { log: false }),
-    });
+    const request: SettleRequest = { now: clock.now(), writId, status: outcome.status };
+    if (outcome.cost !== undefined) request.cost = outcome.cost;
+    if (result !== undefined) request.result = result;
+    if (!logging) request.log = false;
+    return store.settle(request);
   }
 
   async function execute<T>(

@@ -23,6 +23,7 @@ import {
   chainEntryText,
   type LogDraft,
   type LogEntry,
+  type LoggedSettlement,
   type LogHead,
   logDecision,
 } from '../log/entry.js';
@@ -110,19 +111,34 @@ interface NonceRow {
 
 /** Buffers writes so that nothing reaches the store unless the whole step succeeds. */
 class Tx {
-  readonly #writes = new Map<string, { kind: Kind; key: string; value: unknown }>();
+  // Pending writes in the order first written; `null` deletes. A step writes a handful of
+  // records, so a scan of these beats building and hashing a `kind\0key` string per access.
+  readonly #kinds: Kind[] = [];
+  readonly #keys: string[] = [];
+  readonly #values: unknown[] = [];
   readonly #log: { entry: LogEntry; text: string }[] = [];
   constructor(readonly view: KvView) {}
+  #pending(kind: Kind, key: string): number {
+    for (let i = 0; i < this.#kinds.length; i++)
+      if (this.#kinds[i] === kind && this.#keys[i] === key) return i;
+    return -1;
+  }
   get<T>(kind: Kind, key: string): T | undefined {
-    const pending = this.#writes.get(`${kind}\0${key}`);
-    if (pending) return (pending.value ?? undefined) as T | undefined;
-    return (this.view.get(kind, key) ?? undefined) as T | undefined;
+    const i = this.#pending(kind, key);
+    const value = i < 0 ? this.view.get(kind, key) : this.#values[i];
+    return (value ?? undefined) as T | undefined;
   }
   put(kind: Kind, key: string, value: unknown) {
-    this.#writes.set(`${kind}\0${key}`, { kind, key, value });
+    const i = this.#pending(kind, key);
+    if (i >= 0) this.#values[i] = value;
+    else {
+      this.#kinds.push(kind);
+      this.#keys.push(key);
+      this.#values.push(value);
+    }
   }
   delete(kind: Kind, key: string) {
-    this.#writes.set(`${kind}\0${key}`, { kind, key, value: null });
+    this.put(kind, key, null);
   }
   /** Chains a log entry after the head; it is written with the rest at commit. */
   log(draft: LogDraft): LogEntry {
@@ -134,36 +150,62 @@ class Tx {
   }
   commit() {
     for (const { entry, text } of this.#log) this.view.append(entry, text);
-    for (const { kind, key, value } of this.#writes.values()) {
-      if (value === null) this.view.delete(kind, key);
-      else this.view.put(kind, key, value);
+    for (let i = 0; i < this.#kinds.length; i++) {
+      const value = this.#values[i];
+      if (value === null) this.view.delete(this.#kinds[i]!, this.#keys[i]!);
+      else this.view.put(this.#kinds[i]!, this.#keys[i]!, value);
     }
   }
 }
 
-/** A budget row at `now`: expired holds released or captured. */
+/**
+ * Holds, captures and leases are keyed by writ id, a new key on every decision. They are
+ * built as null-prototype objects: V8 keeps those as hash tables, where an object literal
+ * would get a new hidden class for every writ id it ever saw — the costliest part of a
+ * hold. (A null prototype also keeps a `__proto__` key ordinary data.) Keys keep their
+ * order, so the JSON of a row is what it always was.
+ */
+function byWrit<T>(from: Record<string, T>, except?: string): Record<string, T> {
+  const out: Record<string, T> = Object.create(null);
+  for (const writId in from) if (writId !== except) out[writId] = from[writId]!;
+  return out;
+}
+
+/**
+ * A budget row at `now`: expired holds released or captured. The row itself when no hold
+ * has expired — the common case, checked first so it copies nothing.
+ */
 function budgetAt(row: BudgetRow, now: number): BudgetRow {
-  let changed = false;
-  const holds: Record<string, Hold> = {};
+  if (!anyExpired(row.holds, now)) return row;
+  const holds: Record<string, Hold> = Object.create(null);
   let spent = row.spent;
-  const expiredCaptures = { ...row.expiredCaptures };
-  for (const [writId, hold] of Object.entries(row.holds)) {
+  const expiredCaptures = byWrit(row.expiredCaptures);
+  for (const writId in row.holds) {
+    const hold = row.holds[writId]!;
     if (hold.expiresAt > now) holds[writId] = hold;
-    else {
-      changed = true;
-      if (hold.onExpiry === 'capture') {
-        spent += hold.amount;
-        expiredCaptures[writId] = hold.amount;
-      }
+    else if (hold.onExpiry === 'capture') {
+      spent += hold.amount;
+      expiredCaptures[writId] = hold.amount;
     }
   }
-  return changed ? { ...row, spent, holds, expiredCaptures } : row;
+  return { ...row, spent, holds, expiredCaptures };
+}
+
+function anyExpired(holds: Record<string, Hold>, now: number): boolean {
+  for (const writId in holds) if (holds[writId]!.expiresAt <= now) return true;
+  return false;
 }
 
 function held(row: BudgetRow): number {
   let sum = 0;
-  for (const hold of Object.values(row.holds)) sum += hold.amount;
+  // In insertion order, as Object.values would give them: the sum's rounding depends on it.
+  for (const writId in row.holds) sum += row.holds[writId]!.amount;
   return sum;
+}
+
+/** `record` without `writId`: a copy if it is there, else `record` itself (never changed). */
+function without<T>(record: Record<string, T>, writId: string): Record<string, T> {
+  return Object.hasOwn(record, writId) ? byWrit(record, writId) : record;
 }
 
 /** Rounds away binary noise so 0.1 + 0.2 fits a limit of 0.3, the same way in every store. */
@@ -173,24 +215,30 @@ function money(n: number): number {
 }
 
 function activeLeases(row: LeaseRow, now: number): LeaseRow['leases'] {
-  const out: LeaseRow['leases'] = {};
-  for (const [writId, lease] of Object.entries(row.leases))
+  const out: LeaseRow['leases'] = Object.create(null);
+  for (const writId in row.leases) {
+    const lease = row.leases[writId]!;
     if (lease.expiresAt > now) out[writId] = lease;
+  }
   return out;
 }
 
 /**
- * A writ record's own copy, field by field: the store keeps neither the caller's object nor
- * hands out its own, and this is far cheaper than a generic deep copy on the hot path.
+ * A writ record's own copy, field by field (with `fencing` in place of the writ's own when
+ * given): the store keeps neither the caller's object nor hands out its own, and this is far
+ * cheaper than a generic deep copy on the hot path.
  */
-function copyWrit(writ: WritRecord): WritRecord {
-  return {
+function copyWrit(writ: WritRecord, fencing = writ.fencing): WritRecord {
+  const ops: PlanOp[] = [];
+  for (const op of writ.ops) ops.push({ ...op });
+  const copy: WritRecord = {
     ...writ,
-    ops: writ.ops.map((op) => ({ ...op })),
+    ops,
     labelsOnSuccess: [...writ.labelsOnSuccess],
-    fencing: { ...writ.fencing },
-    ...(writ.settled && { settled: { ...writ.settled } }),
+    fencing: { ...fencing },
   };
+  if (writ.settled) copy.settled = { ...writ.settled };
+  return copy;
 }
 
 /**
@@ -261,7 +309,7 @@ function reserve(tx: Tx, req: AuthorizeRequest): StepOutcome {
     const outcome = apply(tx, op, req.writ, req.now, fencing);
     if (outcome) return outcome;
   }
-  tx.put('writ', req.writ.id, copyWrit({ ...req.writ, fencing }));
+  tx.put('writ', req.writ.id, copyWrit(req.writ, fencing));
   return { status: 'granted', fencing };
 }
 
@@ -330,7 +378,7 @@ function claimIdempotency(
 function holdBudget(tx: Tx, op: BudgetOp, writ: WritRecord, now: number): StepOutcome | undefined {
   const stored = tx.get<BudgetRow>('budget', op.key);
   const row = stored
-    ? budgetAt({ ...stored, limit: op.limit }, now)
+    ? budgetAt(stored, now)
     : {
         key: op.key,
         limit: op.limit,
@@ -339,7 +387,8 @@ function holdBudget(tx: Tx, op: BudgetOp, writ: WritRecord, now: number): StepOu
         holds: {},
         expiredCaptures: {},
       };
-  const remaining = money(row.limit - row.spent - held(row));
+  // The policy's limit applies, whatever the row was written with.
+  const remaining = money(op.limit - row.spent - held(row));
   if (op.amount > remaining) {
     return refused(
       reason('BUDGET_EXHAUSTED', {
@@ -355,10 +404,9 @@ function holdBudget(tx: Tx, op: BudgetOp, writ: WritRecord, now: number): StepOu
     expiresAt: Math.min(writ.expiresAt, now + op.holdTtlMs),
     onExpiry: op.onExpiry,
   };
-  tx.put('budget', op.key, {
-    ...row,
-    holds: { ...row.holds, [writ.id]: hold },
-  } satisfies BudgetRow);
+  const holds = byWrit(row.holds);
+  holds[writ.id] = hold;
+  tx.put('budget', op.key, { ...row, limit: op.limit, holds } satisfies BudgetRow);
   return undefined;
 }
 
@@ -405,10 +453,8 @@ function acquireLease(
   const token = row.fence + 1;
   fencing[op.key] = token;
   const expiresAt = Math.min(writ.expiresAt, now + op.leaseMs);
-  tx.put('lease', op.key, {
-    fence: token,
-    leases: { ...leases, [writ.id]: { expiresAt, token } },
-  } satisfies LeaseRow);
+  leases[writ.id] = { expiresAt, token };
+  tx.put('lease', op.key, { fence: token, leases } satisfies LeaseRow);
   return undefined;
 }
 
@@ -448,20 +494,19 @@ export function settle(view: KvView, req: SettleRequest): SettleResult {
       const hold = row.holds[writ.id];
       const capturedAtExpiry = row.expiredCaptures[writ.id] ?? 0;
       const actual = req.cost ?? (succeeded ? op.amount : 0);
-      const holds = { ...row.holds };
-      delete holds[writ.id];
-      const expiredCaptures = { ...row.expiredCaptures };
-      delete expiredCaptures[writ.id];
       if (succeeded && actual > op.amount) overage[op.key] = money(actual - op.amount);
       const spent = money(row.spent + actual - capturedAtExpiry);
       if (hold || capturedAtExpiry > 0 || actual > 0)
-        tx.put('budget', op.key, { ...row, spent, holds, expiredCaptures } satisfies BudgetRow);
+        tx.put('budget', op.key, {
+          ...row,
+          spent,
+          holds: without(row.holds, writ.id),
+          expiredCaptures: without(row.expiredCaptures, writ.id),
+        } satisfies BudgetRow);
     } else if (op.kind === 'concurrency') {
       const row = tx.get<LeaseRow>('lease', op.key);
       if (row?.leases[writ.id]) {
-        const leases = { ...row.leases };
-        delete leases[writ.id];
-        tx.put('lease', op.key, { ...row, leases } satisfies LeaseRow);
+        tx.put('lease', op.key, { ...row, leases: byWrit(row.leases, writ.id) } satisfies LeaseRow);
       }
     } else if (op.kind === 'idempotency') {
       const row = tx.get<IdemRow>('idem', op.key);
@@ -491,25 +536,21 @@ export function settle(view: KvView, req: SettleRequest): SettleResult {
       } satisfies SessionRecord);
     }
   }
-  const settled: WritRecord = {
-    ...writ,
-    settled: { at: req.now, status: req.status, ...(req.cost !== undefined && { cost: req.cost }) },
-  };
+  const how: NonNullable<WritRecord['settled']> = { at: req.now, status: req.status };
+  if (req.cost !== undefined) how.cost = req.cost;
+  // Not `{ ...writ, settled: how }`: V8 gives an object spread that then gains a field a
+  // hidden class of its own, and every writ record kept would carry one.
+  const settled: WritRecord = Object.assign({}, writ, { settled: how });
   tx.put('writ', writ.id, settled);
   if (req.log !== false) {
-    tx.log({
-      at: isoTime(req.now),
-      kind: 'settlement',
-      settlement: {
-        writId: writ.id,
-        decisionId: writ.decisionId,
-        status: req.status,
-        ...(req.cost !== undefined && { cost: req.cost }),
-        overage,
-        labelsAdded,
-        ...(req.result !== undefined && { resultDigest: digestJson(req.result) }),
-      },
-    });
+    // Literals rather than spreads of conditions, which V8 builds slowly; fields in log order.
+    const { id: writId, decisionId } = writ;
+    const settlement: LoggedSettlement =
+      req.cost === undefined
+        ? { writId, decisionId, status: req.status, overage, labelsAdded }
+        : { writId, decisionId, status: req.status, cost: req.cost, overage, labelsAdded };
+    if (req.result !== undefined) settlement.resultDigest = digestJson(req.result);
+    tx.log({ at: isoTime(req.now), kind: 'settlement', settlement });
   }
   tx.commit();
   return { writ: copyWrit(settled), labelsAdded, overage };
