@@ -1,11 +1,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { manualClock, sequentialIds } from '../../src/core/clock.js';
 import type { PlanOp } from '../../src/core/plan.js';
 import { createWrit } from '../../src/engine/writ.js';
 import { type SqliteStoreOptions, sqliteStore } from '../../src/store/sqlite/index.js';
+import { MIGRATIONS } from '../../src/store/sqlite/schema.js';
 import type { WritRecord } from '../../src/store/types.js';
 import { describeStoreConformance } from '../../src/testing/index.js';
 
@@ -56,18 +58,49 @@ function writRecord(id: string, ops: PlanOp[], labels: unknown[] = []): WritReco
   };
 }
 
+/** Payments with a budget, a concurrency limit, idempotency, and approval above 50. */
+const PAY_POLICY = [
+  'version: 1',
+  'tools:',
+  '  pay:',
+  `    - require_approval: 'args.amount > 50'`,
+  '    - allow: true',
+  'budgets:',
+  '  spend:',
+  '    limit: 100',
+  '    window: lifetime',
+  `    cost: 'args.amount'`,
+  'concurrency:',
+  '  slots:',
+  '    max: 5',
+  'idempotency:',
+  '  once:',
+  `    key: 'request.idempotencyKey'`,
+  '',
+].join('\n');
+
+const pay = (amount: number, key: string) => ({
+  tool: 'pay',
+  args: { amount },
+  principal: { id: 'agent-7' },
+  session: { id: 's1' },
+  idempotencyKey: key,
+});
+
+/** An authorization of a writ's own ops, in session s1 as first opened. */
+const request = (writ: WritRecord) => ({
+  now: T0,
+  writ,
+  ops: writ.ops,
+  sessionId: 's1',
+  sessionVersion: 0,
+});
+
 describe('sqlite: faults and durability', () => {
   for (const [name, options] of variants) {
     it(`${name}: a step that fails half way leaves no trace, and its neighbours commit`, async () => {
       const store = sqliteStore({ ...options, path: freshPath() });
       try {
-        const request = (writ: WritRecord) => ({
-          now: T0,
-          writ,
-          ops: writ.ops,
-          sessionId: 's1',
-          sessionVersion: 0,
-        });
         // The middle step's writ cannot be stored (a BigInt is not JSON): its budget hold is
         // written first, then the writ fails. With group commit all three share one
         // transaction, so the failure must roll back to the step's own savepoint.
@@ -90,35 +123,9 @@ describe('sqlite: faults and durability', () => {
 
     it(`${name}: state survives closing and reopening the file`, async () => {
       const path = freshPath();
-      const policy = [
-        'version: 1',
-        'tools:',
-        '  pay:',
-        `    - require_approval: 'args.amount > 50'`,
-        '    - allow: true',
-        'budgets:',
-        '  spend:',
-        '    limit: 100',
-        '    window: lifetime',
-        `    cost: 'args.amount'`,
-        'concurrency:',
-        '  slots:',
-        '    max: 5',
-        'idempotency:',
-        '  once:',
-        `    key: 'request.idempotencyKey'`,
-        '',
-      ].join('\n');
       const clock = manualClock(T0);
-      const pay = (amount: number, key: string) => ({
-        tool: 'pay',
-        args: { amount },
-        principal: { id: 'agent-7' },
-        session: { id: 's1' },
-        idempotencyKey: key,
-      });
       const first = sqliteStore({ ...options, path });
-      const w1 = createWrit({ policy, store: first, clock, ids: sequentialIds() });
+      const w1 = createWrit({ policy: PAY_POLICY, store: first, clock, ids: sequentialIds() });
       await w1.sessions.open('s1', { team: 'a' });
       const done = await w1.authorize(pay(10, 'k1'));
       await w1.settle(done.writ!, { status: 'succeeded', result: { ok: 1 } });
@@ -136,7 +143,7 @@ describe('sqlite: faults and durability', () => {
       // Ids must not repeat those of the first run.
       const seq = sequentialIds();
       const ids = { next: (kind: string) => `${seq.next(kind)}-reopened` };
-      const w2 = createWrit({ policy, store: second, clock, ids });
+      const w2 = createWrit({ policy: PAY_POLICY, store: second, clock, ids });
       try {
         expect({
           budgets: await w2.budgets(),
@@ -155,5 +162,131 @@ describe('sqlite: faults and durability', () => {
         await second.close();
       }
     });
+
+    it(`${name}: two connections to one file see each other's commits at once`, async () => {
+      // Each store caches the records it has read; what another connection commits (another
+      // process, the CLI deciding an approval) must still be seen by the very next step.
+      const path = freshPath();
+      const clock = manualClock(T0);
+      const seqA = sequentialIds();
+      const seqB = sequentialIds();
+      const a = createWrit({
+        policy: PAY_POLICY,
+        store: sqliteStore({ ...options, path }),
+        clock,
+        ids: seqA,
+      });
+      const b = createWrit({
+        policy: PAY_POLICY,
+        store: sqliteStore({ ...options, path }),
+        clock,
+        ids: { next: (kind) => `${seqB.next(kind)}-b` },
+      });
+      try {
+        // Both read the budget (and cache it) before either spends.
+        expect((await a.budgets()).length).toBe(0);
+        const first = await a.authorize(pay(40, 'k1'));
+        expect((await b.budgets())[0]).toMatchObject({ held: 40, remaining: 60 });
+        const second = await b.authorize(pay(40, 'k2'));
+        expect(second.outcome).toBe('allow');
+        // a's cached budget is stale: its next step must see b's hold and refuse.
+        const third = await a.authorize(pay(40, 'k3'));
+        expect(third.reasons[0]).toMatchObject({ code: 'BUDGET_EXHAUSTED', remaining: 20 });
+        await b.settle(first.writ!, { status: 'succeeded', result: { paid: 40 } });
+        const replay = await a.authorize(pay(40, 'k1'));
+        expect(replay).toMatchObject({ outcome: 'replay', result: { paid: 40 } });
+        // An approval decided through the other connection is honoured on the next try.
+        const asked = await a.authorize(pay(60, 'k4'));
+        expect(asked.outcome).toBe('approval_required');
+        await b.approvals.approve(asked.approval!.id, { approver: 'alice' });
+        expect((await a.approvals.get(asked.approval!.id))?.status).toBe('approved');
+        await a.settle(second.writ!, { status: 'cancelled' });
+        expect((await a.authorize(pay(60, 'k4'))).outcome).toBe('allow');
+        expect(await a.budgets()).toEqual(await b.budgets());
+      } finally {
+        await a.close();
+        await b.close();
+      }
+    });
   }
+});
+
+describe('sqlite: group commit', () => {
+  it('a transaction that fails runs its steps again one by one, so only the bad one fails', async () => {
+    // The middle step's record is not JSON, which shows only when the group is written; the
+    // steps around it must still commit, each in a transaction of its own.
+    const store = sqliteStore({ synchronous: 'FULL', groupCommit: true, path: freshPath() });
+    try {
+      const results = await Promise.allSettled([
+        store.authorize(request(writRecord('w-1', [hold('spend', 10)]))),
+        store.authorize(request(writRecord('w-2', [hold('spend', 20)], [10n]))),
+        store.authorize(request(writRecord('w-3', [hold('spend', 30)]))),
+        store.settle({ now: T0, writId: 'w-1', status: 'succeeded' }),
+      ]);
+      expect(results.map((r) => r.status)).toEqual([
+        'fulfilled',
+        'rejected',
+        'fulfilled',
+        'fulfilled',
+      ]);
+      expect(await store.listBudgets(T0)).toEqual([
+        { key: 'spend', limit: 100, spent: 10, held: 30, remaining: 60, windowEnd: null },
+      ]);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('sqlite: schema migrations', () => {
+  it('moves the records many calls share out of a version 2 database, keeping them', async () => {
+    const path = freshPath();
+    const old = new Database(path);
+    old.pragma('journal_mode = WAL');
+    old.transaction(() => {
+      for (const step of MIGRATIONS.slice(0, 2)) old.exec(step);
+      old.pragma('user_version = 2');
+      const put = old.prepare('INSERT INTO state (kind, key, value) VALUES (?, ?, ?)');
+      put.run(
+        'budget',
+        'spend',
+        JSON.stringify({
+          key: 'spend',
+          limit: 100,
+          windowEnd: null,
+          spent: 25,
+          holds: {},
+          expiredCaptures: {},
+        }),
+      );
+      put.run(
+        'session',
+        's1',
+        JSON.stringify({ id: 's1', attrs: {}, opened: true, labels: [], version: 1 }),
+      );
+    })();
+    old.close();
+
+    const store = sqliteStore({ path });
+    try {
+      expect(await store.listBudgets(T0)).toEqual([
+        { key: 'spend', limit: 100, spent: 25, held: 0, remaining: 75, windowEnd: null },
+      ]);
+      expect((await store.getSession('s1'))?.version).toBe(1);
+    } finally {
+      await store.close();
+    }
+    const reopened = new Database(path, { readonly: true });
+    try {
+      expect(reopened.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
+      const kinds = (table: string) =>
+        reopened.prepare(`SELECT kind FROM ${table} ORDER BY kind`).pluck().all();
+      expect({ shared: kinds('shared'), state: kinds('state') }).toEqual({
+        shared: ['budget'],
+        state: ['session'],
+      });
+    } finally {
+      reopened.close();
+    }
+  });
 });

@@ -5,9 +5,10 @@ import { WritError } from '../../core/errors.js';
 import type { LogEntry, LogHead } from '../../log/entry.js';
 import { type ChainReport, ChainVerifier } from '../../log/verify.js';
 import { KvStore } from '../kv-store.js';
-import type { Kind, KvView } from '../ledger.js';
+import type { KvView } from '../ledger.js';
 import type { Store } from '../types.js';
 import { MIGRATIONS } from './schema.js';
+import { CachedState } from './state.js';
 
 /** Options of {@link sqliteStore}. */
 export interface SqliteStoreOptions {
@@ -25,6 +26,8 @@ export interface SqliteStoreOptions {
   groupCommit?: boolean;
 }
 
+type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
 interface Job {
   step: (view: KvView) => unknown;
   resolve: (value: unknown) => void;
@@ -35,9 +38,12 @@ class SqliteStore extends KvStore {
   readonly kind = 'sqlite';
   readonly #db: Database.Database;
   readonly #groupCommit: boolean;
+  readonly #state: CachedState;
+  protected readonly view: KvView;
+  /** Runs a body in `BEGIN IMMEDIATE`, with the cache synced before and flushed after. */
+  readonly #immediate: Database.Transaction<(body: () => unknown) => unknown>;
   #queue: Job[] = [];
   #flushScheduled = false;
-  protected readonly view: KvView;
   readonly #readLog: Database.Statement<[number, number], { entry: string }>;
   readonly #entryAt: Database.Statement<[number], { entry: string }>;
   readonly #allLog: Database.Statement<[], { seq: number; entry: string }>;
@@ -53,37 +59,26 @@ class SqliteStore extends KvStore {
     migrate(db);
     this.#db = db;
     this.#groupCommit = options.groupCommit ?? options.synchronous === 'FULL';
-
-    const get = db.prepare<[string, string], { value: string }>(
-      'SELECT value FROM state WHERE kind = ? AND key = ?',
-    );
-    const put = db.prepare<[string, string, string]>(
-      'INSERT INTO state (kind, key, value) VALUES (?, ?, ?) ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value',
-    );
-    const del = db.prepare<[string, string]>('DELETE FROM state WHERE kind = ? AND key = ?');
-    const list = db.prepare<[string], { value: string }>(
-      'SELECT value FROM state WHERE kind = ? ORDER BY key',
-    );
-    const append = db.prepare<[number, string]>('INSERT INTO log (seq, entry) VALUES (?, ?)');
+    const state = new CachedState(db);
+    this.#state = state;
+    this.view = state.reader;
+    this.#immediate = db.transaction((body: () => unknown) => {
+      state.sync();
+      const value = body();
+      state.flush();
+      return value;
+    });
     this.#readLog = db.prepare('SELECT entry FROM log WHERE seq > ? ORDER BY seq LIMIT ?');
     this.#entryAt = db.prepare('SELECT entry FROM log WHERE seq = ?');
     this.#allLog = db.prepare('SELECT seq, entry FROM log ORDER BY seq');
-    this.view = {
-      get: (kind: Kind, key) => {
-        const row = get.get(kind, key);
-        return row === undefined ? undefined : JSON.parse(row.value);
-      },
-      put: (kind, key, value) => {
-        put.run(kind, key, JSON.stringify(value));
-      },
-      delete: (kind, key) => {
-        del.run(kind, key);
-      },
-      list: (kind) => list.all(kind).map((row) => JSON.parse(row.value)),
-      append: (entry, text) => {
-        append.run(entry.seq, text);
-      },
-    };
+  }
+
+  /**
+   * The cache hands out the records it keeps, so what leaves the store is a copy, and what
+   * enters it (a settle's result, a session's attributes) is copied before it is kept.
+   */
+  protected override own<T>(value: T): T {
+    return value === undefined ? value : JSON.parse(JSON.stringify(value));
   }
 
   protected atomic<T>(step: (view: KvView) => T): Promise<T> {
@@ -91,7 +86,7 @@ class SqliteStore extends KvStore {
       return Promise.reject(new WritError('STORE_FAILURE', 'the SQLite store is closed'));
     if (!this.#groupCommit) {
       try {
-        return Promise.resolve(this.#db.transaction(() => step(this.view)).immediate());
+        return Promise.resolve(this.#transaction(() => this.#state.step(step)));
       } catch (error) {
         return Promise.reject(error);
       }
@@ -106,39 +101,58 @@ class SqliteStore extends KvStore {
   }
 
   /**
+   * One `BEGIN IMMEDIATE` transaction around `body`: the cache is brought up to date first,
+   * the buffered writes go to SQLite last, and a failure anywhere leaves nothing behind, in
+   * the database or in the cache.
+   */
+  #transaction<T>(body: () => T): T {
+    try {
+      return this.#immediate.immediate(body) as T;
+    } catch (error) {
+      this.#state.discard();
+      throw error;
+    }
+  }
+
+  /**
    * Group commit: every step queued since the last flush runs in one transaction, in order.
-   * A step that throws (e.g. settling a settled writ) wrote nothing — the ledger writes only
-   * at its end — so it fails alone; a failure of the transaction itself fails them all.
+   * A step that throws (settling a settled writ) leaves nothing behind — its writes are held
+   * apart until it returns — so it fails alone. When the transaction itself fails (a record
+   * that is not JSON, a full disk), nothing of it was committed, and each step is run again
+   * in a transaction of its own, so that only the steps that cannot commit fail.
    */
   #flush() {
     const jobs = this.#queue;
     this.#queue = [];
     this.#flushScheduled = false;
-    const outcomes: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
+    let outcomes: Outcome[];
     try {
-      this.#db
-        .transaction(() => {
-          for (const job of jobs) {
-            try {
-              // Each step in its own savepoint: one that throws half way (a write that
-              // fails) is rolled back alone instead of committing with the others.
-              const value = this.#db.transaction(() => job.step(this.view))();
-              outcomes.push({ ok: true, value });
-            } catch (error) {
-              outcomes.push({ ok: false, error });
-            }
-          }
-        })
-        .immediate();
+      outcomes = this.#transaction(() => jobs.map((job) => this.#attempt(job)));
     } catch (error) {
-      for (const job of jobs) job.reject(error);
-      return;
+      if (jobs.length === 1) outcomes = [{ ok: false, error }];
+      else
+        outcomes = jobs.map((job) => {
+          try {
+            return this.#transaction(() => this.#attempt(job));
+          } catch (error) {
+            return { ok: false, error };
+          }
+        });
     }
     jobs.forEach((job, i) => {
       const outcome = outcomes[i]!;
       if (outcome.ok) job.resolve(outcome.value);
       else job.reject(outcome.error);
     });
+  }
+
+  /** Runs one queued step inside the open transaction; what it throws is its own outcome. */
+  #attempt(job: Job): Outcome {
+    try {
+      return { ok: true, value: this.#state.step(job.step) };
+    } catch (error) {
+      return { ok: false, error };
+    }
   }
 
   async readLog(afterSeq: number, limit: number): Promise<LogEntry[]> {

@@ -14,4 +14,19 @@ export const MIGRATIONS: readonly string[] = [
      seq   INTEGER PRIMARY KEY,
      entry TEXT NOT NULL
    )`,
+  // Records that many calls rewrite (budgets, rate buckets, leases, the log head) in a small
+  // table of their own: a commit then writes them all in one page, instead of one page per
+  // kind among the records that are written once per call.
+  `CREATE TABLE shared (
+     kind  TEXT NOT NULL,
+     key   TEXT NOT NULL,
+     value TEXT NOT NULL,
+     PRIMARY KEY (kind, key)
+   ) WITHOUT ROWID;
+   INSERT INTO shared SELECT kind, key, value FROM state
+     WHERE kind IN ('budget', 'rate', 'lease', 'log-head');
+   DELETE FROM state WHERE kind IN ('budget', 'rate', 'lease', 'log-head')`,
 ];
+
+/** The kinds of records kept in the `shared` table; every other kind is in `state`. */
+export const SHARED_KINDS: ReadonlySet<string> = new Set(['budget', 'rate', 'lease', 'log-head']);
