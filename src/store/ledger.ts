@@ -473,12 +473,27 @@ export function findReplay(
   return undefined;
 }
 
+/**
+ * What is kept of a writ once settled: enough to refuse a second settle. Its ops, labels and
+ * digests served the settle and are not read again, and a writ is kept as long as the store
+ * keeps it — most of what a decision leaves behind. (Stores written before this kept the
+ * whole record with `settled` added; `isSettled` reads both.)
+ */
+interface SettledWrit {
+  id: string;
+  settled: NonNullable<WritRecord['settled']>;
+}
+
+function isSettled(writ: WritRecord | SettledWrit): writ is SettledWrit {
+  return writ.settled !== undefined;
+}
+
 /** Settles a writ once: captures or voids holds, releases leases, stores the result, labels. */
 export function settle(view: KvView, req: SettleRequest): SettleResult {
   const tx = new Tx(view);
-  const writ = tx.get<WritRecord>('writ', req.writId);
+  const writ = tx.get<WritRecord | SettledWrit>('writ', req.writId);
   if (!writ) throw new WritError('WRIT_INVALID', `unknown writ ${req.writId}`);
-  if (writ.settled)
+  if (isSettled(writ))
     throw new WritError(
       'WRIT_INVALID',
       `writ ${req.writId} was already settled (${writ.settled.status})`,
@@ -541,7 +556,7 @@ export function settle(view: KvView, req: SettleRequest): SettleResult {
   // Not `{ ...writ, settled: how }`: V8 gives an object spread that then gains a field a
   // hidden class of its own, and every writ record kept would carry one.
   const settled: WritRecord = Object.assign({}, writ, { settled: how });
-  tx.put('writ', writ.id, settled);
+  tx.put('writ', writ.id, { id: writ.id, settled: how } satisfies SettledWrit);
   if (req.log !== false) {
     // Literals rather than spreads of conditions, which V8 builds slowly; fields in log order.
     const { id: writId, decisionId } = writ;

@@ -259,6 +259,12 @@ describe('sqlite: schema migrations', () => {
           expiredCaptures: {},
         }),
       );
+      // A settled writ as version 2 kept it: the whole record, `settled` added.
+      const settledWrit = {
+        ...writRecord('w-old', [hold('spend', 5)]),
+        settled: { at: T0, status: 'succeeded' },
+      };
+      put.run('writ', 'w-old', JSON.stringify(settledWrit));
       put.run(
         'session',
         's1',
@@ -273,6 +279,9 @@ describe('sqlite: schema migrations', () => {
         { key: 'spend', limit: 100, spent: 25, held: 0, remaining: 75, windowEnd: null },
       ]);
       expect((await store.getSession('s1'))?.version).toBe(1);
+      await expect(store.settle({ now: T0, writId: 'w-old', status: 'failed' })).rejects.toThrow(
+        'already settled (succeeded)',
+      );
     } finally {
       await store.close();
     }
@@ -283,7 +292,7 @@ describe('sqlite: schema migrations', () => {
         reopened.prepare(`SELECT kind FROM ${table} ORDER BY kind`).pluck().all();
       expect({ shared: kinds('shared'), state: kinds('state') }).toEqual({
         shared: ['budget'],
-        state: ['session'],
+        state: ['session', 'writ'],
       });
     } finally {
       reopened.close();
