@@ -288,7 +288,9 @@ export function createWrit(options: WritOptions): WritEngine {
   ): Promise<Decision | undefined> {
     const [session, approval] = await Promise.all([
       store.getSession(action.session.id),
-      store.findApproval(digest, policy.hash, now),
+      policy.scopeFor(action.tool).mayRequireApproval
+        ? store.findApproval(digest, policy.hash, now)
+        : undefined,
     ]);
     const view: SessionView = session?.opened
       ? { attrs: session.attrs, labels: session.labels }

@@ -31,6 +31,12 @@ export interface ToolScope {
   rules: readonly CompiledRule[] | undefined;
   /** The flow rules its name does not rule out. */
   flow: readonly CompiledRule[];
+  /**
+   * Whether any call of the tool can need an approval: the policy names it, and one of its
+   * rules or flow rules is a `require_approval`, or the default is. When not, an approval
+   * on record changes nothing, and the engine does not look one up.
+   */
+  mayRequireApproval: boolean;
 }
 
 /** A scope rule, compiled. */
@@ -509,10 +515,9 @@ class PolicyBuilder {
     const exact = this.exact;
     const globs = this.globs;
     const flow = this.flow;
-    const cache = new Map<
-      string,
-      { rules: readonly CompiledRule[] | undefined; flow: readonly CompiledRule[] }
-    >();
+    const asksApproval = (rule: CompiledRule) => rule.effect === 'require_approval';
+    const defaultAsks = this.defaultEffect === 'require_approval';
+    const cache = new Map<string, ToolScope>();
     const lookup = (tool: string) => {
       const hit = cache.get(tool);
       if (hit) return hit;
@@ -524,9 +529,13 @@ class PolicyBuilder {
           (a, b) => a.order - b.order,
         );
       }
+      const ownFlow = flow.filter((rule) => !rule.guard || rule.guard(tool));
       const entry: ToolScope = {
         rules,
-        flow: flow.filter((rule) => !rule.guard || rule.guard(tool)),
+        flow: ownFlow,
+        mayRequireApproval:
+          rules !== undefined &&
+          (defaultAsks || rules.some(asksApproval) || ownFlow.some(asksApproval)),
       };
       // The cache is bounded so a stream of distinct made-up tool names cannot grow memory.
       if (cache.size < 10_000) cache.set(tool, entry);

@@ -188,6 +188,74 @@ flow:
   });
 });
 
+describe('which tools may need an approval', () => {
+  const policies = {
+    rules: load(`version: 1
+tools:
+  pay:
+    - require_approval: 'args.amount > 100.0'
+    - allow: true
+  read:
+    - allow: true
+  "files.*":
+    - forbid: 'args.path == "/etc"'
+    - allow: true
+flow:
+  - require_approval: 'glob.match("k8s.*", tool) && args.cluster == "prod"'
+  - forbid: 'args.evil == true'
+`),
+    byDefault: load(`version: 1
+default: require_approval
+tools:
+  read:
+    - allow: 'args.ok == true'
+`),
+  };
+  const tools = ['pay', 'read', 'files.list', 'k8s.apply', 'other'];
+
+  it('knows from the rules and the default alone', () => {
+    const may = (policy: CompiledPolicy) =>
+      tools.filter((tool) => policy.scopeFor(tool).mayRequireApproval);
+    expect(may(policies.rules)).toEqual(['pay']);
+    expect(may(policies.byDefault)).toEqual(['read']);
+  });
+
+  it('an approval changes no decision of a tool that cannot need one, on random calls', () => {
+    const args = fc.record(
+      {
+        amount: fc.constantFrom(5, 500),
+        path: fc.constantFrom('/etc', '/srv'),
+        cluster: fc.constantFrom('prod', 'dev'),
+        evil: fc.boolean(),
+        ok: fc.boolean(),
+      },
+      { requiredKeys: [] },
+    );
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...Object.values(policies)),
+        fc.constantFrom(...tools),
+        args,
+        (policy, tool, a) => {
+          if (policy.scopeFor(tool).mayRequireApproval) return;
+          const parsed = parseAction({
+            tool,
+            args: a,
+            principal: { id: 'p' },
+            session: { id: 's' },
+          });
+          if (!parsed.ok) throw new Error('the call is valid');
+          const ctx = buildContext(parsed.action, NOW);
+          const verdict = evaluateScope(policy, ctx, false);
+          expect(verdict.outcome).not.toBe('approval_required');
+          expect(evaluateScope(policy, ctx, true)).toEqual(verdict);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+});
+
 describe('glob tool patterns', () => {
   const policy = load(`version: 1
 tools:

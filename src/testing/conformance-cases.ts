@@ -1406,8 +1406,12 @@ const failures: ConformanceCase[] = [
       expect(ran).toBe(false);
       expect(await store.listBudgets(T0)).toEqual([]);
 
-      for (const method of ['getSession', 'findApproval']) {
-        const reads = writ(spendPolicy(), { store: failing(store, new Set([method])) });
+      // The approval on record is read only for a tool that may need one.
+      for (const [method, policy] of [
+        ['getSession', spendPolicy()],
+        ['findApproval', APPROVALS],
+      ] as const) {
+        const reads = writ(policy, { store: failing(store, new Set([method])) });
         denied(await reads.authorize(pay(10)), { code: 'STORE_UNAVAILABLE' });
       }
       const approvals = writ(APPROVALS, { store: failing(store, new Set(['requestApproval'])) });
