@@ -61,7 +61,6 @@ export type Kind =
   | 'approval'
   | 'approval-index'
   | 'policy'
-  | 'decision-index'
   | 'log-head';
 
 /** Synchronous access to a store's records inside one transaction. Values are plain JSON. */
@@ -145,7 +144,6 @@ class Tx {
     const { entry, text } = chainEntryText(this.get<LogHead>('log-head', 'head'), draft);
     this.#log.push({ entry, text });
     this.put('log-head', 'head', { seq: entry.seq, hash: entry.hash } satisfies LogHead);
-    if (entry.decision) this.put('decision-index', entry.decision.id, entry.seq);
     return entry;
   }
   commit() {

@@ -238,8 +238,44 @@ describe('sqlite: group commit', () => {
   });
 });
 
+describe('sqlite: the decision index', () => {
+  it('finds every decision, including those another connection logged', async () => {
+    const path = freshPath();
+    const clock = manualClock(T0);
+    const seqA = sequentialIds();
+    const seqB = sequentialIds();
+    const a = createWrit({ policy: PAY_POLICY, store: sqliteStore({ path }), clock, ids: seqA });
+    const b = createWrit({
+      policy: PAY_POLICY,
+      store: sqliteStore({ path }),
+      clock,
+      ids: { next: (kind) => `${seqB.next(kind)}-b` },
+    });
+    try {
+      const first = await a.authorize(pay(10, 'k1'));
+      await a.settle(first.writ!, { status: 'succeeded' });
+      expect((await a.store.findDecision(first.id))?.decision?.id).toBe(first.id);
+      // Logged after a's index caught up, by the other connection, then by a again.
+      const second = await b.authorize(pay(20, 'k2'));
+      const third = await a.authorize(pay(500, 'k3'));
+      for (const d of [first, second, third]) {
+        const entry = await a.store.findDecision(d.id);
+        expect(entry).toMatchObject({
+          kind: 'decision',
+          decision: { id: d.id, outcome: d.outcome },
+        });
+      }
+      expect(await a.store.findDecision('dec-unknown')).toBeUndefined();
+      expect((await b.store.findDecision(third.id))?.seq).toBe(4);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+});
+
 describe('sqlite: schema migrations', () => {
-  it('moves the records many calls share out of a version 2 database, keeping them', async () => {
+  it('moves the records of a version 2 database where this version keeps them', async () => {
     const path = freshPath();
     const old = new Database(path);
     old.pragma('journal_mode = WAL');
@@ -265,6 +301,7 @@ describe('sqlite: schema migrations', () => {
         settled: { at: T0, status: 'succeeded' },
       };
       put.run('writ', 'w-old', JSON.stringify(settledWrit));
+      put.run('decision-index', 'dec-old', '7');
       put.run(
         'session',
         's1',
@@ -294,6 +331,9 @@ describe('sqlite: schema migrations', () => {
         shared: ['budget'],
         state: ['session', 'writ'],
       });
+      expect(reopened.prepare('SELECT id, seq FROM decision').all()).toEqual([
+        { id: 'dec-old', seq: 7 },
+      ]);
     } finally {
       reopened.close();
     }

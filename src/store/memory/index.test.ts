@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { jsonCopy } from './index.js';
+import { jsonCopy, TextLog } from './index.js';
 
 /** What a JSON round trip gives, or the error it throws. */
 function viaJson(value: unknown): { value: unknown } | { error: string } {
@@ -83,5 +83,31 @@ describe('the memory store copies values as a JSON round trip does', () => {
     expectSameCopy({ n: 1n });
     expectSameCopy(cycle);
     expect(() => jsonCopy(cycle)).toThrow(TypeError);
+  });
+});
+
+describe('TextLog', () => {
+  it('gives back every text appended, across buffers and beyond a buffer’s size', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.oneof(fc.string({ unit: 'grapheme' }), fc.string({ maxLength: 5000 })), {
+          maxLength: 400,
+        }),
+        (texts) => {
+          const log = new TextLog();
+          // Long enough to fill several buffers, and one longer than any buffer.
+          const all = [
+            ...texts,
+            'é'.repeat(600_000),
+            ...texts,
+            'x'.repeat(TextLog.CHUNK_BYTES + 1),
+          ];
+          for (const text of all) log.append(text);
+          expect(log.length).toBe(all.length);
+          expect(all.map((_, i) => log.text(i + 1))).toEqual(all);
+        },
+      ),
+      { numRuns: 20 },
+    );
   });
 });

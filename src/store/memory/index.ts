@@ -21,28 +21,34 @@ class MemoryStore extends KvStore {
       this.#table(kind).delete(key);
     },
     list: (kind) => [...this.#table(kind).values()],
-    append: (_entry, text) => {
-      this.#log.push(text);
+    append: (entry, text) => {
+      this.#log.append(text);
+      if (entry.decision) this.#decisions.set(entry.decision.id, entry.seq);
     },
   };
-  /** Log entries as JSON text; entry `seq` is at index `seq - 1`. */
-  readonly #log: string[] = [];
+  readonly #log = new TextLog();
+  /** Where each decision's entry is, by decision id. */
+  readonly #decisions = new Map<string, number>();
 
   async readLog(afterSeq: number, limit: number): Promise<LogEntry[]> {
-    return this.#log
-      .slice(Math.max(0, afterSeq), Math.max(0, afterSeq) + limit)
-      .map((text) => JSON.parse(text));
+    const out: LogEntry[] = [];
+    const end = Math.min(this.#log.length, Math.max(0, afterSeq) + limit);
+    for (let seq = Math.max(0, afterSeq) + 1; seq <= end; seq++)
+      out.push(JSON.parse(this.#log.text(seq)));
+    return out;
   }
 
   async findDecision(id: string): Promise<LogEntry | undefined> {
-    const seq = this.view.get('decision-index', id) as number | undefined;
-    const text = seq === undefined ? undefined : this.#log[seq - 1];
-    return text === undefined ? undefined : JSON.parse(text);
+    const seq = this.#decisions.get(id);
+    return seq === undefined || seq > this.#log.length
+      ? undefined
+      : JSON.parse(this.#log.text(seq));
   }
 
   async verifyLog(): Promise<ChainReport> {
     const verifier = new ChainVerifier();
-    for (const [i, text] of this.#log.entries()) if (!verifier.push({ seq: i + 1, text })) break;
+    for (let seq = 1; seq <= this.#log.length; seq++)
+      if (!verifier.push({ seq, text: this.#log.text(seq) })) break;
     return verifier.finish(this.view.get('log-head', 'head') as LogHead | undefined);
   }
 
@@ -67,6 +73,46 @@ class MemoryStore extends KvStore {
 
   async close(): Promise<void> {
     this.#closed = true;
+  }
+}
+
+/**
+ * The log's entries as UTF-8 text in buffers outside the JavaScript heap. Kept as strings,
+ * every entry — the bulk of what the store keeps — would be copied by the garbage collector
+ * from the young generation to the old one; in a buffer it is copied once, when appended,
+ * and the collector never walks it. Buffers are filled one after the other and never moved.
+ */
+export class TextLog {
+  static readonly CHUNK_BYTES = 1 << 20;
+  readonly #chunks: Buffer[] = [];
+  #used = 0;
+  // Entry `seq` is in chunk `chunk[seq - 1]`, from byte `start[seq - 1]` to `end[seq - 1]`.
+  readonly #chunk: number[] = [];
+  readonly #start: number[] = [];
+  readonly #end: number[] = [];
+
+  get length(): number {
+    return this.#end.length;
+  }
+
+  append(text: string): void {
+    const bytes = Buffer.byteLength(text);
+    let last = this.#chunks[this.#chunks.length - 1];
+    if (last === undefined || this.#used + bytes > last.length) {
+      last = Buffer.allocUnsafe(Math.max(bytes, TextLog.CHUNK_BYTES));
+      this.#chunks.push(last);
+      this.#used = 0;
+    }
+    this.#chunk.push(this.#chunks.length - 1);
+    this.#start.push(this.#used);
+    this.#used += last.write(text, this.#used);
+    this.#end.push(this.#used);
+  }
+
+  /** The text of entry `seq` (1 ≤ seq ≤ length). */
+  text(seq: number): string {
+    const i = seq - 1;
+    return this.#chunks[this.#chunk[i]!]!.toString('utf8', this.#start[i], this.#end[i]);
   }
 }
 

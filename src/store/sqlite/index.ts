@@ -44,9 +44,12 @@ class SqliteStore extends KvStore {
   readonly #immediate: Database.Transaction<(body: () => unknown) => unknown>;
   #queue: Job[] = [];
   #flushScheduled = false;
-  readonly #readLog: Database.Statement<[number, number], { entry: string }>;
   readonly #entryAt: Database.Statement<[number], { entry: string }>;
   readonly #allLog: Database.Statement<[], { seq: number; entry: string }>;
+  readonly #logAfter: Database.Statement<[number, number], { seq: number; entry: string }>;
+  readonly #decisionSeq: Database.Statement<[string], number>;
+  readonly #lastIndexed: Database.Statement<[], number | null>;
+  readonly #indexDecision: Database.Statement<[string, number]>;
 
   constructor(options: SqliteStoreOptions) {
     super();
@@ -68,9 +71,14 @@ class SqliteStore extends KvStore {
       state.flush();
       return value;
     });
-    this.#readLog = db.prepare('SELECT entry FROM log WHERE seq > ? ORDER BY seq LIMIT ?');
     this.#entryAt = db.prepare('SELECT entry FROM log WHERE seq = ?');
     this.#allLog = db.prepare('SELECT seq, entry FROM log ORDER BY seq');
+    this.#logAfter = db.prepare('SELECT seq, entry FROM log WHERE seq > ? ORDER BY seq LIMIT ?');
+    this.#decisionSeq = db.prepare<[string], number>('SELECT seq FROM decision WHERE id = ?');
+    this.#decisionSeq.pluck();
+    this.#lastIndexed = db.prepare<[], number | null>('SELECT max(seq) FROM decision');
+    this.#lastIndexed.pluck();
+    this.#indexDecision = db.prepare('INSERT OR IGNORE INTO decision (id, seq) VALUES (?, ?)');
   }
 
   /**
@@ -156,13 +164,35 @@ class SqliteStore extends KvStore {
   }
 
   async readLog(afterSeq: number, limit: number): Promise<LogEntry[]> {
-    return this.#readLog.all(afterSeq, limit).map((row) => JSON.parse(row.entry));
+    return this.#logAfter.all(afterSeq, limit).map((row) => JSON.parse(row.entry));
   }
 
   async findDecision(id: string): Promise<LogEntry | undefined> {
-    const seq = this.view.get('decision-index', id) as number | undefined;
+    this.#indexDecisions();
+    const seq = this.#decisionSeq.get(id);
     const row = seq === undefined ? undefined : this.#entryAt.get(seq);
     return row === undefined ? undefined : JSON.parse(row.entry);
+  }
+
+  /**
+   * Brings the decision index up to the end of the log. A decision does not write its index
+   * row — one row and one page fewer per decision — so a look-up first indexes the entries
+   * appended since the last decision indexed, a batch at a time.
+   */
+  #indexDecisions() {
+    this.#db
+      .transaction(() => {
+        for (let after = this.#lastIndexed.get() ?? 0; ; ) {
+          const rows = this.#logAfter.all(after, 1000);
+          if (rows.length === 0) return;
+          for (const { seq, entry } of rows) {
+            const parsed = entry.includes('"kind":"decision"') ? JSON.parse(entry) : undefined;
+            if (parsed?.kind === 'decision') this.#indexDecision.run(parsed.decision.id, seq);
+          }
+          after = rows[rows.length - 1]!.seq;
+        }
+      })
+      .immediate();
   }
 
   /** Streams the log row by row (`iterate`), so a log of any length verifies in bounded memory. */

@@ -26,6 +26,15 @@ export const MIGRATIONS: readonly string[] = [
    INSERT INTO shared SELECT kind, key, value FROM state
      WHERE kind IN ('budget', 'rate', 'lease', 'log-head');
    DELETE FROM state WHERE kind IN ('budget', 'rate', 'lease', 'log-head')`,
+  // Where each decision's log entry is, by decision id: derived from the log and brought up
+  // to date when a decision is looked up, instead of written with every decision.
+  `CREATE TABLE decision (
+     id  TEXT PRIMARY KEY,
+     seq INTEGER NOT NULL
+   ) WITHOUT ROWID;
+   INSERT INTO decision SELECT key, CAST(value AS INTEGER) FROM state
+     WHERE kind = 'decision-index';
+   DELETE FROM state WHERE kind = 'decision-index'`,
 ];
 
 /** The kinds of records kept in the `shared` table; every other kind is in `state`. */
