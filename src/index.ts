@@ -44,5 +44,6 @@ export type {
   SettleRequest,
   SettleResult,
   Store,
+  SweepReport,
   WritRecord,
 } from './store/types.js';

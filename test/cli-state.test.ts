@@ -107,6 +107,22 @@ describe('the CLI over the SQLite store the demo leaves', () => {
     expect(writ('approvals', 'list', '--status', 'maybe', '--store', store).status).toBe(2);
   });
 
+  it('writ sweep removes expired records and leaves budgets and the log as they were', () => {
+    const budgets = json<BudgetState[]>('budgets', '--store', store);
+    const report = json<{ examined: number; removed: Record<string, number>; done: boolean }>(
+      'sweep',
+      '--store',
+      store,
+    );
+    expect(report.examined).toBeGreaterThan(0);
+    expect(report.done).toBe(true);
+    for (const kind of Object.keys(report.removed))
+      expect(['idem', 'nonce', 'rate', 'writ']).toContain(kind);
+    expect(json<BudgetState[]>('budgets', '--store', store)).toEqual(budgets);
+    expect(writ('log', 'verify', '--store', store).stdout).toMatch(/^ok: \d+ entries/);
+    expect(writ('sweep', '--store', store).stdout).toMatch(/^removed \d+ of \d+ records/);
+  });
+
   it('writ log verify, export and replay agree with the demo policy', () => {
     expect(writ('log', 'verify', '--store', store).stdout).toMatch(/^ok: \d+ entries/);
     const file = join(dir, 'export.jsonl');

@@ -3,7 +3,7 @@ import { userInfo } from 'node:os';
 import type { Command } from 'commander';
 import { systemClock } from '../runtime/system.js';
 import { sqliteStore } from '../store/sqlite/index.js';
-import type { Store } from '../store/types.js';
+import type { Store, SweepReport } from '../store/types.js';
 import { CliExit, EXIT, out, paint } from './io.js';
 
 /** The SQLite file the CLI and the server use unless told otherwise. */
@@ -44,6 +44,14 @@ function table(header: string[], rows: string[][]) {
   out(paint('dim', line(header)));
   for (const row of rows) out(line(row));
 }
+
+/** How `writ sweep` names the kinds of records it removes. */
+const SWEPT_NAMES: Record<string, string> = {
+  idem: 'idempotency claims',
+  nonce: 'nonces',
+  rate: 'rate buckets',
+  writ: 'settled writs',
+};
 
 export function registerStoreCommands(program: Command) {
   program
@@ -155,4 +163,31 @@ export function registerStoreCommands(program: Command) {
           }),
       );
   }
+
+  program
+    .command('sweep')
+    .description(
+      'remove records whose lifetime is over: idempotency claims past their TTL, nonces past their window, refilled rate buckets, settled writs past their expiry',
+    )
+    .option('--store <file>', 'SQLite store', DEFAULT_STORE)
+    .option('--json', 'print JSON')
+    .action((opts: { store: string; json?: boolean }) =>
+      withStore(opts.store, async (store) => {
+        const now = systemClock.now();
+        const total: SweepReport = { examined: 0, removed: {}, done: true };
+        // A store opened here starts its sweep at the beginning: one pass to the end.
+        for (let done = false; !done; ) {
+          const report = await store.sweep(now, 1_000);
+          total.examined += report.examined;
+          for (const [kind, n] of Object.entries(report.removed))
+            total.removed[kind] = (total.removed[kind] ?? 0) + n;
+          done = report.done;
+        }
+        if (opts.json) return json(total);
+        const removed = Object.entries(total.removed);
+        const count = removed.reduce((sum, [, n]) => sum + n, 0);
+        const detail = removed.map(([kind, n]) => `${SWEPT_NAMES[kind] ?? kind} ${n}`).join(', ');
+        out(`removed ${count} of ${total.examined} records${detail && ` (${detail})`}`);
+      }),
+    );
 }

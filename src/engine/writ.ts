@@ -43,6 +43,7 @@ import type {
   SettleRequest,
   SettleResult,
   Store,
+  SweepReport,
   WritRecord,
 } from '../store/types.js';
 import { invalidRequest } from './decide.js';
@@ -135,6 +136,13 @@ export interface WritEngine {
     deny(id: string, by: { approver: string; note?: string }): Promise<ApprovalRecord>;
   };
   budgets(): Promise<BudgetState[]>;
+  /**
+   * Removes records that can no longer change an answer — idempotency claims past their TTL,
+   * nonces past their window, refilled rate buckets, settled writs past their expiry — and
+   * reports what it removed. It looks at up to `limit` records of each kind (default 1,000)
+   * and resumes where it stopped: call it now and then (`writ sweep` runs it to the end).
+   */
+  sweep(options?: { limit?: number }): Promise<SweepReport>;
   close(): Promise<void>;
 }
 
@@ -566,6 +574,7 @@ export function createWrit(options: WritOptions): WritEngine {
       deny: (id, by) => store.decideApproval(id, { approve: false, ...by }, clock.now()),
     },
     budgets: () => store.listBudgets(clock.now()),
+    sweep: (options) => store.sweep(clock.now(), options?.limit ?? 1_000),
     close: () => store.close(),
   };
 }

@@ -3,7 +3,7 @@ import type { IdempotencyOp } from '../core/plan.js';
 import type { LogEntry, LogHead } from '../log/entry.js';
 import type { ChainReport } from '../log/verify.js';
 import type { PolicySourceText } from '../policy/index.js';
-import type { KvView } from './ledger.js';
+import type { Kind, KvView } from './ledger.js';
 import * as ledger from './ledger.js';
 import type {
   ApprovalDecision,
@@ -17,6 +17,7 @@ import type {
   SettleRequest,
   SettleResult,
   Store,
+  SweepReport,
 } from './types.js';
 
 /**
@@ -91,6 +92,24 @@ export abstract class KvStore implements Store {
   }
   decideApproval(id: string, decision: ApprovalDecision, now: number): Promise<ApprovalRecord> {
     return this.atomic((view) => this.own(ledger.decideApproval(view, id, decision, now)));
+  }
+  /**
+   * The next keys of `kind` for a sweep to look at, at most `limit`, after those of the last
+   * call; `done` when they reach the end of the kind (the next call starts over).
+   */
+  protected abstract sweepKeys(kind: Kind, limit: number): { keys: string[]; done: boolean };
+
+  async sweep(now: number, limit: number): Promise<SweepReport> {
+    const report: SweepReport = { examined: 0, removed: {}, done: true };
+    for (const kind of ledger.SWEPT_KINDS) {
+      const { keys, done } = this.sweepKeys(kind, limit);
+      report.examined += keys.length;
+      report.done &&= done;
+      if (keys.length === 0) continue;
+      const removed = await this.atomic((view) => ledger.sweep(view, kind, keys, now));
+      if (removed > 0) report.removed[kind] = removed;
+    }
+    return report;
   }
   async listBudgets(now: number): Promise<BudgetState[]> {
     return this.own(ledger.listBudgets(this.view, now));

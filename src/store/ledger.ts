@@ -479,6 +479,8 @@ export function findReplay(
  */
 interface SettledWrit {
   id: string;
+  /** The writ's own expiry: a sweep removes the record after it. */
+  expiresAt: number;
   settled: NonNullable<WritRecord['settled']>;
 }
 
@@ -554,7 +556,11 @@ export function settle(view: KvView, req: SettleRequest): SettleResult {
   // Not `{ ...writ, settled: how }`: V8 gives an object spread that then gains a field a
   // hidden class of its own, and every writ record kept would carry one.
   const settled: WritRecord = Object.assign({}, writ, { settled: how });
-  tx.put('writ', writ.id, { id: writ.id, settled: how } satisfies SettledWrit);
+  tx.put('writ', writ.id, {
+    id: writ.id,
+    expiresAt: writ.expiresAt,
+    settled: how,
+  } satisfies SettledWrit);
   if (req.log !== false) {
     // Literals rather than spreads of conditions, which V8 builds slowly; fields in log order.
     const { id: writId, decisionId } = writ;
@@ -719,4 +725,36 @@ export function listBudgets(view: KvView, now: number): BudgetState[] {
 /** Keeps a policy's sources under its hash, once. */
 export function putPolicy(view: KvView, hash: string, sources: PolicySourceText[]) {
   if (view.get('policy', hash) === undefined) view.put('policy', hash, sources);
+}
+
+/**
+ * When a record's lifetime is over, for the kinds a sweep removes: past that point the ledger
+ * already reads it as if it were absent (an expired claim or nonce, a bucket that refilled),
+ * or it only answers a second settle of a writ that has expired anyway.
+ */
+const LIFETIME_OVER: Partial<Record<Kind, (record: never, now: number) => boolean>> = {
+  idem: (row: IdemRow, now) => row.expiresAt <= now,
+  nonce: (row: NonceRow, now) => row.expiresAt <= now,
+  rate: (row: RateRow, now) => row.tat <= now,
+  writ: (writ: WritRecord | SettledWrit, now) => isSettled(writ) && writ.expiresAt <= now,
+};
+
+/** The kinds of records a sweep looks at. */
+export const SWEPT_KINDS = Object.keys(LIFETIME_OVER) as Kind[];
+
+/** Removes the records among `keys` of `kind` whose lifetime is over; returns how many. */
+export function sweep(view: KvView, kind: Kind, keys: readonly string[], now: number): number {
+  const over = LIFETIME_OVER[kind] as ((record: unknown, now: number) => boolean) | undefined;
+  if (!over) return 0;
+  const tx = new Tx(view);
+  let removed = 0;
+  for (const key of keys) {
+    const record = tx.get<unknown>(kind, key);
+    if (record !== undefined && over(record, now)) {
+      tx.delete(kind, key);
+      removed++;
+    }
+  }
+  tx.commit();
+  return removed;
 }

@@ -61,6 +61,16 @@ export interface Store {
   /** Budget keys with their state at `now`. */
   listBudgets(now: number): Promise<BudgetState[]>;
   /**
+   * Removes records whose lifetime ended by `now` and that can no longer change any answer:
+   * idempotency claims past their TTL, nonces past their window, rate buckets that have
+   * refilled, and settled writs past their expiry (settling one again then reports an
+   * unknown writ instead of a settled one). Budgets, leases (their fencing tokens must keep
+   * growing), sessions, approvals and the log are kept. Looks at up to `limit` records of
+   * each kind, resuming where the last sweep stopped, so that repeated sweeps visit every
+   * record; `done` when this one reached the end of every kind.
+   */
+  sweep(now: number, limit: number): Promise<SweepReport>;
+  /**
    * Records a decision that changes no state (a scope denial, an invalid request), as its own
    * atomic step, and returns its log entry.
    */
@@ -200,6 +210,16 @@ export interface ApprovalDecision {
 }
 
 /** A budget key at a point in time. */
+/** What a {@link Store.sweep} did. */
+export interface SweepReport {
+  /** Records looked at. */
+  examined: number;
+  /** Records removed, by kind (`idem`, `nonce`, `rate`, `writ`); kinds with none left out. */
+  removed: Record<string, number>;
+  /** The sweep reached the end of every kind: the next one starts over. */
+  done: boolean;
+}
+
 export interface BudgetState {
   key: string;
   limit: number;

@@ -1621,6 +1621,91 @@ const decisionLog: ConformanceCase[] = [
   }),
 ];
 
+/** Payments that leave every kind of record: those a sweep removes and those it keeps. */
+const SWEPT = [
+  spendPolicy(),
+  'rate_limits:',
+  '  calls:',
+  `    match: 'tool == "send_money"'`,
+  `    per: 'principal.id'`,
+  '    rate: 10/1m',
+  'concurrency:',
+  '  slots:',
+  `    match: 'tool == "send_money"'`,
+  `    per: 'principal.tenant'`,
+  '    max: 5',
+  '    lease: 20m',
+  'idempotency:',
+  '  payments:',
+  `    match: 'tool == "send_money"'`,
+  `    key: 'request.idempotencyKey'`,
+  '    ttl: 1h',
+  'replay:',
+  '  max_age: 5m',
+  '',
+].join('\n');
+const sweptPay = (amount: number, key: string, now: number) =>
+  pay(amount, { idempotencyKey: key, nonce: key, issuedAt: iso(now) });
+
+const sweeps: ConformanceCase[] = [
+  example('sweep: removes only what can no longer change an answer', async ({ writ, clock }) => {
+    const w = writ(SWEPT);
+    const done = allowed(await w.authorize(sweptPay(10, 'K1', T0)));
+    await w.settle(done, { status: 'succeeded', result: 'paid' });
+    const open = allowed(await w.authorize(sweptPay(20, 'K2', T0)));
+    // Nothing has run its course yet: the rate bucket is still draining.
+    expect(await w.sweep()).toEqual({ examined: 7, removed: {}, done: true });
+
+    // Past the nonce window (twice max_age) and the rate bucket's refill, before the
+    // writs' expiry and the claims' TTL.
+    clock.advance(10 * MINUTE);
+    expect(await w.sweep()).toEqual({
+      examined: 7,
+      removed: { nonce: 2, rate: 1 },
+      done: true,
+    });
+    // Past the writs' expiry (15 minutes): the settled one goes, the open one stays.
+    clock.advance(5 * MINUTE);
+    expect((await w.sweep()).removed).toEqual({ writ: 1 });
+    await rejectsWith(w.settle(done, { status: 'succeeded' }), 'WRIT_INVALID');
+    // Past the claims' TTL: both go, the in-doubt one too.
+    clock.advance(HOUR);
+    expect((await w.sweep()).removed).toEqual({ idem: 2 });
+    expect(await w.sweep()).toEqual({ examined: 1, removed: {}, done: true });
+
+    // What is kept still answers: the budget and the lease of the open writ, its settle.
+    expect(await w.budgets()).toEqual([budget(DAY_KEY, 500, 10, 0, DAY_END)]);
+    const settled = await w.settle(open, { status: 'succeeded', cost: 20 });
+    expect(settled.overage).toEqual({});
+    expect(await w.budgets()).toEqual([budget(DAY_KEY, 500, 30, 0, DAY_END)]);
+    // And a swept key or nonce is simply free again, as it already was.
+    allowed(await w.authorize(sweptPay(10, 'K1', clock.now())));
+  }),
+
+  example(
+    'sweep: a small limit resumes where it stopped and visits everything',
+    async ({ writ, clock }) => {
+      const w = writ(SWEPT);
+      for (let i = 0; i < 7; i++) {
+        const granted = allowed(await w.authorize(sweptPay(1, `K${i}`, T0)));
+        await w.settle(granted, { status: 'succeeded' });
+      }
+      clock.advance(2 * HOUR);
+      const removed: Record<string, number> = {};
+      let sweeps = 0;
+      for (let report = await w.sweep({ limit: 2 }); ; report = await w.sweep({ limit: 2 })) {
+        sweeps++;
+        for (const [kind, n] of Object.entries(report.removed))
+          removed[kind] = (removed[kind] ?? 0) + n;
+        if (report.done) break;
+      }
+      expect(removed).toEqual({ idem: 7, nonce: 7, rate: 1, writ: 7 });
+      expect(sweeps).toBe(4);
+      expect(await w.sweep()).toEqual({ examined: 0, removed: {}, done: true });
+    },
+  ),
+];
+
 /** Every example-based case. */
 export const CONFORMANCE_CASES: ConformanceCase[] = [
   ...budgets,
@@ -1636,4 +1721,5 @@ export const CONFORMANCE_CASES: ConformanceCase[] = [
   ...failures,
   ...snapshots,
   ...decisionLog,
+  ...sweeps,
 ];

@@ -36,7 +36,9 @@ export type ModelStep =
       /** Then send the same call again, as an agent that lost the response would. */
       thenRetry: boolean;
     }
-  | { kind: 'advance'; ms: number };
+  | { kind: 'advance'; ms: number }
+  /** Removes expired records: it must change no answer, so the model ignores it. */
+  | { kind: 'sweep'; limit: number };
 
 /** `undefined` `none` times out of `none + some`, else one of `values`. */
 function sometimes<T>(values: T[], none: number, some: number): fc.Arbitrary<T | undefined> {
@@ -95,6 +97,10 @@ export const stepArb: fc.Arbitrary<ModelStep> = fc.oneof(
         3_600_000,
       )
       .map((ms) => ({ kind: 'advance' as const, ms })),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(1, 2, 1_000).map((limit) => ({ kind: 'sweep' as const, limit })),
   },
 );
 
@@ -333,6 +339,8 @@ export async function runAgainstModel(
         settled.add(writId);
         if (step.thenRetry) await authorize(actionOf.get(writId)!);
       }
+    } else if (step.kind === 'sweep') {
+      await w.sweep({ limit: step.limit });
     } else {
       clock.advance(step.ms);
     }

@@ -31,7 +31,7 @@ export function storeConformanceCaseNames(): string[] {
 /**
  * Registers writ's store conformance suite with vitest: every semantic of the {@link Store}
  * interface — budgets, rate limits, concurrency leases, idempotency, nonces, writs,
- * sessions, approvals, shadow mode, failing closed, the decision log — as exact cases, plus
+ * sessions, approvals, shadow mode, failing closed, the decision log, sweeps — as exact cases, plus
  * property-based runs that check the store against an independent reference model on random
  * interleavings. Each case gets a fresh store from `factory` and closes it.
  *

@@ -56,6 +56,26 @@ class MemoryStore extends KvStore {
     return value === undefined ? value : jsonCopy(value);
   }
 
+  /** Where each kind's sweep goes on: an iterator over its keys, in insertion order. */
+  readonly #sweeps = new Map<Kind, Iterator<string>>();
+
+  // A map iterator stays valid while the map changes: it skips removed keys and reaches
+  // keys added since, so a sweep resumed later still visits every record.
+  protected sweepKeys(kind: Kind, limit: number): { keys: string[]; done: boolean } {
+    const cursor = this.#sweeps.get(kind) ?? this.#table(kind).keys();
+    const keys: string[] = [];
+    while (keys.length < limit) {
+      const next = cursor.next();
+      if (next.done) {
+        this.#sweeps.delete(kind);
+        return { keys, done: true };
+      }
+      keys.push(next.value);
+    }
+    this.#sweeps.set(kind, cursor);
+    return { keys, done: false };
+  }
+
   #table(kind: Kind): Map<string, unknown> {
     let table = this.#tables.get(kind);
     if (!table) {

@@ -5,7 +5,7 @@ import { WritError } from '../../core/errors.js';
 import type { LogEntry, LogHead } from '../../log/entry.js';
 import { type ChainReport, ChainVerifier } from '../../log/verify.js';
 import { KvStore } from '../kv-store.js';
-import type { KvView } from '../ledger.js';
+import type { Kind, KvView } from '../ledger.js';
 import type { Store } from '../types.js';
 import { MIGRATIONS } from './schema.js';
 import { CachedState } from './state.js';
@@ -161,6 +161,17 @@ class SqliteStore extends KvStore {
     } catch (error) {
       return { ok: false, error };
     }
+  }
+
+  /** Where each kind's sweep goes on: the last key it looked at. */
+  readonly #sweeps = new Map<Kind, string>();
+
+  protected sweepKeys(kind: Kind, limit: number): { keys: string[]; done: boolean } {
+    const keys = this.#state.keysAfter(kind, this.#sweeps.get(kind) ?? '', limit);
+    const done = keys.length < limit;
+    if (done) this.#sweeps.delete(kind);
+    else this.#sweeps.set(kind, keys[keys.length - 1]!);
+    return { keys, done };
   }
 
   async readLog(afterSeq: number, limit: number): Promise<LogEntry[]> {

@@ -133,6 +133,11 @@ export class CachedState {
     this.#cache.clear();
   }
 
+  /** Up to `limit` keys of `kind` after `after`, in key order, as committed. */
+  keysAfter(kind: Kind, after: string, limit: number): string[] {
+    return this.#table(kind).keysAfter.all(kind, after, limit);
+  }
+
   #table(kind: Kind): TableStatements {
     return SHARED_KINDS.has(kind) ? this.#tables.shared : this.#tables.state;
   }
@@ -168,6 +173,7 @@ interface TableStatements {
   upsert: Database.Statement<[string, string, string]>;
   remove: Database.Statement<[string, string]>;
   list: Database.Statement<[string], { key: string; value: string }>;
+  keysAfter: Database.Statement<[string, string, number], string>;
 }
 
 function tableStatements(db: Database.Database, table: 'state' | 'shared'): TableStatements {
@@ -175,7 +181,12 @@ function tableStatements(db: Database.Database, table: 'state' | 'shared'): Tabl
     `SELECT value FROM ${table} WHERE kind = ? AND key = ?`,
   );
   select.pluck();
+  const keysAfter = db.prepare<[string, string, number], string>(
+    `SELECT key FROM ${table} WHERE kind = ? AND key > ? ORDER BY key LIMIT ?`,
+  );
+  keysAfter.pluck();
   return {
+    keysAfter,
     select,
     upsert: db.prepare(
       `INSERT INTO ${table} (kind, key, value) VALUES (?, ?, ?) ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value`,
