@@ -3,6 +3,7 @@ import type { IdempotencyOp } from '../core/plan.js';
 import type { LogEntry, LogHead } from '../log/entry.js';
 import type { ChainReport } from '../log/verify.js';
 import type { PolicySourceText } from '../policy/index.js';
+import { jsonCopy } from './copy.js';
 import type { Kind, KvView } from './ledger.js';
 import * as ledger from './ledger.js';
 import type {
@@ -36,11 +37,12 @@ export abstract class KvStore implements Store {
   abstract verifyLog(): Promise<ChainReport>;
   abstract close(): Promise<void>;
   /**
-   * A copy of a value crossing the store's boundary, in or out, for stores whose view hands
-   * out the objects it keeps (memory). SQLite's view already parses and serializes.
+   * A copy of a value crossing the store's boundary, in or out: the views hand out the
+   * objects the store keeps (memory's tables, SQLite's cache), and a caller must never be
+   * able to change the store's state behind its back.
    */
   protected own<T>(value: T): T {
-    return value;
+    return value === undefined ? value : jsonCopy(value);
   }
 
   authorize(request: AuthorizeRequest): Promise<AuthorizeResult> {

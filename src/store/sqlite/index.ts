@@ -81,14 +81,6 @@ class SqliteStore extends KvStore {
     this.#indexDecision = db.prepare('INSERT OR IGNORE INTO decision (id, seq) VALUES (?, ?)');
   }
 
-  /**
-   * The cache hands out the records it keeps, so what leaves the store is a copy, and what
-   * enters it (a settle's result, a session's attributes) is copied before it is kept.
-   */
-  protected override own<T>(value: T): T {
-    return value === undefined ? value : JSON.parse(JSON.stringify(value));
-  }
-
   protected atomic<T>(step: (view: KvView) => T): Promise<T> {
     if (!this.#db.open)
       return Promise.reject(new WritError('STORE_FAILURE', 'the SQLite store is closed'));

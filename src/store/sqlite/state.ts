@@ -8,15 +8,20 @@ const ABSENT = Symbol('absent');
 
 /**
  * Above this many cached records the cache starts over, so a long-running process keeps a
- * bounded working set (writs, idempotency keys and decisions are mostly written once).
+ * bounded working set (writs and idempotency claims are mostly written once, read once).
  */
 const CACHE_LIMIT = 50_000;
+
+function readOnly(): never {
+  throw new Error('the SQLite store writes only inside a step');
+}
 
 /** A buffered write (`ABSENT` for a delete). */
 type Write = { kind: Kind; key: string; value: unknown };
 
 /**
- * The `state` table seen through a write-through cache of parsed records. Reads are served
+ * The store's records (tables `state` and `shared`) seen through a write-through cache of
+ * parsed records. Reads are served
  * from memory once a record has been read or written; a write step's changes are buffered
  * and reach SQLite in one batch when its transaction commits (`flush`), so a group of steps
  * writes a record that several of them changed — a budget, the log head — once. Each step's
@@ -33,7 +38,7 @@ export class CachedState {
   readonly #cache = new Map<string, unknown>();
   /** Writes of the steps that completed in the open transaction. */
   readonly #pending = new Map<string, Write>();
-  #log: { seq: number; text: string }[] = [];
+  readonly #log: { seq: number; text: string }[] = [];
   /** Writes of the step running now. */
   readonly #stepWrites = new Map<string, Write>();
   readonly #stepLog: { seq: number; text: string }[] = [];
@@ -57,9 +62,14 @@ export class CachedState {
     },
   };
 
-  /** The view for reads outside a write step: it first makes sure the cache is current. */
+  /**
+   * The view for reads outside a write step: it first makes sure the cache is current, and
+   * refuses writes, which only a step may make.
+   */
   readonly reader: KvView = {
-    ...this.view,
+    put: readOnly,
+    delete: readOnly,
+    append: readOnly,
     get: (kind, key) => {
       this.sync();
       return this.#get(kind, key);
@@ -119,7 +129,7 @@ export class CachedState {
       else table.upsert.run(kind, key, JSON.stringify(value));
       this.#cache.set(id, value);
     }
-    this.#log = [];
+    this.#log.length = 0;
     this.#pending.clear();
   }
 
@@ -128,7 +138,7 @@ export class CachedState {
    * in memory may claim a state the database does not have.
    */
   discard(): void {
-    this.#log = [];
+    this.#log.length = 0;
     this.#pending.clear();
     this.#cache.clear();
   }
