@@ -26,4 +26,11 @@ describe('TextLog', () => {
       { numRuns: 20 },
     );
   });
+
+  it('keeps filling buffers of its full size however long it grows', () => {
+    const log = new TextLog();
+    const texts = Array.from({ length: 40_000 }, (_, i) => `${i}:${'é'.repeat(i % 700)}`);
+    for (const text of texts) log.append(text);
+    expect(texts.every((text, i) => log.text(i + 1) === text)).toBe(true);
+  });
 });

@@ -99,6 +99,7 @@ class MemoryStore extends KvStore {
  * and the collector never walks it. Buffers are filled one after the other and never moved.
  */
 export class TextLog {
+  /** The size of buffers once the log has grown: the first is 64 KB, each next twice as big. */
   static readonly CHUNK_BYTES = 1 << 20;
   readonly #chunks: Buffer[] = [];
   #used = 0;
@@ -115,7 +116,8 @@ export class TextLog {
     const bytes = Buffer.byteLength(text);
     let last = this.#chunks[this.#chunks.length - 1];
     if (last === undefined || this.#used + bytes > last.length) {
-      last = Buffer.allocUnsafe(Math.max(bytes, TextLog.CHUNK_BYTES));
+      const size = Math.min(TextLog.CHUNK_BYTES, 2 ** (16 + this.#chunks.length));
+      last = Buffer.allocUnsafe(Math.max(bytes, size));
       this.#chunks.push(last);
       this.#used = 0;
     }
