@@ -107,9 +107,11 @@ class SqliteStore extends KvStore {
    */
   #transaction<T>(body: () => T): T {
     try {
-      return this.#immediate.immediate(body) as T;
+      const value = this.#immediate.immediate(body) as T;
+      this.#state.committed();
+      return value;
     } catch (error) {
-      this.#state.discard();
+      this.#state.rolledBack();
       throw error;
     }
   }

@@ -42,6 +42,8 @@ export class CachedState {
   /** Writes of the step running now. */
   readonly #stepWrites = new Map<string, Write>();
   readonly #stepLog: { seq: number; text: string }[] = [];
+  /** Set by `flush` until the transaction ends: the cache holds writes not yet committed. */
+  #uncommitted = false;
   #dataVersion: number;
   readonly #tables: Record<'state' | 'shared', TableStatements>;
   readonly #append: Database.Statement<[number, string]>;
@@ -122,6 +124,7 @@ export class CachedState {
    * JSON fails the whole transaction.
    */
   flush(): void {
+    this.#uncommitted = true;
     for (const { seq, text } of this.#log) this.#append.run(seq, text);
     for (const [id, { kind, key, value }] of this.#pending) {
       const table = this.#table(kind);
@@ -133,14 +136,21 @@ export class CachedState {
     this.#pending.clear();
   }
 
+  /** The transaction committed: what `flush` put in the cache is now in the database. */
+  committed(): void {
+    this.#uncommitted = false;
+  }
+
   /**
-   * Forgets the buffered changes and everything cached: after a failed transaction nothing
-   * in memory may claim a state the database does not have.
+   * The transaction rolled back: forgets the buffered changes, and the cache too if `flush`
+   * had already put in it what the database now does not have. (A step that threw before
+   * that, such as a second settle, leaves the cache as good as it was.)
    */
-  discard(): void {
+  rolledBack(): void {
     this.#log.length = 0;
     this.#pending.clear();
-    this.#cache.clear();
+    if (this.#uncommitted) this.#cache.clear();
+    this.#uncommitted = false;
   }
 
   /** Up to `limit` keys of `kind` after `after`, in key order, as committed. */
