@@ -34,15 +34,32 @@ export function buildContext(action: Action, now: number, session?: SessionView)
   const labels = session
     ? mergeLabels(session.labels, action.session.labels)
     : action.session.labels;
-  return {
-    tool: action.tool,
-    args: action.args,
-    principal: new PrincipalContext(action),
-    session: new SessionContext(action.session.id, attrs, labels),
-    request: new RequestContext(action),
-    estimate: action.estimate,
-    now: new Date(now),
-  };
+  return new EvaluationContext(action, new SessionContext(action.session.id, attrs, labels), now);
+}
+
+/** The variables expressions see; `now` is made only when an expression reads it. */
+class EvaluationContext implements CelContext {
+  readonly tool: string;
+  readonly args: JsonObject;
+  readonly principal: PrincipalContext;
+  readonly request: RequestContext;
+  readonly estimate: Record<string, number>;
+  readonly #now: number;
+  constructor(
+    action: Action,
+    readonly session: SessionContext,
+    now: number,
+  ) {
+    this.tool = action.tool;
+    this.args = action.args;
+    this.principal = new PrincipalContext(action);
+    this.request = new RequestContext(action);
+    this.estimate = action.estimate;
+    this.#now = now;
+  }
+  get now(): Date {
+    return new Date(this.#now);
+  }
 }
 
 function mergeLabels(a: readonly string[], b: readonly string[]): readonly string[] {
@@ -106,12 +123,15 @@ interface Matches {
   approvalExpiresMs: number;
 }
 
+/** Shared by every `Matches` until a rule of its kind matches: most decisions match one rule. */
+const NONE: Reason[] = Object.freeze([]) as unknown as Reason[];
+
 function matchRules({ scope, ctx }: { scope: ToolScope; ctx: CelContext }): Matches {
   const found: Matches = {
-    forbids: [],
-    approvals: [],
-    allows: [],
-    brokenAllows: [],
+    forbids: NONE,
+    approvals: NONE,
+    allows: NONE,
+    brokenAllows: NONE,
     approvalExpiresMs: Number.POSITIVE_INFINITY,
   };
   if (scope.rules) matchInto(found, scope.rules, ctx);
@@ -124,13 +144,19 @@ function matchInto(found: Matches, rules: readonly CompiledRule[], ctx: CelConte
     const result = test(rule.when, ctx);
     if (result === false) continue;
     const why = result === true ? rule.matched : failure(rule, result.error);
-    if (rule.effect === 'forbid') found.forbids.push(why);
+    if (rule.effect === 'forbid') found.forbids = add(found.forbids, why);
     else if (rule.effect === 'require_approval') {
-      found.approvals.push(why);
+      found.approvals = add(found.approvals, why);
       found.approvalExpiresMs = Math.min(found.approvalExpiresMs, rule.expiresMs!);
-    } else if (result === true) found.allows.push(why);
-    else found.brokenAllows.push(why);
+    } else if (result === true) found.allows = add(found.allows, why);
+    else found.brokenAllows = add(found.brokenAllows, why);
   }
+}
+
+function add(reasons: Reason[], why: Reason): Reason[] {
+  if (reasons === NONE) return [why];
+  reasons.push(why);
+  return reasons;
 }
 
 const DEFAULT_DENY = Object.freeze(reason('NO_MATCHING_RULE'));
