@@ -113,6 +113,7 @@ export abstract class KvStore implements Store {
     }
     return report;
   }
+
   async listBudgets(now: number): Promise<BudgetState[]> {
     return this.own(ledger.listBudgets(this.view, now));
   }
