@@ -553,9 +553,6 @@ export function settle(view: KvView, req: SettleRequest): SettleResult {
   }
   const how: NonNullable<WritRecord['settled']> = { at: req.now, status: req.status };
   if (req.cost !== undefined) how.cost = req.cost;
-  // Not `{ ...writ, settled: how }`: V8 gives an object spread that then gains a field a
-  // hidden class of its own, and every writ record kept would carry one.
-  const settled: WritRecord = Object.assign({}, writ, { settled: how });
   tx.put('writ', writ.id, {
     id: writ.id,
     expiresAt: writ.expiresAt,
@@ -572,7 +569,10 @@ export function settle(view: KvView, req: SettleRequest): SettleResult {
     tx.log({ at: isoTime(req.now), kind: 'settlement', settlement });
   }
   tx.commit();
-  return { writ: copyWrit(settled), labelsAdded, overage };
+  // The caller's copy of the whole writ, settled; the store keeps only the short record.
+  const settled = copyWrit(writ);
+  settled.settled = { ...how };
+  return { writ: settled, labelsAdded, overage };
 }
 
 /** Opens a session or replaces its attributes, keeping its labels. */
