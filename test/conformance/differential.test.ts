@@ -56,7 +56,30 @@ const STORES: [string, () => Store, { deferred: boolean }][] = [
     () => sqliteStore({ path: freshPath(), synchronous: 'FULL' }),
     { deferred: true },
   ],
+  ['sqlite NORMAL, two connections taking turns', twoConnections, { deferred: false }],
 ];
+
+/**
+ * Two connections to one file, taking turns call by call, as two processes would: each
+ * keeps a cache of the records it read, and each step must still see what the other
+ * committed just before.
+ */
+function twoConnections(): Store {
+  const path = freshPath();
+  const connections = [sqliteStore({ path }), sqliteStore({ path })];
+  let turn = 0;
+  return new Proxy(connections[0]!, {
+    get(_, name) {
+      if (name === 'close')
+        return async () => {
+          for (const c of connections) await c.close();
+        };
+      const connection = connections[turn++ % 2]!;
+      const value = Reflect.get(connection, name);
+      return typeof value === 'function' ? value.bind(connection) : value;
+    },
+  });
+}
 
 /**
  * Renames writ ids by order of first appearance, and blanks the hashes that cover them.
@@ -375,7 +398,7 @@ async function transcript(
   return lines;
 }
 
-describe('differential: memory, SQLite NORMAL and SQLite FULL with group commit agree', () => {
+describe('differential: memory, SQLite NORMAL, SQLite FULL with group commit and two SQLite connections agree', () => {
   it('on random operation sequences, byte for byte', async () => {
     await fc.assert(
       fc.asyncProperty(
