@@ -73,27 +73,46 @@ export interface KvView {
   append(entry: LogEntry, text: string): void;
 }
 
+/*
+ * Holds, captured expiries and leases are lists of entries, each naming its writ, in the
+ * order they were taken. A shared budget carries one hold per call in flight, and every
+ * step that touches it writes a new row: a copy of a list is a copy of pointers, where an
+ * object keyed by writ id (a new key every call, so a hash table in V8) is re-sorted by
+ * insertion order on every walk — under many concurrent callers the costliest part of a
+ * decision. (Rows written before kept them as objects keyed by writ id: `budgetRow` and
+ * `leaseRow` read both.)
+ */
 interface Hold {
+  writ: string;
   amount: number;
   expiresAt: number;
   onExpiry: 'release' | 'capture';
+}
+/** A hold that expired and was captured: a late settle corrects the amount. */
+interface ExpiredCapture {
+  writ: string;
+  amount: number;
 }
 interface BudgetRow {
   key: string;
   limit: number;
   windowEnd: number | null;
   spent: number;
-  holds: Record<string, Hold>;
-  /** Writs whose hold expired and was captured: a late settle corrects the amount. */
-  expiredCaptures: Record<string, number>;
+  holds: Hold[];
+  expiredCaptures: ExpiredCapture[];
 }
 interface RateRow {
   /** GCRA theoretical arrival time, epoch ms. */
   tat: number;
 }
+interface Lease {
+  writ: string;
+  expiresAt: number;
+  token: number;
+}
 interface LeaseRow {
   fence: number;
-  leases: Record<string, { expiresAt: number; token: number }>;
+  leases: Lease[];
 }
 interface IdemRow {
   digest: string;
@@ -156,69 +175,66 @@ class Tx {
   }
 }
 
-/**
- * Holds, captures and leases are keyed by writ id, a new key on every decision. They are
- * built as null-prototype objects: V8 keeps those as hash tables, where an object literal
- * would get a new hidden class for every writ id it ever saw — the costliest part of a
- * hold. (A null prototype also keeps a `__proto__` key ordinary data.) Keys keep their
- * order, so the JSON of a row is what it always was.
- */
-function byWrit<T>(from: Record<string, T>, except?: string): Record<string, T> {
-  const out: Record<string, T> = Object.create(null);
-  for (const writId in from) if (writId !== except) out[writId] = from[writId]!;
-  return out;
+/** A budget row as stored: this version's lists, or the objects of rows written before. */
+function budgetRow(stored: BudgetRow): BudgetRow {
+  if (Array.isArray(stored.holds) && Array.isArray(stored.expiredCaptures)) return stored;
+  const holds = stored.holds as unknown as Record<string, Omit<Hold, 'writ'>>;
+  const captures = stored.expiredCaptures as unknown as Record<string, number>;
+  return {
+    ...stored,
+    holds: Object.entries(holds).map(([writ, hold]) => ({ writ, ...hold })),
+    expiredCaptures: Object.entries(captures).map(([writ, amount]) => ({ writ, amount })),
+  };
+}
+
+/** A lease row as stored: this version's list, or the object of rows written before. */
+function leaseRow(stored: LeaseRow): LeaseRow {
+  if (Array.isArray(stored.leases)) return stored;
+  const leases = stored.leases as unknown as Record<string, Omit<Lease, 'writ'>>;
+  return {
+    fence: stored.fence,
+    leases: Object.entries(leases).map(([writ, lease]) => ({ writ, ...lease })),
+  };
 }
 
 /**
  * A budget row at `now`: expired holds released or captured. The row itself when no hold
  * has expired — the common case, checked first so it copies nothing.
  */
-function budgetAt(row: BudgetRow, now: number): BudgetRow {
-  if (!anyExpired(row.holds, now)) return row;
-  const holds: Record<string, Hold> = Object.create(null);
+function budgetAt(stored: BudgetRow, now: number): BudgetRow {
+  const row = budgetRow(stored);
+  if (!row.holds.some((hold) => hold.expiresAt <= now)) return row;
+  const holds: Hold[] = [];
   let spent = row.spent;
-  const expiredCaptures = byWrit(row.expiredCaptures);
-  for (const writId in row.holds) {
-    const hold = row.holds[writId]!;
-    if (hold.expiresAt > now) holds[writId] = hold;
+  const expiredCaptures = row.expiredCaptures.slice();
+  for (const hold of row.holds) {
+    if (hold.expiresAt > now) holds.push(hold);
     else if (hold.onExpiry === 'capture') {
       spent += hold.amount;
-      expiredCaptures[writId] = hold.amount;
+      expiredCaptures.push({ writ: hold.writ, amount: hold.amount });
     }
   }
   return { ...row, spent, holds, expiredCaptures };
 }
 
-function anyExpired(holds: Record<string, Hold>, now: number): boolean {
-  for (const writId in holds) if (holds[writId]!.expiresAt <= now) return true;
-  return false;
-}
-
 function held(row: BudgetRow): number {
   let sum = 0;
-  // In insertion order, as Object.values would give them: the sum's rounding depends on it.
-  for (const writId in row.holds) sum += row.holds[writId]!.amount;
+  // In the order taken: the sum's rounding depends on it.
+  for (const hold of row.holds) sum += hold.amount;
   return sum;
 }
 
-/** `record` without `writId`: a copy if it is there, else `record` itself (never changed). */
-function without<T>(record: Record<string, T>, writId: string): Record<string, T> {
-  return Object.hasOwn(record, writId) ? byWrit(record, writId) : record;
+/** `list` without the entry of `writId`: a copy if it is there, else `list` itself. */
+function without<T extends { writ: string }>(list: T[], writId: string): T[] {
+  return list.some((entry) => entry.writ === writId)
+    ? list.filter((entry) => entry.writ !== writId)
+    : list;
 }
 
 /** Rounds away binary noise so 0.1 + 0.2 fits a limit of 0.3, the same way in every store. */
 function money(n: number): number {
   // `+ 0` turns the -0 that rounding a tiny negative noise gives into 0.
   return Math.round(n * 1e9) / 1e9 + 0;
-}
-
-function activeLeases(row: LeaseRow, now: number): LeaseRow['leases'] {
-  const out: LeaseRow['leases'] = Object.create(null);
-  for (const writId in row.leases) {
-    const lease = row.leases[writId]!;
-    if (lease.expiresAt > now) out[writId] = lease;
-  }
-  return out;
 }
 
 /**
@@ -382,8 +398,8 @@ function holdBudget(tx: Tx, op: BudgetOp, writ: WritRecord, now: number): StepOu
         limit: op.limit,
         windowEnd: op.windowEnd,
         spent: 0,
-        holds: {},
-        expiredCaptures: {},
+        holds: [],
+        expiredCaptures: [],
       };
   // The policy's limit applies, whatever the row was written with.
   const remaining = money(op.limit - row.spent - held(row));
@@ -398,12 +414,12 @@ function holdBudget(tx: Tx, op: BudgetOp, writ: WritRecord, now: number): StepOu
     );
   }
   const hold: Hold = {
+    writ: writ.id,
     amount: op.amount,
     expiresAt: Math.min(writ.expiresAt, now + op.holdTtlMs),
     onExpiry: op.onExpiry,
   };
-  const holds = byWrit(row.holds);
-  holds[writ.id] = hold;
+  const holds = [...row.holds, hold];
   tx.put('budget', op.key, { ...row, limit: op.limit, holds } satisfies BudgetRow);
   return undefined;
 }
@@ -434,11 +450,11 @@ function acquireLease(
   now: number,
   fencing: Record<string, number>,
 ): StepOutcome | undefined {
-  const row = tx.get<LeaseRow>('lease', op.key) ?? { fence: 0, leases: {} };
-  const leases = activeLeases(row, now);
-  const holders = Object.values(leases);
-  if (holders.length >= op.max) {
-    const freeAt = Math.min(...holders.map((l) => l.expiresAt));
+  const stored = tx.get<LeaseRow>('lease', op.key);
+  const row = stored ? leaseRow(stored) : { fence: 0, leases: [] };
+  const leases = row.leases.filter((lease) => lease.expiresAt > now);
+  if (leases.length >= op.max) {
+    const freeAt = Math.min(...leases.map((l) => l.expiresAt));
     return refused(
       reason('CONCURRENCY_LIMIT', {
         rule: op.invariant,
@@ -451,7 +467,7 @@ function acquireLease(
   const token = row.fence + 1;
   fencing[op.key] = token;
   const expiresAt = Math.min(writ.expiresAt, now + op.leaseMs);
-  leases[writ.id] = { expiresAt, token };
+  leases.push({ writ: writ.id, expiresAt, token });
   tx.put('lease', op.key, { fence: token, leases } satisfies LeaseRow);
   return undefined;
 }
@@ -506,8 +522,8 @@ export function settle(view: KvView, req: SettleRequest): SettleResult {
       const stored = tx.get<BudgetRow>('budget', op.key);
       if (!stored) continue;
       const row = budgetAt(stored, req.now);
-      const hold = row.holds[writ.id];
-      const capturedAtExpiry = row.expiredCaptures[writ.id] ?? 0;
+      const hold = row.holds.find((h) => h.writ === writ.id);
+      const capturedAtExpiry = row.expiredCaptures.find((c) => c.writ === writ.id)?.amount ?? 0;
       const actual = req.cost ?? (succeeded ? op.amount : 0);
       if (succeeded && actual > op.amount) overage[op.key] = money(actual - op.amount);
       const spent = money(row.spent + actual - capturedAtExpiry);
@@ -519,9 +535,13 @@ export function settle(view: KvView, req: SettleRequest): SettleResult {
           expiredCaptures: without(row.expiredCaptures, writ.id),
         } satisfies BudgetRow);
     } else if (op.kind === 'concurrency') {
-      const row = tx.get<LeaseRow>('lease', op.key);
-      if (row?.leases[writ.id]) {
-        tx.put('lease', op.key, { ...row, leases: byWrit(row.leases, writ.id) } satisfies LeaseRow);
+      const stored = tx.get<LeaseRow>('lease', op.key);
+      const row = stored && leaseRow(stored);
+      if (row?.leases.some((lease) => lease.writ === writ.id)) {
+        tx.put('lease', op.key, {
+          ...row,
+          leases: without(row.leases, writ.id),
+        } satisfies LeaseRow);
       }
     } else if (op.kind === 'idempotency') {
       const row = tx.get<IdemRow>('idem', op.key);

@@ -274,6 +274,25 @@ describe('sqlite: the decision index', () => {
   });
 });
 
+/**
+ * Budget `spend` (limit 100) as versions before this one stored it: holds and captured
+ * expiries in objects keyed by writ id.
+ */
+function oldBudgetRow(
+  spent: number,
+  holds: Record<string, unknown> = {},
+  expiredCaptures: Record<string, number> = {},
+): string {
+  return JSON.stringify({
+    key: 'spend',
+    limit: 100,
+    windowEnd: null,
+    spent,
+    holds,
+    expiredCaptures,
+  });
+}
+
 describe('sqlite: schema migrations', () => {
   it('moves the records of a version 2 database where this version keeps them', async () => {
     const path = freshPath();
@@ -283,18 +302,7 @@ describe('sqlite: schema migrations', () => {
       for (const step of MIGRATIONS.slice(0, 2)) old.exec(step);
       old.pragma('user_version = 2');
       const put = old.prepare('INSERT INTO state (kind, key, value) VALUES (?, ?, ?)');
-      put.run(
-        'budget',
-        'spend',
-        JSON.stringify({
-          key: 'spend',
-          limit: 100,
-          windowEnd: null,
-          spent: 25,
-          holds: {},
-          expiredCaptures: {},
-        }),
-      );
+      put.run('budget', 'spend', oldBudgetRow(25));
       // A settled writ as version 2 kept it: the whole record, `settled` added.
       const settledWrit = {
         ...writRecord('w-old', [hold('spend', 5)]),
@@ -336,6 +344,68 @@ describe('sqlite: schema migrations', () => {
       ]);
     } finally {
       reopened.close();
+    }
+  });
+});
+
+describe('sqlite: rows written by earlier versions', () => {
+  it('reads holds, captures and leases kept as objects by writ id, and settles them', async () => {
+    const path = freshPath();
+    await sqliteStore({ path }).close();
+    const slot: PlanOp = {
+      kind: 'concurrency',
+      invariant: 'concurrency.slots',
+      key: 'slots',
+      max: 1,
+      leaseMs: 60_000,
+    };
+    const old = new Database(path);
+    try {
+      const put = old.prepare('INSERT INTO shared (kind, key, value) VALUES (?, ?, ?)');
+      put.run(
+        'budget',
+        'spend',
+        oldBudgetRow(
+          5,
+          { 'w-old': { amount: 10, expiresAt: T0 + 60_000, onExpiry: 'release' } },
+          { 'w-gone': 7 },
+        ),
+      );
+      put.run(
+        'lease',
+        'slots',
+        JSON.stringify({ fence: 3, leases: { 'w-old': { expiresAt: T0 + 60_000, token: 3 } } }),
+      );
+      const putWrit = old.prepare("INSERT INTO state (kind, key, value) VALUES ('writ', ?, ?)");
+      putWrit.run('w-old', JSON.stringify(writRecord('w-old', [hold('spend', 10), slot])));
+      putWrit.run('w-gone', JSON.stringify(writRecord('w-gone', [hold('spend', 7)])));
+    } finally {
+      old.close();
+    }
+
+    const store = sqliteStore({ path });
+    try {
+      expect(await store.listBudgets(T0)).toEqual([
+        { key: 'spend', limit: 100, spent: 5, held: 10, remaining: 85, windowEnd: null },
+      ]);
+      // The old lease still holds the one slot.
+      expect(await store.authorize(request(writRecord('w-new', [slot])))).toMatchObject({
+        status: 'refused',
+        reason: { code: 'CONCURRENCY_LIMIT' },
+      });
+      await store.settle({ now: T0, writId: 'w-old', status: 'succeeded', cost: 12 });
+      expect(await store.listBudgets(T0)).toEqual([
+        { key: 'spend', limit: 100, spent: 17, held: 0, remaining: 83, windowEnd: null },
+      ]);
+      // A late settle of the writ whose hold was captured at expiry corrects the amount.
+      await store.settle({ now: T0, writId: 'w-gone', status: 'succeeded', cost: 2 });
+      expect((await store.listBudgets(T0))[0]).toMatchObject({ spent: 12, held: 0 });
+      expect(await store.authorize(request(writRecord('w-next', [slot])))).toEqual({
+        status: 'granted',
+        fencing: { slots: 4 },
+      });
+    } finally {
+      await store.close();
     }
   });
 });
