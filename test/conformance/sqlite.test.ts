@@ -293,6 +293,33 @@ function oldBudgetRow(
   });
 }
 
+describe('sqlite: decision look-ups and the write lock', () => {
+  it('a look-up that finds the index current waits for no writer', async () => {
+    const path = freshPath();
+    const store = sqliteStore({ path });
+    const w = createWrit({
+      policy: PAY_POLICY,
+      store,
+      clock: manualClock(T0),
+      ids: sequentialIds(),
+    });
+    const writer = new Database(path);
+    try {
+      const decided = await w.authorize(pay(10, 'k1'));
+      await w.settle(decided.writ!, { status: 'succeeded' });
+      expect((await store.findDecision(decided.id))?.decision?.id).toBe(decided.id);
+      // Another process holds the write lock, as a busy server would between its commits: a
+      // look-up that asked for it would wait out the busy timeout and fail with SQLITE_BUSY.
+      writer.prepare('BEGIN IMMEDIATE').run();
+      expect((await store.findDecision(decided.id))?.decision?.id).toBe(decided.id);
+    } finally {
+      if (writer.inTransaction) writer.prepare('ROLLBACK').run();
+      writer.close();
+      await store.close();
+    }
+  });
+});
+
 describe('sqlite: schema migrations', () => {
   it('moves the records of a version 2 database where this version keeps them', async () => {
     const path = freshPath();

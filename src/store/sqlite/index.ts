@@ -50,6 +50,9 @@ class SqliteStore extends KvStore {
   readonly #decisionSeq: Database.Statement<[string], number>;
   readonly #lastIndexed: Database.Statement<[], number | null>;
   readonly #indexDecision: Database.Statement<[string, number]>;
+  readonly #lastLogged: Database.Statement<[], number | null>;
+  /** The log entry this connection last brought the decision index up to. */
+  #indexedThrough = 0;
 
   constructor(options: SqliteStoreOptions) {
     super();
@@ -79,6 +82,8 @@ class SqliteStore extends KvStore {
     this.#lastIndexed = db.prepare<[], number | null>('SELECT max(seq) FROM decision');
     this.#lastIndexed.pluck();
     this.#indexDecision = db.prepare('INSERT OR IGNORE INTO decision (id, seq) VALUES (?, ?)');
+    this.#lastLogged = db.prepare<[], number | null>('SELECT max(seq) FROM log');
+    this.#lastLogged.pluck();
   }
 
   protected atomic<T>(step: (view: KvView) => T): Promise<T> {
@@ -182,14 +187,16 @@ class SqliteStore extends KvStore {
   /**
    * Brings the decision index up to the end of the log. A decision does not write its index
    * row — one row and one page fewer per decision — so a look-up first indexes the entries
-   * appended since the last decision indexed, a batch at a time.
+   * appended since the last decision indexed, a batch at a time, under the write lock.
    */
   #indexDecisions() {
-    this.#db
-      .transaction(() => {
+    // Most look-ups find the index current: then they need no write lock to find that out.
+    if (this.#indexedThrough >= (this.#lastLogged.get() ?? 0)) return;
+    this.#indexedThrough = this.#db
+      .transaction((): number => {
         for (let after = this.#lastIndexed.get() ?? 0; ; ) {
           const rows = this.#logAfter.all(after, 1000);
-          if (rows.length === 0) return;
+          if (rows.length === 0) return after;
           for (const { seq, entry } of rows) {
             const parsed = entry.includes('"kind":"decision"') ? JSON.parse(entry) : undefined;
             if (parsed?.kind === 'decision') this.#indexDecision.run(parsed.decision.id, seq);
