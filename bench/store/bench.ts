@@ -41,6 +41,15 @@ export function storeSets(rt: Runtime): { title: string; subjects: Subject[] }[]
       subjects: [writDecision(rt, 'memory', true), writDecision(rt, 'memory', false)],
     },
     {
+      // The same decisions from many callers at once, all holding on one budget: what
+      // sharing a budget among concurrent agents costs, with no disk in the way.
+      title: `memory, ${CALLERS} callers`,
+      subjects: [
+        writDecision(rt, 'memory', true, CALLERS),
+        writDecision(rt, 'memory', false, CALLERS),
+      ],
+    },
+    {
       title: 'SQLite NORMAL, one caller',
       subjects: [
         writDecision(rt, 'normal', true),
@@ -118,7 +127,13 @@ const FLOORS: Record<string, string> = {
   'SQLite FULL': 'raw better-sqlite3 FULL (floor)',
   'SQLite FULL, group commit': 'raw better-sqlite3 FULL, group commit (floor)',
 };
-const STORES = ['memory', 'SQLite NORMAL', 'SQLite FULL', 'SQLite FULL, group commit'];
+const STORES = [
+  'memory',
+  `memory, ${CALLERS} callers`,
+  'SQLite NORMAL',
+  'SQLite FULL',
+  'SQLite FULL, group commit',
+];
 
 /**
  * The section of the report, from the measured rows and the number of log entries a

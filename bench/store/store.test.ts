@@ -66,7 +66,7 @@ describe('every measured path', () => {
     expect(names).toContain('writ SQLite FULL, group commit, log off');
     expect(names).toContain('raw better-sqlite3 FULL, group commit (floor)');
     expect(names).toContain('rate-limiter-flexible RateLimiterSQLite NORMAL');
-    expect(subjects.filter((s) => s.callers === CALLERS)).toHaveLength(4);
+    expect(subjects.filter((s) => s.callers === CALLERS)).toHaveLength(6);
   });
 
   it.each(subjects.map((s) => [s.name, s] as const))(

@@ -111,7 +111,8 @@ export function writDecision(
   budgetKeys = 1,
 ): Subject {
   return {
-    name: `writ ${STORE_NAMES[kind]}, log ${log ? 'on' : 'off'}${budgetKeys > 1 ? `, ${budgetKeys} budget keys` : ''}`,
+    // Group commit is measured with many callers only; elsewhere the name says so.
+    name: `writ ${STORE_NAMES[kind]}${callers > 1 && kind !== 'full-group' ? `, ${callers} callers` : ''}, log ${log ? 'on' : 'off'}${budgetKeys > 1 ? `, ${budgetKeys} budget keys` : ''}`,
     note: 'authorize + settle',
     callers,
     async open(dir) {
