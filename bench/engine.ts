@@ -84,6 +84,9 @@ export async function loadDist(path: string): Promise<Record<string, unknown>> {
  * no build, warns if a source file is newer than it.
  */
 export async function distEngine(): Promise<Engine> {
+  // What every deployment loads with the engine: it installs node:crypto's SHA-256 in place
+  // of the portable one, as importing `writ` does.
+  await loadDist('runtime/system.js');
   const [action, canonical, digest, decide, compile, evaluate, helpers] = await Promise.all([
     loadDist('core/action.js'),
     loadDist('core/canonical-json.js'),
