@@ -197,4 +197,19 @@ describe('the CLI over the SQLite store the demo leaves', () => {
     expect(run.status).toBe(2);
     expect(run.stderr).toContain('no writ store here');
   });
+
+  it('names a store it cannot open, and why, without a stack trace', () => {
+    const notADatabase = join(dir, 'notes.txt');
+    writeFileSync(notADatabase, 'meeting notes, not a database\n');
+    for (const args of [
+      ['budgets', '--store', notADatabase],
+      ['demo', '--store', notADatabase],
+    ]) {
+      const run = writ(...args);
+      expect(run.status).toBe(2);
+      expect(run.stderr.trim()).toBe(
+        `cannot open the SQLite store ${notADatabase}: file is not a database`,
+      );
+    }
+  });
 });

@@ -7,9 +7,8 @@ import { formatIssue } from '../core/errors.js';
 import { createWrit, type WritEngine } from '../engine/writ.js';
 import { YamlSourceFile } from '../policy/source.js';
 import { systemClock } from '../runtime/system.js';
-import { sqliteStore } from '../store/sqlite/index.js';
 import { CliExit, EXIT, loadPolicyOrExit, out, paint, readInput } from './io.js';
-import { DEFAULT_STORE } from './store.js';
+import { DEFAULT_STORE, openStore } from './store.js';
 
 const EXAMPLES = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'examples', 'demo');
 
@@ -43,7 +42,7 @@ export function registerDemo(program: Command) {
       const parsed = YamlSourceFile.parse(opts.script, readInput(opts.script), ScriptSchema);
       if (!parsed.ok)
         throw new CliExit(EXIT.INVALID_INPUT, parsed.issues.map(formatIssue).join('\n'));
-      const writ = createWrit({ policy, store: sqliteStore({ path: opts.store }) });
+      const writ = createWrit({ policy, store: openStore(opts.store) });
       try {
         await play(writ, parsed.document, opts.store);
       } finally {

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import type { Command } from 'commander';
+import { WritError } from '../core/errors.js';
 import { systemClock } from '../runtime/system.js';
 import { sqliteStore } from '../store/sqlite/index.js';
 import type { Store, SweepReport } from '../store/types.js';
@@ -9,6 +10,17 @@ import { CliExit, EXIT, out, paint } from './io.js';
 /** The SQLite file the CLI and the server use unless told otherwise. */
 export const DEFAULT_STORE = '.writ/writ.db';
 
+/** The SQLite store at `path`; one that cannot be opened stops the command with exit 2. */
+export function openStore(path: string): Store {
+  try {
+    return sqliteStore({ path });
+  } catch (error) {
+    if (error instanceof WritError && error.code === 'STORE_FAILURE')
+      throw new CliExit(EXIT.INVALID_INPUT, error.message);
+    throw error;
+  }
+}
+
 function openExisting(path: string): Store {
   if (!existsSync(path)) {
     throw new CliExit(
@@ -16,7 +28,7 @@ function openExisting(path: string): Store {
       `${path}: no writ store here (run writ demo, or pass --store <file>)`,
     );
   }
-  return sqliteStore({ path });
+  return openStore(path);
 }
 
 /** Opens the existing store at `path` for one command, and closes it. */

@@ -1,9 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { manualClock, sequentialIds } from '../../src/core/clock.js';
+import { WritError } from '../../src/core/errors.js';
 import type { PlanOp } from '../../src/core/plan.js';
 import { createWrit } from '../../src/engine/writ.js';
 import { type SqliteStoreOptions, sqliteStore } from '../../src/store/sqlite/index.js';
@@ -316,6 +317,34 @@ describe('sqlite: decision look-ups and the write lock', () => {
       if (writer.inTransaction) writer.prepare('ROLLBACK').run();
       writer.close();
       await store.close();
+    }
+  });
+});
+
+describe('sqlite: opening', () => {
+  it('refuses what cannot be a writ store with a STORE_FAILURE that names it', () => {
+    const dir = dirname(freshPath());
+    const notADatabase = join(dir, 'notes.txt');
+    writeFileSync(notADatabase, 'meeting notes, not a database\n');
+    const newer = join(dir, 'newer.db');
+    const db = new Database(newer);
+    db.pragma(`user_version = ${MIGRATIONS.length + 1}`);
+    db.close();
+    const cases: [string, string][] = [
+      [notADatabase, 'file is not a database'],
+      [dir, 'unable to open database file'],
+      [newer, `it has schema version ${MIGRATIONS.length + 1}, written by a newer writ`],
+    ];
+    for (const [path, why] of cases) {
+      let thrown: unknown;
+      try {
+        sqliteStore({ path });
+      } catch (error) {
+        thrown = error;
+      }
+      expect(thrown).toBeInstanceOf(WritError);
+      expect(thrown).toMatchObject({ code: 'STORE_FAILURE', data: { path } });
+      expect((thrown as Error).message).toContain(`cannot open the SQLite store ${path}: ${why}`);
     }
   });
 });

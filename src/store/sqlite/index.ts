@@ -57,12 +57,7 @@ class SqliteStore extends KvStore {
   constructor(options: SqliteStoreOptions) {
     super();
     const path = options.path ?? '.writ/writ.db';
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-    const db = new Database(path);
-    db.pragma('journal_mode = WAL');
-    db.pragma(`synchronous = ${options.synchronous === 'FULL' ? 'FULL' : 'NORMAL'}`);
-    db.pragma('busy_timeout = 5000');
-    migrate(db);
+    const db = open(path, options.synchronous === 'FULL' ? 'FULL' : 'NORMAL');
     this.#db = db;
     this.#groupCommit = options.groupCommit ?? options.synchronous === 'FULL';
     const state = new CachedState(db);
@@ -222,12 +217,38 @@ class SqliteStore extends KvStore {
   }
 }
 
+/**
+ * Opens (creating it and its directory if missing) and migrates the database at `path`. A
+ * file that cannot be one — not a database, a directory, written by a newer writ — is a
+ * `STORE_FAILURE` that names the path, never a half-open store.
+ */
+function open(path: string, synchronous: 'NORMAL' | 'FULL'): Database.Database {
+  let db: Database.Database | undefined;
+  try {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    db = new Database(path);
+    db.pragma('journal_mode = WAL');
+    db.pragma(`synchronous = ${synchronous}`);
+    db.pragma('busy_timeout = 5000');
+    migrate(db);
+    return db;
+  } catch (error) {
+    db?.close();
+    throw new WritError(
+      'STORE_FAILURE',
+      `cannot open the SQLite store ${path}: ${(error as Error).message}`,
+      { path },
+      { cause: error },
+    );
+  }
+}
+
 function migrate(db: Database.Database) {
   const current = db.pragma('user_version', { simple: true }) as number;
   if (current > MIGRATIONS.length) {
     throw new WritError(
       'STORE_FAILURE',
-      `the database has schema version ${current}; this writ knows ${MIGRATIONS.length}`,
+      `it has schema version ${current}, written by a newer writ; this one knows ${MIGRATIONS.length}`,
     );
   }
   db.transaction(() => {
@@ -239,6 +260,8 @@ function migrate(db: Database.Database) {
 /**
  * A durable store in one SQLite file (WAL). Each authorization and settlement is one
  * `BEGIN IMMEDIATE` transaction, or, with group commit, part of one shared transaction.
+ * Throws a `WritError` with code `STORE_FAILURE`, naming the path, when the file cannot be
+ * opened as a writ store (not a database, not writable, written by a newer writ).
  *
  * @example
  * const store = sqliteStore({ path: '.writ/writ.db', synchronous: 'FULL' });
