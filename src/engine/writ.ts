@@ -178,6 +178,68 @@ function candidateVerdict(candidate: CompiledPolicy, ctx: CelContext): DecisionL
 
 type Replayable = { result: Json; writId: string };
 
+/** What a store must offer; checked when an engine is created, not on its first decision. */
+const STORE_METHODS = [
+  'authorize',
+  'settle',
+  'record',
+  'findReplay',
+  'getSession',
+  'putSession',
+  'listSessions',
+  'requestApproval',
+  'findApproval',
+  'getApproval',
+  'listApprovals',
+  'decideApproval',
+  'listBudgets',
+  'sweep',
+  'readLog',
+  'logHead',
+  'findDecision',
+  'verifyLog',
+  'putPolicy',
+  'getPolicy',
+  'close',
+] as const satisfies readonly (keyof Store)[];
+
+/**
+ * Refuses options that would fail every decision later (a store without its methods) or
+ * quietly mean something else (a negative writ lifetime, `log: 'no'` read as true).
+ */
+function checkOptions(options: WritOptions): void {
+  const usage = (message: string) => new WritError('USAGE', `createWrit: ${message}`);
+  if (typeof options !== 'object' || options === null)
+    throw usage('expects an options object, such as { policy: "./policy.yaml" }');
+  const isPolicy = (p: unknown) =>
+    typeof p === 'string' || typeof (p as CompiledPolicy | null)?.scopeFor === 'function';
+  if (!isPolicy(options.policy))
+    throw usage('policy must be a policy file path, YAML text, or a policy from loadPolicy');
+  if (options.candidate !== undefined && !isPolicy(options.candidate))
+    throw usage('candidate must be a policy file path, YAML text, or a policy from loadPolicy');
+  const { store, clock, ids, writTtlMs, log, secrets } = options;
+  if (store !== undefined) {
+    const missing = STORE_METHODS.filter(
+      (method) => typeof (store as Partial<Store> | null)?.[method] !== 'function',
+    );
+    if (missing.length > 0)
+      throw usage(`store must be a Store such as memoryStore(); it lacks ${missing.join(', ')}`);
+  }
+  if (clock !== undefined && typeof clock?.now !== 'function')
+    throw usage('clock must have a now() that returns epoch milliseconds');
+  if (ids !== undefined && typeof ids?.next !== 'function')
+    throw usage('ids must have a next(kind) that returns a new id');
+  if (
+    writTtlMs !== undefined &&
+    !(typeof writTtlMs === 'number' && writTtlMs > 0 && Number.isFinite(writTtlMs))
+  )
+    throw usage(`writTtlMs must be a number of milliseconds above 0, not ${String(writTtlMs)}`);
+  if (log !== undefined && typeof log !== 'boolean')
+    throw usage(`log must be true or false, not ${JSON.stringify(log)}`);
+  if (secrets !== undefined && typeof secrets !== 'function')
+    throw usage('secrets must be a function from a variable name to its value');
+}
+
 /**
  * Creates a writ engine.
  *
@@ -191,6 +253,7 @@ type Replayable = { result: Json; writId: string };
  * if (r.outcome !== 'allow' && r.outcome !== 'replay') console.log(r.decision.reasons);
  */
 export function createWrit(options: WritOptions): WritEngine {
+  checkOptions(options);
   const policy = typeof options.policy === 'string' ? loadPolicy(options.policy) : options.policy;
   const store = options.store ?? memoryStore();
   const clock = options.clock ?? systemClock;

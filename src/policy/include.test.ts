@@ -119,6 +119,16 @@ describe('include', () => {
     );
   });
 
+  it('reports a root policy file that cannot be read as a PolicyError naming it', () => {
+    const missing = join(dir, 'no-such-policy.yaml');
+    expect(errorsOf(missing)).toEqual([
+      expect.stringMatching(
+        new RegExp(`^${escapeRegExp(missing)}:1:1: cannot read ${escapeRegExp(missing)}: ENOENT`),
+      ),
+    ]);
+    expect(errorsOf(dir)).toEqual([expect.stringMatching(/: cannot read .*: EISDIR/)]);
+  });
+
   it('reports problems of an included file in that file, with its lines', () => {
     const root = files({
       'p.yaml': 'version: 1\ninclude: [sub/rules.yaml]\n',

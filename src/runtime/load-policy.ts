@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
+import { PolicyError } from '../core/errors.js';
 import { type CompiledPolicy, compilePolicy, type SourceReader } from '../policy/index.js';
 
 const fileReader: SourceReader = {
@@ -20,5 +21,13 @@ export function loadPolicy(pathOrText: string): CompiledPolicy {
   if (/\n/.test(pathOrText) || /^\s*version\s*:/.test(pathOrText)) {
     return compilePolicy({ path: '<inline>.yaml', text: pathOrText }, fileReader);
   }
-  return compilePolicy({ path: pathOrText, text: fileReader.read(pathOrText) }, fileReader);
+  let text: string;
+  try {
+    text = fileReader.read(pathOrText);
+  } catch (error) {
+    // As an include that cannot be read is reported: a problem located in the file named.
+    const message = `cannot read ${pathOrText}: ${(error as Error).message}`;
+    throw new PolicyError([{ file: pathOrText, line: 1, col: 1, message }]);
+  }
+  return compilePolicy({ path: pathOrText, text }, fileReader);
 }

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -322,6 +322,21 @@ describe('sqlite: decision look-ups and the write lock', () => {
 });
 
 describe('sqlite: opening', () => {
+  it('refuses options that would quietly weaken durability', () => {
+    const path = freshPath();
+    const cases: [object, RegExp][] = [
+      [{ path, synchronous: 'full' }, /synchronous must be 'NORMAL' or 'FULL', not "full"/],
+      [{ path, synchronous: 'OFF' }, /not "OFF"/],
+      [{ path, groupCommit: 'yes' }, /groupCommit must be true or false/],
+      [{ path: '' }, /path must be a file path/],
+    ];
+    for (const [options, message] of cases) {
+      expect(() => sqliteStore(options as SqliteStoreOptions)).toThrow(message);
+      expect(() => sqliteStore(options as SqliteStoreOptions)).toThrow(WritError);
+    }
+    expect(existsSync(path)).toBe(false);
+  });
+
   it('refuses what cannot be a writ store with a STORE_FAILURE that names it', () => {
     const dir = dirname(freshPath());
     const notADatabase = join(dir, 'notes.txt');

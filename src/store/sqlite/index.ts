@@ -56,10 +56,25 @@ class SqliteStore extends KvStore {
 
   constructor(options: SqliteStoreOptions) {
     super();
-    const path = options.path ?? '.writ/writ.db';
-    const db = open(path, options.synchronous === 'FULL' ? 'FULL' : 'NORMAL');
+    const { path = '.writ/writ.db', synchronous = 'NORMAL', groupCommit } = options;
+    // A misspelt option must not quietly give weaker durability than asked for.
+    if (typeof path !== 'string' || path === '')
+      throw new WritError('USAGE', `sqliteStore: path must be a file path, not ${String(path)}`);
+    if (synchronous !== 'NORMAL' && synchronous !== 'FULL') {
+      throw new WritError(
+        'USAGE',
+        `sqliteStore: synchronous must be 'NORMAL' or 'FULL', not ${JSON.stringify(synchronous)}`,
+      );
+    }
+    if (groupCommit !== undefined && typeof groupCommit !== 'boolean') {
+      throw new WritError(
+        'USAGE',
+        `sqliteStore: groupCommit must be true or false, not ${JSON.stringify(groupCommit)}`,
+      );
+    }
+    const db = open(path, synchronous);
     this.#db = db;
-    this.#groupCommit = options.groupCommit ?? options.synchronous === 'FULL';
+    this.#groupCommit = groupCommit ?? synchronous === 'FULL';
     const state = new CachedState(db);
     this.#state = state;
     this.view = state.reader;
