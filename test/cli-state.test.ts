@@ -77,6 +77,9 @@ describe('the CLI over the SQLite store the demo leaves', () => {
     );
     expect(self.status).toBe(1);
     expect(self.stderr).toContain('cannot decide it');
+    const nobody = writ('approvals', 'approve', first.id, '--approver', '', '--store', store);
+    expect(nobody.status).toBe(2);
+    expect(nobody.stderr).toContain('the approver must be a non-empty string');
     expect(
       json<ApprovalRecord>(
         'approvals',

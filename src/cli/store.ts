@@ -168,7 +168,11 @@ export function registerStoreCommands(program: Command) {
                 systemClock.now(),
               );
             } catch (error) {
-              throw new CliExit(EXIT.FAILED, (error as Error).message);
+              const misuse = error instanceof WritError && error.code === 'USAGE';
+              throw new CliExit(
+                misuse ? EXIT.INVALID_INPUT : EXIT.FAILED,
+                (error as Error).message,
+              );
             }
             if (opts.json) return json(record);
             out(`${record.id} ${record.status} by ${approver}`);

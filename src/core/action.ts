@@ -227,12 +227,17 @@ function jsonObject(
   return result.value as JsonObject;
 }
 
+/** What an id must be — of a principal, a session, an approver, a key. */
+export const ID_RULE = 'a non-empty string of at most 256 printable characters';
+
+/** True when `value` is an id: {@link ID_RULE}. */
+export function isId(value: unknown): value is string {
+  return typeof value === 'string' && ID.test(value);
+}
+
 function requiredId(value: unknown, at: string, issues: ValueIssue[]): string {
-  if (typeof value === 'string' && ID.test(value)) return value;
-  issues.push({
-    path: at,
-    message: 'must be a non-empty string of at most 256 printable characters',
-  });
+  if (isId(value)) return value;
+  issues.push({ path: at, message: `must be ${ID_RULE}` });
   return '';
 }
 

@@ -54,3 +54,53 @@ describe('createWrit options', () => {
     expect(createWrit({ policy: writ.policy }).policy.hash).toBe(writ.policy.hash);
   });
 });
+
+describe('the engine refuses misuse before anything is reserved', () => {
+  const POLICY_WITH_BUDGET = `${POLICY}budgets:\n  spend:\n    limit: 10\n    window: lifetime\n    cost: 1\n`;
+  const action = { tool: 't', principal: { id: 'p' }, session: { id: 's' } };
+
+  async function usage(promise: Promise<unknown>): Promise<string> {
+    const error = await promise.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(WritError);
+    expect((error as WritError).code).toBe('USAGE');
+    return (error as Error).message;
+  }
+
+  it('in settle, execute, guard, sessions, approvals and sweep', async () => {
+    const writ = createWrit({ policy: POLICY_WITH_BUDGET });
+    const no = undefined as never;
+    expect(await usage(writ.settle(no, { status: 'succeeded' }))).toMatch(
+      /settle expects the writ/,
+    );
+    expect(await usage(writ.settle({} as never, { status: 'succeeded' }))).toMatch(/the writ/);
+    expect(await usage(writ.settle('wr_x', no))).toMatch(/settle expects an outcome/);
+    expect(await usage(writ.execute(action, 5 as never))).toMatch(/tool as a function/);
+    expect(
+      await usage(writ.execute(action, () => 1, { waitForApproval: { timeoutMs: -1 } })),
+    ).toMatch(/timeoutMs must be milliseconds ≥ 0, not -1/);
+    expect(
+      await usage(writ.execute(action, () => 1, { waitForApproval: { timeoutMs: 10, pollMs: 0 } })),
+    ).toMatch(/pollMs must be milliseconds above 0/);
+    expect(await usage(writ.execute(action, () => 1, { cost: 3 as never }))).toMatch(/cost must/);
+    const defaults = { principal: { id: 'p' }, session: 's' };
+    expect(() => writ.guard('bad tool!', () => 1, defaults)).toThrow(/is not a tool name/);
+    expect(() => writ.guard('t', 5 as never, defaults)).toThrow(/tool as a function/);
+    expect(() => writ.guard('t', () => 1, {} as never)).toThrow(/defaults.principal.id/);
+    expect(() => writ.guard('t', () => 1, { principal: { id: 'p' } } as never)).toThrow(
+      /defaults.session/,
+    );
+    expect(await usage(writ.sessions.open('', {}))).toMatch(/the session id must be/);
+    expect(await usage(writ.sessions.open('s', 'x' as never))).toMatch(/attrs must be an object/);
+    expect(await usage(writ.sessions.open('s', [] as never))).toMatch(/attrs must be an object/);
+    expect(await usage(writ.approvals.list('bogus' as never))).toMatch(/status must be one of/);
+    expect(await usage(writ.sweep({ limit: 0 }))).toMatch(/limit must be a whole number ≥ 1/);
+    expect(await usage(writ.sweep({ limit: 1.5 }))).toMatch(/not 1.5/);
+    // Nothing was authorized, held or opened on the way.
+    expect(await writ.budgets()).toEqual([]);
+    expect(await writ.sessions.list()).toEqual([]);
+    expect((await writ.store.verifyLog()).entries).toBe(0);
+  });
+});

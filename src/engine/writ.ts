@@ -1,4 +1,11 @@
-import { type Action, actionToJson, parseAction } from '../core/action.js';
+import {
+  type Action,
+  actionToJson,
+  ID_RULE,
+  isId,
+  parseAction,
+  TOOL_NAME,
+} from '../core/action.js';
 import type { Clock, IdSource } from '../core/clock.js';
 import {
   type Decision,
@@ -203,41 +210,71 @@ const STORE_METHODS = [
   'close',
 ] as const satisfies readonly (keyof Store)[];
 
+const usage = (message: string) => new WritError('USAGE', message);
+
+const APPROVAL_STATUSES: readonly ApprovalStatus[] = [
+  'pending',
+  'approved',
+  'denied',
+  'consumed',
+  'expired',
+];
+
+/** What `execute` and `guard` are given besides the action, checked before anything runs. */
+function checkExecute<T>(fn: unknown, options: ExecuteOptions<T>): void {
+  if (typeof fn !== 'function') throw usage('execute and guard expect the tool as a function');
+  if (options.cost !== undefined && typeof options.cost !== 'function')
+    throw usage('cost must be a function from the result to its cost');
+  const wait = options.waitForApproval;
+  if (wait === undefined) return;
+  if (
+    !(typeof wait.timeoutMs === 'number' && wait.timeoutMs >= 0 && Number.isFinite(wait.timeoutMs))
+  )
+    throw usage(
+      `waitForApproval.timeoutMs must be milliseconds ≥ 0, not ${String(wait.timeoutMs)}`,
+    );
+  if (
+    wait.pollMs !== undefined &&
+    !(typeof wait.pollMs === 'number' && wait.pollMs > 0 && Number.isFinite(wait.pollMs))
+  )
+    throw usage(`waitForApproval.pollMs must be milliseconds above 0, not ${String(wait.pollMs)}`);
+}
+
 /**
  * Refuses options that would fail every decision later (a store without its methods) or
  * quietly mean something else (a negative writ lifetime, `log: 'no'` read as true).
  */
 function checkOptions(options: WritOptions): void {
-  const usage = (message: string) => new WritError('USAGE', `createWrit: ${message}`);
+  const refuse = (message: string) => usage(`createWrit: ${message}`);
   if (typeof options !== 'object' || options === null)
-    throw usage('expects an options object, such as { policy: "./policy.yaml" }');
+    throw refuse('expects an options object, such as { policy: "./policy.yaml" }');
   const isPolicy = (p: unknown) =>
     typeof p === 'string' || typeof (p as CompiledPolicy | null)?.scopeFor === 'function';
   if (!isPolicy(options.policy))
-    throw usage('policy must be a policy file path, YAML text, or a policy from loadPolicy');
+    throw refuse('policy must be a policy file path, YAML text, or a policy from loadPolicy');
   if (options.candidate !== undefined && !isPolicy(options.candidate))
-    throw usage('candidate must be a policy file path, YAML text, or a policy from loadPolicy');
+    throw refuse('candidate must be a policy file path, YAML text, or a policy from loadPolicy');
   const { store, clock, ids, writTtlMs, log, secrets } = options;
   if (store !== undefined) {
     const missing = STORE_METHODS.filter(
       (method) => typeof (store as Partial<Store> | null)?.[method] !== 'function',
     );
     if (missing.length > 0)
-      throw usage(`store must be a Store such as memoryStore(); it lacks ${missing.join(', ')}`);
+      throw refuse(`store must be a Store such as memoryStore(); it lacks ${missing.join(', ')}`);
   }
   if (clock !== undefined && typeof clock?.now !== 'function')
-    throw usage('clock must have a now() that returns epoch milliseconds');
+    throw refuse('clock must have a now() that returns epoch milliseconds');
   if (ids !== undefined && typeof ids?.next !== 'function')
-    throw usage('ids must have a next(kind) that returns a new id');
+    throw refuse('ids must have a next(kind) that returns a new id');
   if (
     writTtlMs !== undefined &&
     !(typeof writTtlMs === 'number' && writTtlMs > 0 && Number.isFinite(writTtlMs))
   )
-    throw usage(`writTtlMs must be a number of milliseconds above 0, not ${String(writTtlMs)}`);
+    throw refuse(`writTtlMs must be a number of milliseconds above 0, not ${String(writTtlMs)}`);
   if (log !== undefined && typeof log !== 'boolean')
-    throw usage(`log must be true or false, not ${JSON.stringify(log)}`);
+    throw refuse(`log must be true or false, not ${JSON.stringify(log)}`);
   if (secrets !== undefined && typeof secrets !== 'function')
-    throw usage('secrets must be a function from a variable name to its value');
+    throw refuse('secrets must be a function from a variable name to its value');
 }
 
 /**
@@ -523,7 +560,11 @@ export function createWrit(options: WritOptions): WritEngine {
   }
 
   async function settle(writ: Writ | string, outcome: SettleOutcome): Promise<SettleResult> {
-    const writId = typeof writ === 'string' ? writ : writ.id;
+    const writId = typeof writ === 'string' ? writ : (writ as Writ | undefined)?.id;
+    if (typeof writId !== 'string')
+      throw usage('settle expects the writ an allow decision carried, or its id');
+    if (typeof outcome !== 'object' || outcome === null)
+      throw usage("settle expects an outcome such as { status: 'succeeded' }");
     if (!['succeeded', 'failed', 'cancelled'].includes(outcome.status)) {
       throw new WritError(
         'USAGE',
@@ -555,6 +596,7 @@ export function createWrit(options: WritOptions): WritEngine {
     fn: (ctx: GuardContext) => T | Promise<T>,
     opts: ExecuteOptions<T> = {},
   ): Promise<ExecuteResult<T>> {
+    checkExecute(fn, opts);
     let decided = await authorize(action);
     if (decided.outcome === 'approval_required' && opts.waitForApproval) {
       decided = await waitForApproval(action, decided, opts.waitForApproval);
@@ -610,6 +652,14 @@ export function createWrit(options: WritOptions): WritEngine {
     settle,
     execute,
     guard(tool, fn, defaults, guardOptions) {
+      if (typeof tool !== 'string' || !TOOL_NAME.test(tool))
+        throw usage(`guard: ${JSON.stringify(tool)} is not a tool name`);
+      checkExecute(fn, guardOptions ?? {});
+      const session = (defaults as Partial<GuardDefaults> | undefined)?.session;
+      if (!isId((defaults as Partial<GuardDefaults> | undefined)?.principal?.id))
+        throw usage(`guard: defaults.principal.id must be ${ID_RULE}`);
+      if (!isId(typeof session === 'string' ? session : session?.id))
+        throw usage(`guard: defaults.session must be a session id, or { id } with ${ID_RULE}`);
       return (args, extra = {}) => {
         const merged = { ...defaults, ...extra };
         const session =
@@ -618,12 +668,14 @@ export function createWrit(options: WritOptions): WritEngine {
       };
     },
     sessions: {
-      open(id, attrs = {}) {
+      async open(id, attrs = {}) {
+        if (!isId(id)) throw usage(`sessions.open: the session id must be ${ID_RULE}`);
+        if (typeof attrs !== 'object' || attrs === null || Array.isArray(attrs))
+          throw usage('sessions.open: attrs must be an object');
         const json = toJson(attrs, 'attrs', limits);
         if (!json.ok)
-          throw new WritError(
-            'USAGE',
-            json.issues.map((i) => `${i.path}: ${i.message}`).join('; '),
+          throw usage(
+            `sessions.open: ${json.issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
           );
         return store.putSession(id, json.value as JsonObject, clock.now());
       },
@@ -631,13 +683,24 @@ export function createWrit(options: WritOptions): WritEngine {
       list: () => store.listSessions(),
     },
     approvals: {
-      list: (status) => store.listApprovals(clock.now(), status),
+      async list(status) {
+        if (status !== undefined && !APPROVAL_STATUSES.includes(status))
+          throw usage(
+            `approvals.list: status must be one of ${APPROVAL_STATUSES.join(', ')}, not ${JSON.stringify(status)}`,
+          );
+        return store.listApprovals(clock.now(), status);
+      },
       get: (id) => store.getApproval(id, clock.now()),
       approve: (id, by) => store.decideApproval(id, { approve: true, ...by }, clock.now()),
       deny: (id, by) => store.decideApproval(id, { approve: false, ...by }, clock.now()),
     },
     budgets: () => store.listBudgets(clock.now()),
-    sweep: (options) => store.sweep(clock.now(), options?.limit ?? 1_000),
+    async sweep(options) {
+      const limit = options?.limit ?? 1_000;
+      if (!(Number.isSafeInteger(limit) && limit >= 1))
+        throw usage(`sweep: limit must be a whole number ≥ 1, not ${String(limit)}`);
+      return store.sweep(clock.now(), limit);
+    },
     close: () => store.close(),
   };
 }

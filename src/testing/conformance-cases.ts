@@ -1172,6 +1172,22 @@ const approvals: ConformanceCase[] = [
     expect((await w.approvals.get(id))?.status).toBe('pending');
   }),
 
+  example('approvals: someone in particular decides', async ({ writ }) => {
+    // An approval by an empty or unprintable name would bind nobody, and would pass the
+    // check that the approver is not the principal who asked.
+    const w = writ(APPROVALS);
+    const id = (await w.authorize(pay(250))).approval!.id;
+    for (const approver of ['', '\u0000', 'x'.repeat(257)]) {
+      await rejectsWith(w.approvals.approve(id, { approver }), 'USAGE');
+      await rejectsWith(w.approvals.deny(id, { approver }), 'USAGE');
+    }
+    await rejectsWith(
+      w.approvals.approve(id, undefined as unknown as { approver: string }),
+      'USAGE',
+    );
+    expect((await w.approvals.get(id))?.status).toBe('pending');
+  }),
+
   example('approvals: an approval lets the same call through once', async ({ writ, clock }) => {
     const w = writ(APPROVALS);
     const id = (await w.authorize(pay(250))).approval!.id;
