@@ -1,11 +1,4 @@
-import {
-  type Action,
-  actionToJson,
-  ID_RULE,
-  isId,
-  parseAction,
-  TOOL_NAME,
-} from '../core/action.js';
+import { type Action, actionToJson, ID_RULE, isId, parseAction } from '../core/action.js';
 import type { Clock, IdSource } from '../core/clock.js';
 import {
   type Decision,
@@ -55,6 +48,7 @@ import type {
 } from '../store/types.js';
 import { invalidRequest } from './decide.js';
 import { checkEnvelope, type SecretSource } from './envelope.js';
+import { APPROVAL_STATUSES, checkExecute, checkGuard, checkOptions, usage } from './usage.js';
 
 /** Options of {@link createWrit}. */
 export interface WritOptions {
@@ -184,98 +178,6 @@ function candidateVerdict(candidate: CompiledPolicy, ctx: CelContext): DecisionL
 }
 
 type Replayable = { result: Json; writId: string };
-
-/** What a store must offer; checked when an engine is created, not on its first decision. */
-const STORE_METHODS = [
-  'authorize',
-  'settle',
-  'record',
-  'findReplay',
-  'getSession',
-  'putSession',
-  'listSessions',
-  'requestApproval',
-  'findApproval',
-  'getApproval',
-  'listApprovals',
-  'decideApproval',
-  'listBudgets',
-  'sweep',
-  'readLog',
-  'logHead',
-  'findDecision',
-  'verifyLog',
-  'putPolicy',
-  'getPolicy',
-  'close',
-] as const satisfies readonly (keyof Store)[];
-
-const usage = (message: string) => new WritError('USAGE', message);
-
-const APPROVAL_STATUSES: readonly ApprovalStatus[] = [
-  'pending',
-  'approved',
-  'denied',
-  'consumed',
-  'expired',
-];
-
-/** What `execute` and `guard` are given besides the action, checked before anything runs. */
-function checkExecute<T>(fn: unknown, options: ExecuteOptions<T>): void {
-  if (typeof fn !== 'function') throw usage('execute and guard expect the tool as a function');
-  if (options.cost !== undefined && typeof options.cost !== 'function')
-    throw usage('cost must be a function from the result to its cost');
-  const wait = options.waitForApproval;
-  if (wait === undefined) return;
-  if (
-    !(typeof wait.timeoutMs === 'number' && wait.timeoutMs >= 0 && Number.isFinite(wait.timeoutMs))
-  )
-    throw usage(
-      `waitForApproval.timeoutMs must be milliseconds ≥ 0, not ${String(wait.timeoutMs)}`,
-    );
-  if (
-    wait.pollMs !== undefined &&
-    !(typeof wait.pollMs === 'number' && wait.pollMs > 0 && Number.isFinite(wait.pollMs))
-  )
-    throw usage(`waitForApproval.pollMs must be milliseconds above 0, not ${String(wait.pollMs)}`);
-}
-
-/**
- * Refuses options that would fail every decision later (a store without its methods) or
- * quietly mean something else (a negative writ lifetime, `log: 'no'` read as true).
- */
-function checkOptions(options: WritOptions): void {
-  const refuse = (message: string) => usage(`createWrit: ${message}`);
-  if (typeof options !== 'object' || options === null)
-    throw refuse('expects an options object, such as { policy: "./policy.yaml" }');
-  const isPolicy = (p: unknown) =>
-    typeof p === 'string' || typeof (p as CompiledPolicy | null)?.scopeFor === 'function';
-  if (!isPolicy(options.policy))
-    throw refuse('policy must be a policy file path, YAML text, or a policy from loadPolicy');
-  if (options.candidate !== undefined && !isPolicy(options.candidate))
-    throw refuse('candidate must be a policy file path, YAML text, or a policy from loadPolicy');
-  const { store, clock, ids, writTtlMs, log, secrets } = options;
-  if (store !== undefined) {
-    const missing = STORE_METHODS.filter(
-      (method) => typeof (store as Partial<Store> | null)?.[method] !== 'function',
-    );
-    if (missing.length > 0)
-      throw refuse(`store must be a Store such as memoryStore(); it lacks ${missing.join(', ')}`);
-  }
-  if (clock !== undefined && typeof clock?.now !== 'function')
-    throw refuse('clock must have a now() that returns epoch milliseconds');
-  if (ids !== undefined && typeof ids?.next !== 'function')
-    throw refuse('ids must have a next(kind) that returns a new id');
-  if (
-    writTtlMs !== undefined &&
-    !(typeof writTtlMs === 'number' && writTtlMs > 0 && Number.isFinite(writTtlMs))
-  )
-    throw refuse(`writTtlMs must be a number of milliseconds above 0, not ${String(writTtlMs)}`);
-  if (log !== undefined && typeof log !== 'boolean')
-    throw refuse(`log must be true or false, not ${JSON.stringify(log)}`);
-  if (secrets !== undefined && typeof secrets !== 'function')
-    throw refuse('secrets must be a function from a variable name to its value');
-}
 
 /**
  * Creates a writ engine.
@@ -652,14 +554,7 @@ export function createWrit(options: WritOptions): WritEngine {
     settle,
     execute,
     guard(tool, fn, defaults, guardOptions) {
-      if (typeof tool !== 'string' || !TOOL_NAME.test(tool))
-        throw usage(`guard: ${JSON.stringify(tool)} is not a tool name`);
-      checkExecute(fn, guardOptions ?? {});
-      const session = (defaults as Partial<GuardDefaults> | undefined)?.session;
-      if (!isId((defaults as Partial<GuardDefaults> | undefined)?.principal?.id))
-        throw usage(`guard: defaults.principal.id must be ${ID_RULE}`);
-      if (!isId(typeof session === 'string' ? session : session?.id))
-        throw usage(`guard: defaults.session must be a session id, or { id } with ${ID_RULE}`);
+      checkGuard(tool, fn, defaults, guardOptions ?? {});
       return (args, extra = {}) => {
         const merged = { ...defaults, ...extra };
         const session =

@@ -1,0 +1,121 @@
+import { ID_RULE, isId, TOOL_NAME } from '../core/action.js';
+import { WritError } from '../core/errors.js';
+import type { CompiledPolicy } from '../policy/index.js';
+import type { ApprovalStatus, Store } from '../store/types.js';
+import type { ExecuteOptions, GuardDefaults, WritOptions } from './writ.js';
+
+/**
+ * The checks of what a caller hands the engine's API. A mistake there — a store without its
+ * methods, `log: 'no'`, a guard without a principal — is a `USAGE` error at the call that
+ * made it, before anything is reserved, rather than a denial on every later decision or a
+ * meaning quietly changed.
+ */
+
+export const usage = (message: string) => new WritError('USAGE', message);
+
+export const APPROVAL_STATUSES: readonly ApprovalStatus[] = [
+  'pending',
+  'approved',
+  'denied',
+  'consumed',
+  'expired',
+];
+
+/** What a store must offer; checked when an engine is created, not on its first decision. */
+const STORE_METHODS = [
+  'authorize',
+  'settle',
+  'record',
+  'findReplay',
+  'getSession',
+  'putSession',
+  'listSessions',
+  'requestApproval',
+  'findApproval',
+  'getApproval',
+  'listApprovals',
+  'decideApproval',
+  'listBudgets',
+  'sweep',
+  'readLog',
+  'logHead',
+  'findDecision',
+  'verifyLog',
+  'putPolicy',
+  'getPolicy',
+  'close',
+] as const satisfies readonly (keyof Store)[];
+
+/** What `execute` and `guard` are given besides the action, checked before anything runs. */
+export function checkExecute<T>(fn: unknown, options: ExecuteOptions<T>): void {
+  if (typeof fn !== 'function') throw usage('execute and guard expect the tool as a function');
+  if (options.cost !== undefined && typeof options.cost !== 'function')
+    throw usage('cost must be a function from the result to its cost');
+  const wait = options.waitForApproval;
+  if (wait === undefined) return;
+  if (
+    !(typeof wait.timeoutMs === 'number' && wait.timeoutMs >= 0 && Number.isFinite(wait.timeoutMs))
+  )
+    throw usage(
+      `waitForApproval.timeoutMs must be milliseconds ≥ 0, not ${String(wait.timeoutMs)}`,
+    );
+  if (
+    wait.pollMs !== undefined &&
+    !(typeof wait.pollMs === 'number' && wait.pollMs > 0 && Number.isFinite(wait.pollMs))
+  )
+    throw usage(`waitForApproval.pollMs must be milliseconds above 0, not ${String(wait.pollMs)}`);
+}
+
+/**
+ * Refuses options that would fail every decision later (a store without its methods) or
+ * quietly mean something else (a negative writ lifetime, `log: 'no'` read as true).
+ */
+export function checkOptions(options: WritOptions): void {
+  const refuse = (message: string) => usage(`createWrit: ${message}`);
+  if (typeof options !== 'object' || options === null)
+    throw refuse('expects an options object, such as { policy: "./policy.yaml" }');
+  const isPolicy = (p: unknown) =>
+    typeof p === 'string' || typeof (p as CompiledPolicy | null)?.scopeFor === 'function';
+  if (!isPolicy(options.policy))
+    throw refuse('policy must be a policy file path, YAML text, or a policy from loadPolicy');
+  if (options.candidate !== undefined && !isPolicy(options.candidate))
+    throw refuse('candidate must be a policy file path, YAML text, or a policy from loadPolicy');
+  const { store, clock, ids, writTtlMs, log, secrets } = options;
+  if (store !== undefined) {
+    const missing = STORE_METHODS.filter(
+      (method) => typeof (store as Partial<Store> | null)?.[method] !== 'function',
+    );
+    if (missing.length > 0)
+      throw refuse(`store must be a Store such as memoryStore(); it lacks ${missing.join(', ')}`);
+  }
+  if (clock !== undefined && typeof clock?.now !== 'function')
+    throw refuse('clock must have a now() that returns epoch milliseconds');
+  if (ids !== undefined && typeof ids?.next !== 'function')
+    throw refuse('ids must have a next(kind) that returns a new id');
+  if (
+    writTtlMs !== undefined &&
+    !(typeof writTtlMs === 'number' && writTtlMs > 0 && Number.isFinite(writTtlMs))
+  )
+    throw refuse(`writTtlMs must be a number of milliseconds above 0, not ${String(writTtlMs)}`);
+  if (log !== undefined && typeof log !== 'boolean')
+    throw refuse(`log must be true or false, not ${JSON.stringify(log)}`);
+  if (secrets !== undefined && typeof secrets !== 'function')
+    throw refuse('secrets must be a function from a variable name to its value');
+}
+
+/** What `guard` is given, checked when the tool is wrapped rather than on its first call. */
+export function checkGuard<T>(
+  tool: unknown,
+  fn: unknown,
+  defaults: GuardDefaults | undefined,
+  options: ExecuteOptions<T>,
+): void {
+  if (typeof tool !== 'string' || !TOOL_NAME.test(tool))
+    throw usage(`guard: ${JSON.stringify(tool)} is not a tool name`);
+  checkExecute(fn, options);
+  if (!isId(defaults?.principal?.id))
+    throw usage(`guard: defaults.principal.id must be ${ID_RULE}`);
+  const session = defaults?.session;
+  if (!isId(typeof session === 'string' ? session : session?.id))
+    throw usage(`guard: defaults.session must be a session id, or { id } with ${ID_RULE}`);
+}
