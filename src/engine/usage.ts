@@ -47,15 +47,18 @@ const STORE_METHODS = [
 ] as const satisfies readonly (keyof Store)[];
 
 /** What `execute` and `guard` are given besides the action, checked before anything runs. */
-export function checkExecute<T>(fn: unknown, options: ExecuteOptions<T>): void {
+export function checkExecute<T>(fn: unknown, options: ExecuteOptions<T> | null): void {
   if (typeof fn !== 'function') throw usage('execute and guard expect the tool as a function');
-  if (options.cost !== undefined && typeof options.cost !== 'function')
+  if (typeof options !== 'object' || options === null)
+    throw usage('execute and guard options must be an object');
+  const { cost, throwOnDeny, waitForApproval: wait } = options;
+  if (cost !== undefined && typeof cost !== 'function')
     throw usage('cost must be a function from the result to its cost');
-  const wait = options.waitForApproval;
-  if (wait === undefined) return;
-  if (
-    !(typeof wait.timeoutMs === 'number' && wait.timeoutMs >= 0 && Number.isFinite(wait.timeoutMs))
-  )
+  if (throwOnDeny !== undefined && typeof throwOnDeny !== 'boolean')
+    throw usage(`throwOnDeny must be true or false, not ${JSON.stringify(throwOnDeny)}`);
+  if (wait === undefined || wait === null) return;
+  // Infinity waits until someone decides; NaN or a negative number is a mistake.
+  if (!(typeof wait.timeoutMs === 'number' && wait.timeoutMs >= 0))
     throw usage(
       `waitForApproval.timeoutMs must be milliseconds ≥ 0, not ${String(wait.timeoutMs)}`,
     );
@@ -64,6 +67,14 @@ export function checkExecute<T>(fn: unknown, options: ExecuteOptions<T>): void {
     !(typeof wait.pollMs === 'number' && wait.pollMs > 0 && Number.isFinite(wait.pollMs))
   )
     throw usage(`waitForApproval.pollMs must be milliseconds above 0, not ${String(wait.pollMs)}`);
+}
+
+/** Who decides an approval, and their note: checked before any store sees them. */
+export function checkApprover(by: { approver: string; note?: string } | undefined): void {
+  if (!isId(by?.approver))
+    throw usage(`the approver must be ${ID_RULE}, not ${JSON.stringify(by?.approver)}`);
+  if (by.note !== undefined && typeof by.note !== 'string')
+    throw usage(`an approval note must be text, not ${JSON.stringify(by.note)}`);
 }
 
 /**

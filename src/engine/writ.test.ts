@@ -104,3 +104,74 @@ describe('the engine refuses misuse before anything is reserved', () => {
     expect((await writ.store.verifyLog()).entries).toBe(0);
   });
 });
+
+describe('execute settles a call that ran, whatever its cost function does', () => {
+  const POLICY_WITH_BUDGET = `${POLICY}budgets:\n  spend:\n    limit: 100\n    window: lifetime\n    cost: 4\n`;
+  const action = { tool: 't', principal: { id: 'p' }, session: { id: 's' } };
+
+  it('settles at the held amount, then reports the cost function', async () => {
+    const writ = createWrit({ policy: POLICY_WITH_BUDGET });
+    const costs: [() => number, RegExp][] = [
+      [() => Number.NaN, /cost\(result\) must return a finite number ≥ 0, not NaN/],
+      [() => -1, /not -1/],
+      [
+        () => {
+          throw new Error('no price');
+        },
+        /cost\(result\) threw: no price/,
+      ],
+    ];
+    let ran = 0;
+    for (const [cost, message] of costs) {
+      const run = writ.execute(action, () => ++ran, { cost });
+      await expect(run).rejects.toThrow(message);
+      await expect(run).rejects.toMatchObject({ code: 'USAGE' });
+    }
+    expect(ran).toBe(3);
+    // Nothing is left held: each call was captured at the 4 it held.
+    expect(await writ.budgets()).toMatchObject([{ spent: 12, held: 0 }]);
+  });
+
+  it('takes waitForApproval: null as no wait, and Infinity as no time limit', async () => {
+    const writ = createWrit({ policy: POLICY });
+    for (const waitForApproval of [null, { timeoutMs: Number.POSITIVE_INFINITY }]) {
+      const done = await writ.execute(action, () => 'ok', { waitForApproval } as never);
+      expect(done).toMatchObject({ outcome: 'allow', result: 'ok' });
+    }
+    await expect(writ.execute(action, () => 1, null as never)).rejects.toThrow(
+      /options must be an object/,
+    );
+    await expect(writ.execute(action, () => 1, { throwOnDeny: 'no' as never })).rejects.toThrow(
+      /throwOnDeny must be true or false, not "no"/,
+    );
+  });
+});
+
+describe('approvals through the engine', () => {
+  it('checks the approver before any store sees it', async () => {
+    const inner = memoryStore();
+    const decided: unknown[] = [];
+    // A store that would take any approver: the engine must not rely on the store to refuse.
+    const store = new Proxy(inner, {
+      get(target, name) {
+        if (name === 'decideApproval')
+          return (...args: unknown[]) => {
+            decided.push(args);
+            return Promise.reject(new Error('not expected'));
+          };
+        const value = Reflect.get(target, name);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const writ = createWrit({ policy: POLICY, store });
+    for (const by of [{ approver: '' }, undefined, { approver: 'alice', note: 42 }]) {
+      await expect(writ.approvals.approve('apr_x', by as never)).rejects.toMatchObject({
+        code: 'USAGE',
+      });
+      await expect(writ.approvals.deny('apr_x', by as never)).rejects.toMatchObject({
+        code: 'USAGE',
+      });
+    }
+    expect(decided).toEqual([]);
+  });
+});

@@ -48,7 +48,14 @@ import type {
 } from '../store/types.js';
 import { invalidRequest } from './decide.js';
 import { checkEnvelope, type SecretSource } from './envelope.js';
-import { APPROVAL_STATUSES, checkExecute, checkGuard, checkOptions, usage } from './usage.js';
+import {
+  APPROVAL_STATUSES,
+  checkApprover,
+  checkExecute,
+  checkGuard,
+  checkOptions,
+  usage,
+} from './usage.js';
 
 /** Options of {@link createWrit}. */
 export interface WritOptions {
@@ -178,6 +185,23 @@ function candidateVerdict(candidate: CompiledPolicy, ctx: CelContext): DecisionL
 }
 
 type Replayable = { result: Json; writId: string };
+
+/** The cost `cost` gives for a result, or what is wrong with it. */
+function costOf<T>(
+  value: T,
+  cost: ((result: T) => number) | undefined,
+): number | string | undefined {
+  if (cost === undefined) return undefined;
+  let amount: unknown;
+  try {
+    amount = cost(value);
+  } catch (error) {
+    return `cost(result) threw: ${(error as Error).message}`;
+  }
+  return typeof amount === 'number' && Number.isFinite(amount) && amount >= 0
+    ? amount
+    : `cost(result) must return a finite number ≥ 0, not ${String(amount)}`;
+}
 
 /**
  * Creates a writ engine.
@@ -525,11 +549,16 @@ export function createWrit(options: WritOptions): WritEngine {
       throw error;
     }
     const stored = toJson(value === undefined ? null : value, 'result', limits);
+    const cost = costOf(value, opts.cost);
+    // The call ran: it is settled whatever its cost function did, so that nothing stays
+    // held for it. A cost that cannot be used settles it at what it held, then is reported.
     await settle(writ, {
       status: 'succeeded',
       result: stored.ok ? stored.value : null,
-      ...(opts.cost && { cost: opts.cost(value) }),
+      ...(typeof cost === 'number' && { cost }),
     });
+    if (typeof cost === 'string')
+      throw usage(`${cost}; the call succeeded and was settled at the amount it held`);
     return { outcome: 'allow', result: value, decision: decided };
   }
 
@@ -586,8 +615,15 @@ export function createWrit(options: WritOptions): WritEngine {
         return store.listApprovals(clock.now(), status);
       },
       get: (id) => store.getApproval(id, clock.now()),
-      approve: (id, by) => store.decideApproval(id, { approve: true, ...by }, clock.now()),
-      deny: (id, by) => store.decideApproval(id, { approve: false, ...by }, clock.now()),
+      // Checked here as well as in the ledger, so that a store of any kind gets the check.
+      async approve(id, by) {
+        checkApprover(by);
+        return store.decideApproval(id, { approve: true, ...by }, clock.now());
+      },
+      async deny(id, by) {
+        checkApprover(by);
+        return store.decideApproval(id, { approve: false, ...by }, clock.now());
+      },
     },
     budgets: () => store.listBudgets(clock.now()),
     async sweep(options) {

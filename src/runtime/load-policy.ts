@@ -26,7 +26,7 @@ export function loadPolicy(pathOrText: string): CompiledPolicy {
     text = fileReader.read(pathOrText);
   } catch (error) {
     // As an include that cannot be read is reported: a problem located in the file named.
-    const message = `cannot read ${pathOrText}: ${(error as Error).message}`;
+    const message = `cannot read the policy file: ${(error as Error).message}`;
     throw new PolicyError([{ file: pathOrText, line: 1, col: 1, message }]);
   }
   return compilePolicy({ path: pathOrText, text }, fileReader);

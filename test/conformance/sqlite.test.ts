@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -322,6 +323,61 @@ describe('sqlite: decision look-ups and the write lock', () => {
 });
 
 describe('sqlite: opening', () => {
+  it("leaves another program's database as it was", () => {
+    const dir = dirname(freshPath());
+    const theirs = join(dir, 'app.db');
+    const app = new Database(theirs);
+    app.exec('CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)');
+    app.close();
+    const empty = join(dir, 'empty-but-versioned.db');
+    const other = new Database(empty);
+    other.pragma(`user_version = ${MIGRATIONS.length}`);
+    other.close();
+    for (const [path, message] of [
+      [theirs, 'it is not a writ store (its tables: users; schema version 0)'],
+      [empty, `it is not a writ store (its tables: none; schema version ${MIGRATIONS.length})`],
+    ] as const) {
+      expect(() => sqliteStore({ path })).toThrow(
+        `cannot open the SQLite store ${path}: ${message}`,
+      );
+    }
+    const after = new Database(theirs, { readonly: true });
+    try {
+      expect(after.pragma('journal_mode', { simple: true })).toBe('delete');
+      expect(
+        after.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all(),
+      ).toEqual(['users']);
+    } finally {
+      after.close();
+    }
+  });
+
+  it('creates one store when several processes open a new file at once', async () => {
+    const path = freshPath();
+    const source = join(import.meta.dirname, '../../src/store/sqlite/index.ts');
+    // Each child loads, then waits for the same moment to open, so the opens overlap.
+    const opener = `import('${source}').then((m) => setTimeout(async () => { await m.sqliteStore({ path: process.argv[1] }).close(); }, Number(process.argv[2]) - Date.now()))`;
+    const at = String(Date.now() + 3_000);
+    const runs = await Promise.all(
+      Array.from(
+        { length: 6 },
+        () =>
+          new Promise<{ code: number | null; stderr: string }>((resolve) => {
+            const child = spawn(process.execPath, ['--import', 'tsx', '-e', opener, path, at]);
+            let stderr = '';
+            child.stderr.on('data', (chunk) => {
+              stderr += chunk;
+            });
+            child.on('close', (code) => resolve({ code, stderr }));
+          }),
+      ),
+    );
+    expect(runs).toEqual(runs.map(() => ({ code: 0, stderr: '' })));
+    const store = sqliteStore({ path });
+    expect(await store.listBudgets(T0)).toEqual([]);
+    await store.close();
+  }, 30_000);
+
   it('refuses options that would quietly weaken durability', () => {
     const path = freshPath();
     const cases: [object, RegExp][] = [

@@ -59,7 +59,10 @@ class SqliteStore extends KvStore {
     const { path = '.writ/writ.db', synchronous = 'NORMAL', groupCommit } = options;
     // A misspelt option must not quietly give weaker durability than asked for.
     if (typeof path !== 'string' || path === '')
-      throw new WritError('USAGE', `sqliteStore: path must be a file path, not ${String(path)}`);
+      throw new WritError(
+        'USAGE',
+        `sqliteStore: path must be a file path, not ${JSON.stringify(path)}`,
+      );
     if (synchronous !== 'NORMAL' && synchronous !== 'FULL') {
       throw new WritError(
         'USAGE',
@@ -75,7 +78,13 @@ class SqliteStore extends KvStore {
     const db = open(path, synchronous);
     this.#db = db;
     this.#groupCommit = groupCommit ?? synchronous === 'FULL';
-    const state = new CachedState(db);
+    let state: CachedState;
+    try {
+      state = new CachedState(db);
+    } catch (error) {
+      db.close();
+      throw openFailure(path, error);
+    }
     this.#state = state;
     this.view = state.reader;
     this.#immediate = db.transaction((body: () => unknown) => {
@@ -234,41 +243,72 @@ class SqliteStore extends KvStore {
 
 /**
  * Opens (creating it and its directory if missing) and migrates the database at `path`. A
- * file that cannot be one — not a database, a directory, written by a newer writ — is a
- * `STORE_FAILURE` that names the path, never a half-open store.
+ * file that cannot be one — not a database, a directory, another program's database, one
+ * written by a newer writ — is a `STORE_FAILURE` that names the path, and is left as it was.
  */
 function open(path: string, synchronous: 'NORMAL' | 'FULL'): Database.Database {
   let db: Database.Database | undefined;
   try {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     db = new Database(path);
+    // First, so that a process opening the file while another creates it waits its turn.
+    db.pragma('busy_timeout = 5000');
+    refuseForeign(db);
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${synchronous}`);
-    db.pragma('busy_timeout = 5000');
     migrate(db);
     return db;
   } catch (error) {
     db?.close();
-    throw new WritError(
-      'STORE_FAILURE',
-      `cannot open the SQLite store ${path}: ${(error as Error).message}`,
-      { path },
-      { cause: error },
+    throw openFailure(path, error);
+  }
+}
+
+function openFailure(path: string, error: unknown): WritError {
+  return new WritError(
+    'STORE_FAILURE',
+    `cannot open the SQLite store ${path}: ${(error as Error).message}`,
+    { path },
+    { cause: error },
+  );
+}
+
+/** The tables every migrated store has. */
+const WRIT_TABLES = ['decision', 'log', 'shared', 'state'];
+
+/**
+ * Refuses, before changing anything in it, a database writ did not make: one written by a
+ * newer writ, or one with tables of its own and no writ schema (another program's file).
+ */
+function refuseForeign(db: Database.Database) {
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (version > MIGRATIONS.length) {
+    throw new Error(
+      `it has schema version ${version}, written by a newer writ; this one knows ${MIGRATIONS.length}`,
+    );
+  }
+  const tables = db
+    .prepare<[], string>("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+    .pluck()
+    .all();
+  const foreign =
+    version === 0
+      ? tables.length > 0
+      : version === MIGRATIONS.length && WRIT_TABLES.some((t) => !tables.includes(t));
+  if (foreign) {
+    throw new Error(
+      `it is not a writ store (its tables: ${tables.join(', ') || 'none'}; schema version ${version})`,
     );
   }
 }
 
+/** Applies the migrations not yet applied, in one transaction that holds the write lock. */
 function migrate(db: Database.Database) {
-  const current = db.pragma('user_version', { simple: true }) as number;
-  if (current > MIGRATIONS.length) {
-    throw new WritError(
-      'STORE_FAILURE',
-      `it has schema version ${current}, written by a newer writ; this one knows ${MIGRATIONS.length}`,
-    );
-  }
   db.transaction(() => {
+    // Read under the lock: another process may have migrated the file since it was opened.
+    const current = db.pragma('user_version', { simple: true }) as number;
     for (let v = current; v < MIGRATIONS.length; v++) db.exec(MIGRATIONS[v]!);
-    db.pragma(`user_version = ${MIGRATIONS.length}`);
+    if (current < MIGRATIONS.length) db.pragma(`user_version = ${MIGRATIONS.length}`);
   }).immediate();
 }
 
