@@ -476,6 +476,32 @@ describe('sqlite: schema migrations', () => {
 });
 
 describe('sqlite: rows written by earlier versions', () => {
+  it('captures an old-shape hold at its expiry, and a late settle corrects it', async () => {
+    const path = freshPath();
+    await sqliteStore({ path }).close();
+    const old = new Database(path);
+    try {
+      const capture = { amount: 3, expiresAt: T0 + 1_000, onExpiry: 'capture' };
+      old
+        .prepare("INSERT INTO shared (kind, key, value) VALUES ('budget', 'spend', ?)")
+        .run(oldBudgetRow(5, { 'w-cap': capture }));
+      old
+        .prepare("INSERT INTO state (kind, key, value) VALUES ('writ', 'w-cap', ?)")
+        .run(JSON.stringify(writRecord('w-cap', [hold('spend', 3)])));
+    } finally {
+      old.close();
+    }
+    const store = sqliteStore({ path });
+    try {
+      expect((await store.listBudgets(T0))[0]).toMatchObject({ spent: 5, held: 3 });
+      expect((await store.listBudgets(T0 + 2_000))[0]).toMatchObject({ spent: 8, held: 0 });
+      await store.settle({ now: T0 + 2_000, writId: 'w-cap', status: 'succeeded', cost: 1 });
+      expect((await store.listBudgets(T0 + 2_000))[0]).toMatchObject({ spent: 6, held: 0 });
+    } finally {
+      await store.close();
+    }
+  });
+
   it('reads holds, captures and leases kept as objects by writ id, and settles them', async () => {
     const path = freshPath();
     await sqliteStore({ path }).close();
