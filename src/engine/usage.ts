@@ -1,5 +1,6 @@
 import { ID_RULE, isId, TOOL_NAME } from '../core/action.js';
 import { WritError } from '../core/errors.js';
+import { DEFAULT_JSON_LIMITS } from '../core/json.js';
 import type { CompiledPolicy } from '../policy/index.js';
 import type { ApprovalStatus, Store } from '../store/types.js';
 import type { ExecuteOptions, GuardDefaults, WritOptions } from './writ.js';
@@ -110,6 +111,18 @@ export function checkOptions(options: WritOptions): void {
     throw refuse(`writTtlMs must be a number of milliseconds above 0, not ${String(writTtlMs)}`);
   if (log !== undefined && typeof log !== 'boolean')
     throw refuse(`log must be true or false, not ${JSON.stringify(log)}`);
+  if (options.limits !== undefined) {
+    if (typeof options.limits !== 'object' || options.limits === null)
+      throw refuse('limits must be an object such as { maxDepth: 32 }');
+    for (const [name, value] of Object.entries(options.limits)) {
+      if (!Object.hasOwn(DEFAULT_JSON_LIMITS, name))
+        throw refuse(
+          `limits has no ${name}; it takes ${Object.keys(DEFAULT_JSON_LIMITS).join(', ')}`,
+        );
+      if (!(Number.isSafeInteger(value) && (value as number) >= 1))
+        throw refuse(`limits.${name} must be a whole number ≥ 1, not ${String(value)}`);
+    }
+  }
   if (secrets !== undefined && typeof secrets !== 'function')
     throw refuse('secrets must be a function from a variable name to its value');
 }

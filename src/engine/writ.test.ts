@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { WritError } from '../core/errors.js';
+import { DEFAULT_JSON_LIMITS } from '../core/json.js';
 import { memoryStore } from '../store/memory/index.js';
 import { createWrit, type WritOptions } from './writ.js';
 
@@ -39,8 +40,23 @@ describe('createWrit options', () => {
       [{ policy: POLICY, writTtlMs: Number.POSITIVE_INFINITY }, /writTtlMs/],
       [{ policy: POLICY, log: 'no' }, /log must be true or false, not "no"/],
       [{ policy: POLICY, secrets: { KEY: 'x' } }, /secrets must be a function/],
+      [{ policy: POLICY, limits: { maxDepth: -1 } }, /limits.maxDepth must be .* not -1/],
+      [{ policy: POLICY, limits: { depth: 3 } }, /limits has no depth; it takes maxDepth/],
+      [{ policy: POLICY, limits: 5 }, /limits must be an object/],
+      [{ policy: '' }, /loadPolicy expects a policy file path or YAML text/],
     ];
     for (const [options, message] of cases) expect(usageError(options)).toMatch(message);
+  });
+
+  it('keeps the default of every limit not given', async () => {
+    const writ = createWrit({ policy: POLICY, limits: { maxDepth: 2 } });
+    const call = (args: unknown) =>
+      writ.authorize({ tool: 't', args, principal: { id: 'p' }, session: { id: 's' } });
+    expect((await call({ a: { b: 1 } })).outcome).toBe('allow');
+    expect((await call({ a: { b: { c: 1 } } })).reasons[0]?.message).toMatch(/deeper than 2/);
+    // The other limits are the defaults, not missing (which would have meant none).
+    const long = 'x'.repeat(DEFAULT_JSON_LIMITS.maxStringLength + 1);
+    expect((await call({ a: long })).reasons[0]?.code).toBe('INVALID_REQUEST');
   });
 
   it('takes a policy as a path, as YAML text, or compiled, and a store with every method', async () => {

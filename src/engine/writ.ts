@@ -67,7 +67,8 @@ export interface WritOptions {
   ids?: IdSource;
   /** How long a writ may stay unsettled when no hold or lease says less. Default 15 minutes. */
   writTtlMs?: number;
-  limits?: JsonLimits;
+  /** Limits on request data (depth, values, string length); those not given keep their defaults. */
+  limits?: Partial<JsonLimits>;
   /** Where `hmac_secret_env` secrets come from. Default: the environment. */
   secrets?: SecretSource;
   /**
@@ -222,7 +223,7 @@ export function createWrit(options: WritOptions): WritEngine {
   const clock = options.clock ?? systemClock;
   const ids = options.ids ?? randomIds;
   const writTtlMs = options.writTtlMs ?? 15 * 60_000;
-  const limits = options.limits ?? DEFAULT_JSON_LIMITS;
+  const limits: JsonLimits = { ...DEFAULT_JSON_LIMITS, ...options.limits };
   const secrets: SecretSource = options.secrets ?? ((name) => process.env[name]);
   const candidate =
     typeof options.candidate === 'string' ? loadPolicy(options.candidate) : options.candidate;

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
-import { PolicyError } from '../core/errors.js';
+import { PolicyError, WritError } from '../core/errors.js';
 import { type CompiledPolicy, compilePolicy, type SourceReader } from '../policy/index.js';
 
 const fileReader: SourceReader = {
@@ -18,6 +18,9 @@ const fileReader: SourceReader = {
  * const policy = loadPolicy('./policy.yaml');
  */
 export function loadPolicy(pathOrText: string): CompiledPolicy {
+  // A number would be read as a file descriptor (0 is standard input).
+  if (typeof pathOrText !== 'string' || pathOrText === '')
+    throw new WritError('USAGE', 'loadPolicy expects a policy file path or YAML text');
   if (/\n/.test(pathOrText) || /^\s*version\s*:/.test(pathOrText)) {
     return compilePolicy({ path: '<inline>.yaml', text: pathOrText }, fileReader);
   }
