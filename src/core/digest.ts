@@ -51,28 +51,54 @@ export function actionDigest(action: {
   });
 }
 
-/**
- * The text a caller signs (HMAC-SHA256 or Ed25519) to prove a request is its own and
- * unaltered: the canonical JSON of what the action does, who asks, and its replay envelope.
- */
-export function signingPayload(action: {
+/** A request as a caller builds it (`issuedAt` as RFC 3339 text) or as writ parsed it. */
+export interface SignableAction {
   tool: string;
-  args: JsonObject;
-  principal: { id: string; tenant?: string };
-  session: { id: string };
+  args?: JsonObject;
+  principal: { id: string; tenant?: string; roles?: readonly string[]; attrs?: JsonObject };
+  session: { id: string; attrs?: JsonObject; labels?: readonly string[] };
   idempotencyKey?: string;
   nonce?: string;
-  issuedAt?: number;
-}): string {
-  const payload: JsonObject = {
-    tool: action.tool,
-    args: action.args,
-    principal: action.principal.id,
-    session: action.session.id,
-  };
-  if (action.principal.tenant !== undefined) payload.tenant = action.principal.tenant;
+  issuedAt?: number | string;
+  estimate?: Readonly<Record<string, number>>;
+  meta?: JsonObject;
+}
+
+/**
+ * The text a caller signs (HMAC-SHA256 or Ed25519) to prove a request is its own and
+ * unaltered: the RFC 8785 canonical JSON of every field of the request but `signature` —
+ * everything a policy can read — normalized as writ reads the request: empty lists and
+ * objects left out (so absent and empty sign alike), session labels sorted without
+ * duplicates, `issuedAt` as a UTC time with milliseconds. A caller computes it from the
+ * request it is about to send; writ, from the request it parsed.
+ */
+export function signingPayload(action: SignableAction): string {
+  const principal: JsonObject = { id: action.principal.id };
+  if (action.principal.tenant !== undefined) principal.tenant = action.principal.tenant;
+  if (action.principal.roles?.length) principal.roles = [...action.principal.roles];
+  if (hasKeys(action.principal.attrs)) principal.attrs = action.principal.attrs;
+  const session: JsonObject = { id: action.session.id };
+  if (hasKeys(action.session.attrs)) session.attrs = action.session.attrs;
+  if (action.session.labels?.length) session.labels = [...new Set(action.session.labels)].sort();
+  const payload: JsonObject = { tool: action.tool, args: action.args ?? {}, principal, session };
   if (action.idempotencyKey !== undefined) payload.idempotencyKey = action.idempotencyKey;
   if (action.nonce !== undefined) payload.nonce = action.nonce;
-  if (action.issuedAt !== undefined) payload.issuedAt = new Date(action.issuedAt).toISOString();
+  if (action.issuedAt !== undefined) payload.issuedAt = utcTime(action.issuedAt);
+  if (hasKeys(action.estimate)) payload.estimate = { ...action.estimate };
+  if (hasKeys(action.meta)) payload.meta = action.meta;
   return canonicalJson(payload);
+}
+
+function hasKeys(value: object | undefined): value is object {
+  if (value === undefined) return false;
+  for (const _ in value) return true;
+  return false;
+}
+
+/** `issuedAt` as one text however it was written (`+01:00` or `Z`, with or without ms). */
+function utcTime(issuedAt: number | string): string {
+  const ms = typeof issuedAt === 'number' ? issuedAt : Date.parse(issuedAt);
+  // Text that is not a time is signed as written: writ refuses such a request before
+  // it checks a signature.
+  return Number.isFinite(ms) ? new Date(ms).toISOString() : String(issuedAt);
 }
