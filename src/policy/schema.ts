@@ -96,7 +96,9 @@ export const IdempotencySchema = z.strictObject({
   key: expression
     .optional()
     .describe('CEL key; absent: derived from session, tool and canonical args.'),
-  ttl: duration.optional().describe('How long a key is remembered (default 24h).'),
+  ttl: duration.optional().describe(
+    'How long a key is remembered (default 24h); never less than its writ may run, so a call still running is never run again.',
+  ),
   on_expiry: z
     .enum(['in_doubt', 'retry'])
     .optional()

@@ -385,7 +385,9 @@ function claimIdempotency(
     writExpiresAt: writ.expiresAt,
     onExpiry: op.onExpiry,
     result: null,
-    expiresAt: now + op.ttlMs,
+    // Never before the writ's own expiry: a claim forgotten while its call may still be
+    // running would let a retry run it a second time.
+    expiresAt: Math.max(now + op.ttlMs, writ.expiresAt),
   } satisfies IdemRow);
   return undefined;
 }

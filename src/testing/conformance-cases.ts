@@ -735,6 +735,31 @@ const idempotency: ConformanceCase[] = [
     expect((await w.authorize(keyed(7, 'K1'))).result).toBe(7);
   }),
 
+  example(
+    'idempotency: a claim outlives a ttl shorter than its writ, so a running call never runs twice',
+    async ({ writ, clock }) => {
+      // ttl 1m, the writ 15m (the default, no hold_ttl): at 90 s the first call may still be
+      // running, and its key must still be claimed.
+      const w = writ(idemPolicy({ ttl: '1m' }));
+      const first = allowed(await w.authorize(keyed(100, 'K1')));
+      clock.advance(90_000);
+      denied(await w.authorize(keyed(100, 'K1')), {
+        code: 'IDEMPOTENCY_IN_FLIGHT',
+        rule: 'idempotency.payments',
+        key: KEY,
+        resetAt: iso(T0 + 15 * MINUTE),
+      });
+      await w.settle(first, { status: 'succeeded', result: 'paid' });
+      expect(await w.authorize(keyed(100, 'K1'))).toMatchObject({
+        outcome: 'replay',
+        result: 'paid',
+      });
+      // Once the writ's lifetime is over, so is the claim.
+      clock.advance(15 * MINUTE);
+      allowed(await w.authorize(keyed(100, 'K1')));
+    },
+  ),
+
   example('idempotency: the key is forgotten after its ttl', async ({ writ, clock }) => {
     const w = writ(idemPolicy({ ttl: '1h' }));
     await w.settle(allowed(await w.authorize(keyed(100, 'K1'))), {

@@ -356,7 +356,8 @@ export class ReferenceModel {
         done: false,
         writId,
         writExpiresAt: p.expiresAt,
-        forgetAt: now + CLAIM_TTL,
+        // Kept at least while the writ may run, however short the policy's ttl.
+        forgetAt: Math.max(now + CLAIM_TTL, p.expiresAt),
         result: null,
       };
     }
