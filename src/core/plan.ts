@@ -4,6 +4,13 @@
  * in-process, SQL or Lua — applies the same thing.
  */
 
+/**
+ * The largest amount writ counts — a cost, a limit, a settled actual cost. Far above any
+ * real budget, and far enough below the largest double that sums of amounts stay finite
+ * (an infinite `spent` would be written to JSON as `null`, an empty budget).
+ */
+export const MAX_AMOUNT = 1e15;
+
 /** Hold `amount` on a budget key until settle captures or voids it. */
 export interface BudgetOp {
   kind: 'budget';

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { WritError } from '../core/errors.js';
 import { DEFAULT_JSON_LIMITS } from '../core/json.js';
+import { MAX_AMOUNT } from '../core/plan.js';
 import { memoryStore } from '../store/memory/index.js';
 import { createWrit, type WritOptions } from './writ.js';
 
@@ -128,7 +129,7 @@ describe('execute settles a call that ran, whatever its cost function does', () 
   it('settles at the held amount, then reports the cost function', async () => {
     const writ = createWrit({ policy: POLICY_WITH_BUDGET });
     const costs: [() => number, RegExp][] = [
-      [() => Number.NaN, /cost\(result\) must return a finite number ≥ 0, not NaN/],
+      [() => Number.NaN, /cost\(result\) must return a number from 0 to 1000000000000000, not NaN/],
       [() => -1, /not -1/],
       [
         () => {
@@ -189,5 +190,28 @@ describe('approvals through the engine', () => {
       });
     }
     expect(decided).toEqual([]);
+  });
+});
+
+describe('amounts stay finite', () => {
+  it('refuses a cost so large that the budget would overflow to Infinity', async () => {
+    // An infinite spent is written to JSON as null: on SQLite the budget would read back
+    // as empty. Every amount is bounded instead.
+    const policy = `${POLICY}budgets:\n  spend:\n    limit: 1000\n    window: lifetime\n    cost: 'double(args.amount)'\n`;
+    const writ = createWrit({ policy });
+    const call = (amount: number) =>
+      writ.authorize({ tool: 't', args: { amount }, principal: { id: 'p' }, session: { id: 's' } });
+    const ok = await call(400);
+    await expect(writ.settle(ok.writ!, { status: 'succeeded', cost: 1.8e299 })).rejects.toThrow(
+      /settle cost must be a number from 0 to 1000000000000000, not 1.8e\+299/,
+    );
+    expect((await call(1e300)).reasons[0]).toMatchObject({
+      code: 'CONDITION_ERROR',
+      rule: 'budgets.spend.cost',
+      error: 'a cost must be a number from 0 to 1000000000000000',
+    });
+    await writ.settle(ok.writ!, { status: 'succeeded', cost: MAX_AMOUNT });
+    expect(await writ.budgets()).toMatchObject([{ spent: MAX_AMOUNT, held: 0 }]);
+    expect((await call(1)).reasons[0]?.code).toBe('BUDGET_EXHAUSTED');
   });
 });

@@ -19,7 +19,7 @@ import {
   type JsonObject,
   toJson,
 } from '../core/json.js';
-import type { IdempotencyOp, PlanOp } from '../core/plan.js';
+import { type IdempotencyOp, MAX_AMOUNT, type PlanOp } from '../core/plan.js';
 import { redact } from '../log/redact.js';
 import {
   buildContext,
@@ -187,6 +187,9 @@ function candidateVerdict(candidate: CompiledPolicy, ctx: CelContext): DecisionL
 
 type Replayable = { result: Json; writId: string };
 
+const isAmount = (value: unknown): value is number =>
+  typeof value === 'number' && value >= 0 && value <= MAX_AMOUNT;
+
 /** The cost `cost` gives for a result, or what is wrong with it. */
 function costOf<T>(
   value: T,
@@ -199,9 +202,9 @@ function costOf<T>(
   } catch (error) {
     return `cost(result) threw: ${(error as Error).message}`;
   }
-  return typeof amount === 'number' && Number.isFinite(amount) && amount >= 0
+  return isAmount(amount)
     ? amount
-    : `cost(result) must return a finite number ≥ 0, not ${String(amount)}`;
+    : `cost(result) must return a number from 0 to ${MAX_AMOUNT}, not ${String(amount)}`;
 }
 
 /**
@@ -498,9 +501,8 @@ export function createWrit(options: WritOptions): WritEngine {
         `settle status must be succeeded, failed or cancelled, not ${String(outcome.status)}`,
       );
     }
-    if (outcome.cost !== undefined && !(Number.isFinite(outcome.cost) && outcome.cost >= 0)) {
-      throw new WritError('USAGE', `settle cost must be a finite number ≥ 0, not ${outcome.cost}`);
-    }
+    if (outcome.cost !== undefined && !isAmount(outcome.cost))
+      throw usage(`settle cost must be a number from 0 to ${MAX_AMOUNT}, not ${outcome.cost}`);
     let result: Json | undefined;
     if (outcome.result !== undefined) {
       const json = toJson(outcome.result, 'result', limits);

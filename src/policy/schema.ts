@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MAX_AMOUNT } from '../core/plan.js';
 
 /**
  * The policy format, defined once. The loader validates with it, and the JSON Schema
@@ -51,7 +52,10 @@ const per = expression
 export const BudgetSchema = z.strictObject({
   match,
   per,
-  limit: z.number({ error: 'expected a number' }).positive({ error: 'expected a positive number' }),
+  limit: z
+    .number({ error: 'expected a number' })
+    .positive({ error: 'expected a positive number' })
+    .max(MAX_AMOUNT, { error: `expected at most ${MAX_AMOUNT}` }),
   window: z
     .union(
       [
@@ -62,8 +66,8 @@ export const BudgetSchema = z.strictObject({
     )
     .describe('Fixed UTC windows such as 1h or 1d, or lifetime.'),
   cost: z
-    .union([expression, z.number().nonnegative()], {
-      error: 'expected a CEL amount or a number ≥ 0',
+    .union([expression, z.number().nonnegative().max(MAX_AMOUNT)], {
+      error: `expected a CEL amount or a number from 0 to ${MAX_AMOUNT}`,
     })
     .optional()
     .describe('Held at authorize, captured with the actual cost at settle (default 1).'),
@@ -96,9 +100,11 @@ export const IdempotencySchema = z.strictObject({
   key: expression
     .optional()
     .describe('CEL key; absent: derived from session, tool and canonical args.'),
-  ttl: duration.optional().describe(
-    'How long a key is remembered (default 24h); never less than its writ may run, so a call still running is never run again.',
-  ),
+  ttl: duration
+    .optional()
+    .describe(
+      'How long a key is remembered (default 24h); never less than its writ may run, so a call still running is never run again.',
+    ),
   on_expiry: z
     .enum(['in_doubt', 'retry'])
     .optional()
