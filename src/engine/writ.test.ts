@@ -215,3 +215,22 @@ describe('amounts stay finite', () => {
     expect((await call(1)).reasons[0]?.code).toBe('BUDGET_EXHAUSTED');
   });
 });
+
+describe('guard', () => {
+  it('runs the tool with the arguments it authorized, whatever the caller changes meanwhile', async () => {
+    const policy = `version: 1\ntools:\n  pay:\n    - allow: 'args.amount <= 100'\n`;
+    const writ = createWrit({ policy });
+    const ran: unknown[] = [];
+    const pay = writ.guard('pay', (args: { to: string; amount: number }) => ran.push(args), {
+      principal: { id: 'p' },
+      session: 's',
+    });
+    const args = { to: 'bob', amount: 50 };
+    const pending = pay(args);
+    // While authorize awaits the store, the caller's object changes.
+    Object.assign(args, { to: 'mallory', amount: 100_000 });
+    expect((await pending).outcome).toBe('allow');
+    expect(ran).toEqual([{ to: 'bob', amount: 50 }]);
+    expect(Object.getPrototypeOf(ran[0])).toBe(Object.prototype);
+  });
+});

@@ -32,6 +32,7 @@ import {
 } from '../policy/index.js';
 import { loadPolicy } from '../runtime/load-policy.js';
 import { randomIds, systemClock } from '../runtime/system.js';
+import { jsonCopy } from '../store/copy.js';
 import { memoryStore } from '../store/memory/index.js';
 import type {
   ApprovalRecord,
@@ -591,7 +592,17 @@ export function createWrit(options: WritOptions): WritEngine {
         const merged = { ...defaults, ...extra };
         const session =
           typeof merged.session === 'string' ? { id: merged.session } : merged.session;
-        return execute({ ...merged, session, tool, args }, (ctx) => fn(args, ctx), guardOptions);
+        // The tool gets a copy of the arguments taken before they are authorized: the
+        // caller's object may change while authorization awaits the store, and the tool
+        // must run with exactly what was authorized. A plain-object copy, as the tool was
+        // written for; arguments that are not JSON are left for authorize to refuse.
+        const copy = toJson(args, 'args', limits);
+        const checked = (copy.ok ? jsonCopy(copy.value) : args) as typeof args;
+        return execute(
+          { ...merged, session, tool, args: checked },
+          (ctx) => fn(checked, ctx),
+          guardOptions,
+        );
       };
     },
     sessions: {

@@ -281,16 +281,19 @@ const WRIT_TABLES = ['decision', 'log', 'shared', 'state'];
  * newer writ, or one with tables of its own and no writ schema (another program's file).
  */
 function refuseForeign(db: Database.Database) {
-  const version = db.pragma('user_version', { simple: true }) as number;
+  // Both read in one snapshot: another process may be creating the store right now.
+  const { version, tables } = db.transaction(() => ({
+    version: db.pragma('user_version', { simple: true }) as number,
+    tables: db
+      .prepare<[], string>("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+      .pluck()
+      .all(),
+  }))();
   if (version > MIGRATIONS.length) {
     throw new Error(
       `it has schema version ${version}, written by a newer writ; this one knows ${MIGRATIONS.length}`,
     );
   }
-  const tables = db
-    .prepare<[], string>("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-    .pluck()
-    .all();
   const foreign =
     version === 0
       ? tables.length > 0
