@@ -53,8 +53,12 @@ function plan(
     ops.push({
       kind: 'nonce',
       invariant: 'replay',
-      key: `${action.principal.id}:${action.nonce}`,
-      expiresAt: now + 2 * retainMs,
+      // The principal's colons escaped, so that principal `a` with nonce `b:c` and
+      // principal `a:b` with nonce `c` are two keys, not one.
+      key: `${action.principal.id.replace(/[\\:]/g, '\\$&')}:${action.nonce}`,
+      // A request is accepted up to max_age either side of its issuedAt, so the same request
+      // can come back until 2 × max_age after the first was seen, that moment included.
+      expiresAt: now + 2 * retainMs + 1,
     });
   }
   for (const rule of policy.idempotency) {

@@ -832,11 +832,37 @@ const nonces: ConformanceCase[] = [
     denied(await w.authorize(ping('n-1', T0)), replayed);
     // Nonces are per principal.
     allowed(await w.authorize(ping('n-1', T0, { id: 'agent-8' })));
-    // Remembered for twice max_age, so a replay inside the age window is always caught.
-    clock.advance(10 * MINUTE - 1);
+    // Remembered for twice max_age, that moment included, so a replay inside the age
+    // window is always caught.
+    clock.advance(10 * MINUTE);
     denied(await w.authorize(ping('n-1', clock.now())), replayed);
     clock.advance(1);
     allowed(await w.authorize(ping('n-1', clock.now())));
+  }),
+
+  example(
+    "nonces: a request issued max_age ahead cannot come back at the window's far edge",
+    async ({ writ, clock }) => {
+      const w = writ(NONCES);
+      // Issued 5 minutes ahead: accepted from now until 10 minutes from now, included.
+      allowed(await w.authorize(ping('edge', T0 + 5 * MINUTE)));
+      clock.advance(10 * MINUTE);
+      denied(await w.authorize(ping('edge', T0 + 5 * MINUTE)), {
+        code: 'NONCE_REPLAYED',
+        rule: 'replay',
+        key: 'agent-7:edge',
+      });
+    },
+  ),
+
+  example('nonces: a colon in a principal id does not make two nonces one', async ({ writ }) => {
+    const w = writ(NONCES);
+    const a = allowed(await w.authorize(ping('b:c', T0, { id: 'a' })));
+    const ab = allowed(await w.authorize(ping('c', T0, { id: 'a:b' })));
+    expect([a.reservations, ab.reservations]).toEqual([
+      [{ kind: 'nonce', key: 'a:b:c' }],
+      [{ kind: 'nonce', key: 'a\\:b:c' }],
+    ]);
   }),
 
   example(
@@ -1697,16 +1723,16 @@ const sweeps: ConformanceCase[] = [
     // Nothing has run its course yet: the rate bucket is still draining.
     expect(await w.sweep()).toEqual({ examined: 7, removed: {}, done: true });
 
-    // Past the nonce window (twice max_age) and the rate bucket's refill, before the
-    // writs' expiry and the claims' TTL.
-    clock.advance(10 * MINUTE);
+    // Past the nonce window (twice max_age, that moment included) and the rate bucket's
+    // refill, before the writs' expiry and the claims' TTL.
+    clock.advance(10 * MINUTE + 1);
     expect(await w.sweep()).toEqual({
       examined: 7,
       removed: { nonce: 2, rate: 1 },
       done: true,
     });
     // Past the writs' expiry (15 minutes): the settled one goes, the open one stays.
-    clock.advance(5 * MINUTE);
+    clock.advance(5 * MINUTE - 1);
     expect((await w.sweep()).removed).toEqual({ writ: 1 });
     await rejectsWith(w.settle(done, { status: 'succeeded' }), 'WRIT_INVALID');
     // Past the claims' TTL: both go, the in-doubt one too.

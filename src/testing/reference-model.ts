@@ -348,7 +348,7 @@ export class ReferenceModel {
     const p = this.predict(a, now);
     if (p.outcome !== 'allow') throw new Error(`the model would not allow ${identity(a)}`);
     const writ: Writ = { budgets: [], slot: false, claim: undefined, settled: false };
-    if (a.nonce !== undefined) this.#s.nonces[`${a.principal}:${a.nonce}`] = now + NONCE_MEMORY;
+    if (a.nonce !== undefined) this.#s.nonces[`${a.principal}:${a.nonce}`] = now + NONCE_MEMORY + 1;
     if (a.key !== undefined) {
       writ.claim = `once:${a.key}`;
       this.#s.claims[writ.claim] = {
