@@ -10,7 +10,7 @@ import {
   shadowed,
   type Writ,
 } from '../core/decision.js';
-import { actionDigest } from '../core/digest.js';
+import { actionDigest, digestJson } from '../core/digest.js';
 import { WritError } from '../core/errors.js';
 import {
   DEFAULT_JSON_LIMITS,
@@ -325,11 +325,14 @@ export function createWrit(options: WritOptions): WritEngine {
     digest: string,
     logged: Logged | undefined,
   ): Promise<Decision | undefined> {
+    // An approval is bound to what the approver saw — the call and everything about the
+    // request a policy can read — not only to the action digest: approved with one estimate,
+    // role or attribute, it does not let the call through with another.
+    const seen = policy.scopeFor(action.tool).mayRequireApproval ? approvalView(action) : undefined;
+    const bound = seen && digestJson(seen);
     const [session, approval] = await Promise.all([
       store.getSession(action.session.id),
-      policy.scopeFor(action.tool).mayRequireApproval
-        ? store.findApproval(digest, policy.hash, now)
-        : undefined,
+      bound ? store.findApproval(bound, policy.hash, now) : undefined,
     ]);
     const view: SessionView = session?.opened
       ? { attrs: session.attrs, labels: session.labels }
@@ -367,9 +370,9 @@ export function createWrit(options: WritOptions): WritEngine {
       const request = await store.requestApproval(
         {
           id: ids.next('apr'),
-          actionDigest: digest,
+          actionDigest: bound!,
           policyHash: policy.hash,
-          action: approvalView(action),
+          action: seen!,
           requestedBy: action.principal.id,
           reasons,
           status: 'pending',
@@ -395,7 +398,10 @@ export function createWrit(options: WritOptions): WritEngine {
       sessionId: action.session.id,
       sessionVersion,
     };
-    if (approved && approval) request.approvalId = approval.id;
+    if (approved && approval) {
+      request.approvalId = approval.id;
+      request.approvalDigest = bound!;
+    }
     if (logged) request.log = logOf(granted, logged, shadowOf);
     if (policy.mode === 'shadow') request.shadow = true;
     const result = await store.authorize(request);
@@ -650,9 +656,26 @@ export function createWrit(options: WritOptions): WritEngine {
   };
 }
 
-/** What an approver sees: the exact call, who asks, in which session. */
+/**
+ * What an approver sees and what the approval is bound to: the exact call, who asks (with
+ * the roles and attributes the host gave), in which session and with which attributes,
+ * and what else the request carries that a policy can read — its estimate, idempotency key
+ * and meta. Not the nonce, time or signature, which a retry of the same call changes.
+ */
 function approvalView(action: Action): JsonObject {
   const principal: JsonObject = { id: action.principal.id };
   if (action.principal.tenant !== undefined) principal.tenant = action.principal.tenant;
-  return { tool: action.tool, args: action.args, principal, session: action.session.id };
+  if (action.principal.roles.length > 0) principal.roles = action.principal.roles;
+  if (Object.keys(action.principal.attrs).length > 0) principal.attrs = action.principal.attrs;
+  const view: JsonObject = {
+    tool: action.tool,
+    args: action.args,
+    principal,
+    session: action.session.id,
+  };
+  if (Object.keys(action.session.attrs).length > 0) view.sessionAttrs = action.session.attrs;
+  if (Object.keys(action.estimate).length > 0) view.estimate = { ...action.estimate };
+  if (action.idempotencyKey !== undefined) view.idempotencyKey = action.idempotencyKey;
+  if (Object.keys(action.meta).length > 0) view.meta = action.meta;
+  return view;
 }

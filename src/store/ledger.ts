@@ -310,7 +310,8 @@ function checkPreconditions(tx: Tx, req: AuthorizeRequest): AuthorizeResult | un
   }
   if (req.approvalId !== undefined) {
     const approval = approvalAt(tx.get<ApprovalRecord>('approval', req.approvalId), req.now);
-    if (approval?.status !== 'approved' || approval.actionDigest !== req.writ.actionDigest) {
+    const bound = req.approvalDigest ?? req.writ.actionDigest;
+    if (approval?.status !== 'approved' || approval.actionDigest !== bound) {
       return { status: 'conflict', on: 'approval' };
     }
     tx.put('approval', approval.id, { ...approval, status: 'consumed' });

@@ -103,6 +103,11 @@ export interface AuthorizeRequest {
   /** Evaluation relied on this approval; it is consumed, and must still be approved. */
   approvalId?: string;
   /**
+   * What the approval must be bound to (its `actionDigest`): the digest of what its approver
+   * saw. Default: the writ's action digest.
+   */
+  approvalDigest?: string;
+  /**
    * Record the decision in the log in this same step. With a `deny` draft no op is applied;
    * with an `allow` draft the final decision is the draft resolved by what the ops did.
    */
@@ -188,6 +193,11 @@ export type ApprovalStatus = 'pending' | 'approved' | 'denied' | 'consumed' | 'e
 /** A request for a person to approve one exact action under one policy version. */
 export interface ApprovalRecord {
   id: string;
+  /**
+   * The digest the approval is bound to: the engine's digest of `action`, what the approver
+   * sees — the call, and the request context a policy can read (roles, attributes, estimate,
+   * idempotency key, meta).
+   */
   actionDigest: string;
   policyHash: string;
   /** The canonical action, so the approver sees exactly what runs. */

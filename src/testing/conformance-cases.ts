@@ -1223,6 +1223,29 @@ const approvals: ConformanceCase[] = [
     expect((await w.approvals.get(id))?.status).toBe('pending');
   }),
 
+  example('approvals: an approval binds to what its approver saw', async ({ writ }) => {
+    const w = writ(APPROVALS);
+    const asked = (estimate: number, extra: Record<string, unknown> = {}) =>
+      w.authorize(pay(250, { estimate: { cost: estimate }, ...extra }));
+    const id = (await asked(150)).approval!.id;
+    expect((await w.approvals.get(id))?.action).toMatchObject({ estimate: { cost: 150 } });
+    await w.approvals.approve(id, { approver: 'alice' });
+    // The same call with another estimate, roles or attributes is not what was approved.
+    for (const other of [
+      asked(900_000),
+      asked(150, { principal: { ...AGENT, roles: ['admin'] } }),
+      asked(150, { session: { id: 'run-1', attrs: { payees: ['mallory'] } } }),
+      asked(150, { meta: { ticket: 'OPS-1' } }),
+    ]) {
+      const decided = await other;
+      expect(decided.outcome).toBe('approval_required');
+      expect(decided.approval?.id).not.toBe(id);
+    }
+    // What was approved goes through, once; a new nonce or time is still the same call.
+    allowed(await asked(150, { nonce: 'n-9', issuedAt: iso(T0) }));
+    expect((await w.approvals.get(id))?.status).toBe('consumed');
+  }),
+
   example('approvals: someone in particular decides', async ({ writ }) => {
     // An approval by an empty or unprintable name would bind nobody, and would pass the
     // check that the approver is not the principal who asked.
