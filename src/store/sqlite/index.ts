@@ -77,32 +77,32 @@ class SqliteStore extends KvStore {
     }
     const db = open(path, synchronous);
     this.#db = db;
-    this.#groupCommit = groupCommit ?? synchronous === 'FULL';
-    let state: CachedState;
+    // Nothing of the store may fail to be prepared with the file left open.
     try {
-      state = new CachedState(db);
+      this.#groupCommit = groupCommit ?? synchronous === 'FULL';
+      const state = new CachedState(db);
+      this.#state = state;
+      this.view = state.reader;
+      this.#immediate = db.transaction((body: () => unknown) => {
+        state.sync();
+        const value = body();
+        state.flush();
+        return value;
+      });
+      this.#entryAt = db.prepare('SELECT entry FROM log WHERE seq = ?');
+      this.#allLog = db.prepare('SELECT seq, entry FROM log ORDER BY seq');
+      this.#logAfter = db.prepare('SELECT seq, entry FROM log WHERE seq > ? ORDER BY seq LIMIT ?');
+      this.#decisionSeq = db.prepare<[string], number>('SELECT seq FROM decision WHERE id = ?');
+      this.#decisionSeq.pluck();
+      this.#lastIndexed = db.prepare<[], number | null>('SELECT max(seq) FROM decision');
+      this.#lastIndexed.pluck();
+      this.#indexDecision = db.prepare('INSERT OR IGNORE INTO decision (id, seq) VALUES (?, ?)');
+      this.#lastLogged = db.prepare<[], number | null>('SELECT max(seq) FROM log');
+      this.#lastLogged.pluck();
     } catch (error) {
       db.close();
       throw openFailure(path, error);
     }
-    this.#state = state;
-    this.view = state.reader;
-    this.#immediate = db.transaction((body: () => unknown) => {
-      state.sync();
-      const value = body();
-      state.flush();
-      return value;
-    });
-    this.#entryAt = db.prepare('SELECT entry FROM log WHERE seq = ?');
-    this.#allLog = db.prepare('SELECT seq, entry FROM log ORDER BY seq');
-    this.#logAfter = db.prepare('SELECT seq, entry FROM log WHERE seq > ? ORDER BY seq LIMIT ?');
-    this.#decisionSeq = db.prepare<[string], number>('SELECT seq FROM decision WHERE id = ?');
-    this.#decisionSeq.pluck();
-    this.#lastIndexed = db.prepare<[], number | null>('SELECT max(seq) FROM decision');
-    this.#lastIndexed.pluck();
-    this.#indexDecision = db.prepare('INSERT OR IGNORE INTO decision (id, seq) VALUES (?, ?)');
-    this.#lastLogged = db.prepare<[], number | null>('SELECT max(seq) FROM log');
-    this.#lastLogged.pluck();
   }
 
   protected atomic<T>(step: (view: KvView) => T): Promise<T> {
