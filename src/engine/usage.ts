@@ -46,6 +46,9 @@ const STORE_METHODS = [
   'getPolicy',
   'close',
 ] as const satisfies readonly (keyof Store)[];
+/** Fails to compile when `Store` gains a method this list does not name. */
+type Unlisted = Exclude<keyof Store, 'kind' | (typeof STORE_METHODS)[number]>;
+const _everyMethodListed: [Unlisted] extends [never] ? true : Unlisted = true;
 
 /** What `execute` and `guard` are given besides the action, checked before anything runs. */
 export function checkExecute<T>(fn: unknown, options: ExecuteOptions<T> | null): void {
