@@ -15,6 +15,15 @@ function issuesOf(value: unknown, limits = DEFAULT_JSON_LIMITS) {
 }
 
 describe('toJson', () => {
+  it('turns -0 into 0, as canonical JSON writes it', () => {
+    // Otherwise `1.0 / args.x > 0.0` tells apart two requests that sign and digest alike.
+    const copied = toJson({ x: -0, list: [-0] }, 'args');
+    if (!copied.ok) throw new Error('expected JSON');
+    const value = copied.value as { x: number; list: number[] };
+    expect(Object.is(value.x, 0)).toBe(true);
+    expect(Object.is(value.list[0], 0)).toBe(true);
+  });
+
   it('returns a deep copy on null prototypes', () => {
     const input = { a: { b: [1, { c: 'x' }] } };
     const result = toJson(input, 'args');

@@ -75,7 +75,9 @@ export function toJson(
       case 'number':
         if (!Number.isFinite(v))
           issues.push({ path: pathOf(parent, key), message: `${v} is not a JSON number` });
-        return v;
+        // -0 becomes 0, as canonical JSON writes it: a policy must not tell apart two
+        // requests that sign and digest alike.
+        return v + 0;
       case 'boolean':
         return v;
       case 'object': {

@@ -325,19 +325,20 @@ export function createWrit(options: WritOptions): WritEngine {
     digest: string,
     logged: Logged | undefined,
   ): Promise<Decision | undefined> {
-    // An approval is bound to what the approver saw — the call and everything about the
-    // request a policy can read — not only to the action digest: approved with one estimate,
-    // role or attribute, it does not let the call through with another.
-    const seen = policy.scopeFor(action.tool).mayRequireApproval ? approvalView(action) : undefined;
-    const bound = seen && digestJson(seen);
-    const [session, approval] = await Promise.all([
-      store.getSession(action.session.id),
-      bound ? store.findApproval(bound, policy.hash, now) : undefined,
-    ]);
+    const session = await store.getSession(action.session.id);
     const view: SessionView = session?.opened
       ? { attrs: session.attrs, labels: session.labels }
       : { attrs: action.session.attrs, labels: session?.labels ?? [] };
     const ctx = buildContext(action, now, view);
+    // An approval is bound to what the approver saw — the call, and everything about the
+    // request and its session that the policy reads — not only to the action digest:
+    // approved with one estimate, role, attribute or label, it does not let the call
+    // through with another.
+    const seen = policy.scopeFor(action.tool).mayRequireApproval
+      ? approvalView(action, ctx.session)
+      : undefined;
+    const bound = seen && digestJson(seen);
+    const approval = bound ? await store.findApproval(bound, policy.hash, now) : undefined;
     const approved = approval?.status === 'approved';
     const verdict = evaluateScope(policy, ctx, approved);
     const sessionVersion = session?.version ?? 0;
@@ -658,11 +659,15 @@ export function createWrit(options: WritOptions): WritEngine {
 
 /**
  * What an approver sees and what the approval is bound to: the exact call, who asks (with
- * the roles and attributes the host gave), in which session and with which attributes,
- * and what else the request carries that a policy can read — its estimate, idempotency key
- * and meta. Not the nonce, time or signature, which a retry of the same call changes.
+ * the roles and attributes the host gave), in which session with the attributes and labels
+ * the policy read, and what else the request carries that a policy can read — its estimate,
+ * idempotency key and meta. Not the nonce, time or signature, which a retry of the same
+ * call changes. A retry must repeat the rest exactly, or it asks for approval again.
  */
-function approvalView(action: Action): JsonObject {
+function approvalView(
+  action: Action,
+  session: { attrs: JsonObject; labels: readonly string[] },
+): JsonObject {
   const principal: JsonObject = { id: action.principal.id };
   if (action.principal.tenant !== undefined) principal.tenant = action.principal.tenant;
   if (action.principal.roles.length > 0) principal.roles = action.principal.roles;
@@ -673,7 +678,10 @@ function approvalView(action: Action): JsonObject {
     principal,
     session: action.session.id,
   };
-  if (Object.keys(action.session.attrs).length > 0) view.sessionAttrs = action.session.attrs;
+  // The session as the policy read it: the host's attributes once it opened the session,
+  // and the labels from the store together with the caller's.
+  if (Object.keys(session.attrs).length > 0) view.sessionAttrs = session.attrs;
+  if (session.labels.length > 0) view.sessionLabels = [...session.labels];
   if (Object.keys(action.estimate).length > 0) view.estimate = { ...action.estimate };
   if (action.idempotencyKey !== undefined) view.idempotencyKey = action.idempotencyKey;
   if (Object.keys(action.meta).length > 0) view.meta = action.meta;

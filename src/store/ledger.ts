@@ -12,13 +12,14 @@ import {
 import { digestJson } from '../core/digest.js';
 import { WritError } from '../core/errors.js';
 import type { Json } from '../core/json.js';
-import type {
-  BudgetOp,
-  ConcurrencyOp,
-  IdempotencyOp,
-  NonceOp,
-  PlanOp,
-  RateOp,
+import {
+  type BudgetOp,
+  type ConcurrencyOp,
+  type IdempotencyOp,
+  MAX_AMOUNT,
+  type NonceOp,
+  type PlanOp,
+  type RateOp,
 } from '../core/plan.js';
 import {
   chainEntryText,
@@ -517,6 +518,13 @@ export function settle(view: KvView, req: SettleRequest): SettleResult {
     throw new WritError(
       'WRIT_INVALID',
       `writ ${req.writId} was already settled (${writ.settled.status})`,
+    );
+  // Checked here too, for callers of the store itself: an unbounded cost can make a budget's
+  // spent infinite, which JSON stores as null — an empty budget.
+  if (req.cost !== undefined && !(req.cost >= 0 && req.cost <= MAX_AMOUNT))
+    throw new WritError(
+      'USAGE',
+      `settle cost must be a number from 0 to ${MAX_AMOUNT}, not ${req.cost}`,
     );
   const succeeded = req.status === 'succeeded';
   const overage: Record<string, number> = {};

@@ -1,6 +1,6 @@
 import { expect } from 'vitest';
 import { digestJson } from '../core/digest.js';
-import type { PlanOp } from '../core/plan.js';
+import { MAX_AMOUNT, type PlanOp } from '../core/plan.js';
 import { entryHash, GENESIS_HASH } from '../log/entry.js';
 import type { BudgetState, Store, WritRecord } from '../store/types.js';
 import {
@@ -1126,6 +1126,23 @@ const sessions: ConformanceCase[] = [
     },
   ),
 
+  example('settle: a store refuses a cost beyond MAX_AMOUNT itself', async ({ store }) => {
+    // An unbounded cost could make spent infinite, which JSON stores as null: an empty
+    // budget on a store that writes JSON, a full one on one that does not.
+    const request = { now: T0, sessionId: 'run-1', sessionVersion: 0 };
+    await store.authorize({ ...request, ops: DIRECT_OPS, writ: directWrit('w-1', DIRECT_OPS) });
+    for (const cost of [Number.MAX_VALUE, MAX_AMOUNT * 2, -1]) {
+      await rejectsWith(
+        store.settle({ now: T0, writId: 'w-1', status: 'succeeded', cost }),
+        'USAGE',
+      );
+    }
+    const before = await store.listBudgets(T0);
+    await store.settle({ now: T0, writId: 'w-1', status: 'succeeded', cost: MAX_AMOUNT });
+    const after = await store.listBudgets(T0);
+    expect(after.map((b) => b.spent)).toEqual(before.map((b) => b.spent + MAX_AMOUNT));
+  }),
+
   example('sessions: a refused op is reported and nothing else is applied', async ({ store }) => {
     const request = { now: T0, sessionId: 'run-1', sessionVersion: 0 };
     expect(
@@ -1234,7 +1251,10 @@ const approvals: ConformanceCase[] = [
     for (const other of [
       asked(900_000),
       asked(150, { principal: { ...AGENT, roles: ['admin'] } }),
+      asked(150, { principal: { ...AGENT, attrs: { tier: 'gold' } } }),
       asked(150, { session: { id: 'run-1', attrs: { payees: ['mallory'] } } }),
+      asked(150, { session: { id: 'run-1', labels: ['exempt'] } }),
+      asked(150, { idempotencyKey: 'K9' }),
       asked(150, { meta: { ticket: 'OPS-1' } }),
     ]) {
       const decided = await other;
