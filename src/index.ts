@@ -15,8 +15,10 @@ export type { ApprovalRequest, Decision, Outcome, Reason, Writ } from './core/de
 export { actionDigest, digestJson, signingPayload } from './core/digest.js';
 export type { SourceIssue } from './core/errors.js';
 export { formatIssue, PolicyError, WritError } from './core/errors.js';
-export type { Json, JsonObject } from './core/json.js';
+export type { Json, JsonLimits, JsonObject } from './core/json.js';
+export { DEFAULT_JSON_LIMITS } from './core/json.js';
 export type { PlanOp } from './core/plan.js';
+export { MAX_AMOUNT } from './core/plan.js';
 export { decideScope } from './engine/decide.js';
 export type {
   ExecuteOptions,
