@@ -1,3 +1,4 @@
+import { WritError } from './errors.js';
 import {
   DEFAULT_JSON_LIMITS,
   isJsonObject,
@@ -233,6 +234,19 @@ export const ID_RULE = 'a non-empty string of at most 256 printable characters';
 /** True when `value` is an id: {@link ID_RULE}. */
 export function isId(value: unknown): value is string {
   return typeof value === 'string' && ID.test(value);
+}
+
+/**
+ * Refuses (`USAGE`) an approver that is not an id: an approval decided by nobody in
+ * particular would bind nobody. The engine checks it for every store, the ledger for
+ * callers of a store itself.
+ */
+export function checkApproverId(approver: unknown): asserts approver is string {
+  if (!isId(approver))
+    throw new WritError(
+      'USAGE',
+      `the approver must be ${ID_RULE}, not ${JSON.stringify(approver)}`,
+    );
 }
 
 function requiredId(value: unknown, at: string, issues: ValueIssue[]): string {

@@ -1,4 +1,4 @@
-import { ID_RULE, isId, TOOL_NAME } from '../core/action.js';
+import { checkApproverId, ID_RULE, isId, TOOL_NAME } from '../core/action.js';
 import { WritError } from '../core/errors.js';
 import { DEFAULT_JSON_LIMITS } from '../core/json.js';
 import type { CompiledPolicy } from '../policy/index.js';
@@ -75,9 +75,8 @@ export function checkExecute<T>(fn: unknown, options: ExecuteOptions<T> | null):
 
 /** Who decides an approval, and their note: checked before any store sees them. */
 export function checkApprover(by: { approver: string; note?: string } | undefined): void {
-  if (!isId(by?.approver))
-    throw usage(`the approver must be ${ID_RULE}, not ${JSON.stringify(by?.approver)}`);
-  if (by.note !== undefined && typeof by.note !== 'string')
+  checkApproverId(by?.approver);
+  if (by?.note !== undefined && typeof by.note !== 'string')
     throw usage(`an approval note must be text, not ${JSON.stringify(by.note)}`);
 }
 

@@ -1,4 +1,4 @@
-import { ID_RULE, isId } from '../core/action.js';
+import { checkApproverId } from '../core/action.js';
 import {
   type Decision,
   isoTime,
@@ -704,12 +704,7 @@ export function decideApproval(
   decision: ApprovalDecision,
   now: number,
 ): ApprovalRecord {
-  // An approval decided by nobody in particular would bind nobody.
-  if (!isId(decision.approver))
-    throw new WritError(
-      'USAGE',
-      `the approver must be ${ID_RULE}, not ${JSON.stringify(decision.approver)}`,
-    );
+  checkApproverId(decision.approver);
   const record = getApproval(view, id, now);
   if (!record) throw new WritError('APPROVAL_INVALID', `unknown approval ${id}`);
   if (record.status !== 'pending')
