@@ -11,6 +11,11 @@
  */
 export const MAX_AMOUNT = 1e15;
 
+/** True for an amount writ counts: a number from 0 to {@link MAX_AMOUNT}. */
+export function isAmount(value: unknown): value is number {
+  return typeof value === 'number' && value >= 0 && value <= MAX_AMOUNT;
+}
+
 /** Hold `amount` on a budget key until settle captures or voids it. */
 export interface BudgetOp {
   kind: 'budget';

@@ -19,7 +19,7 @@ import {
   type JsonObject,
   toJson,
 } from '../core/json.js';
-import { type IdempotencyOp, MAX_AMOUNT, type PlanOp } from '../core/plan.js';
+import { type IdempotencyOp, isAmount, MAX_AMOUNT, type PlanOp } from '../core/plan.js';
 import { redact } from '../log/redact.js';
 import {
   buildContext,
@@ -187,9 +187,6 @@ function candidateVerdict(candidate: CompiledPolicy, ctx: CelContext): DecisionL
 }
 
 type Replayable = { result: Json; writId: string };
-
-const isAmount = (value: unknown): value is number =>
-  typeof value === 'number' && value >= 0 && value <= MAX_AMOUNT;
 
 /** The cost `cost` gives for a result, or what is wrong with it. */
 function costOf<T>(

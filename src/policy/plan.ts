@@ -1,7 +1,7 @@
 import type { Action } from '../core/action.js';
 import { type Reason, reason } from '../core/decision.js';
 import { digestJson } from '../core/digest.js';
-import { MAX_AMOUNT, type PlanOp } from '../core/plan.js';
+import { isAmount, MAX_AMOUNT, type PlanOp } from '../core/plan.js';
 import { type CelContext, withoutStackTraces } from './cel.js';
 import type { CompiledPolicy, Expr } from './compile.js';
 import { test } from './evaluate.js';
@@ -152,7 +152,7 @@ function evaluateAmount(expr: Expr, ctx: CelContext): number | { error: string }
   try {
     const value = expr(ctx);
     const amount = typeof value === 'bigint' ? Number(value) : value;
-    if (typeof amount === 'number' && amount >= 0 && amount <= MAX_AMOUNT) return amount;
+    if (isAmount(amount)) return amount;
     return { error: `a cost must be a number from 0 to ${MAX_AMOUNT}` };
   } catch (error) {
     return { error: (error as Error).message.split('\n')[0]! };

@@ -16,6 +16,7 @@ import {
   type BudgetOp,
   type ConcurrencyOp,
   type IdempotencyOp,
+  isAmount,
   MAX_AMOUNT,
   type NonceOp,
   type PlanOp,
@@ -521,7 +522,7 @@ export function settle(view: KvView, req: SettleRequest): SettleResult {
     );
   // Checked here too, for callers of the store itself: an unbounded cost can make a budget's
   // spent infinite, which JSON stores as null — an empty budget.
-  if (req.cost !== undefined && !(req.cost >= 0 && req.cost <= MAX_AMOUNT))
+  if (req.cost !== undefined && !isAmount(req.cost))
     throw new WritError(
       'USAGE',
       `settle cost must be a number from 0 to ${MAX_AMOUNT}, not ${req.cost}`,
