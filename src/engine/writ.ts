@@ -84,7 +84,11 @@ export interface WritOptions {
 /** How a call ended, reported with `settle`. */
 export interface SettleOutcome {
   status: 'succeeded' | 'failed' | 'cancelled';
-  /** The actual cost, captured on every budget the writ holds. */
+  /**
+   * The actual cost, captured on every budget the writ holds, whatever the status (a failed
+   * call may have spent); beyond the hold it is overage. Default: the held amount on
+   * success, nothing on failure or cancel.
+   */
   cost?: number;
   /** The tool's result, stored for idempotent replays (JSON). */
   result?: unknown;

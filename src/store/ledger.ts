@@ -538,7 +538,9 @@ export function settle(view: KvView, req: SettleRequest): SettleResult {
       const hold = row.holds.find((h) => h.writ === writ.id);
       const capturedAtExpiry = row.expiredCaptures.find((c) => c.writ === writ.id)?.amount ?? 0;
       const actual = req.cost ?? (succeeded ? op.amount : 0);
-      if (succeeded && actual > op.amount) overage[op.key] = money(actual - op.amount);
+      // A cost reported with a failure is spend that happened (tokens burnt before the
+      // error): captured like any actual cost, and beyond the hold it is overage too.
+      if (actual > op.amount) overage[op.key] = money(actual - op.amount);
       const spent = money(row.spent + actual - capturedAtExpiry);
       if (hold || capturedAtExpiry > 0 || actual > 0)
         tx.put('budget', op.key, {

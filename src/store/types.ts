@@ -143,8 +143,9 @@ export interface SettleRequest {
   writId: string;
   status: 'succeeded' | 'failed' | 'cancelled';
   /**
-   * Actual cost, captured on every budget the writ holds. Default: the held amount when the
-   * call succeeded, nothing when it failed or was cancelled.
+   * Actual cost, captured on every budget the writ holds whatever the status; beyond the
+   * hold it is overage. Default: the held amount when the call succeeded, nothing when it
+   * failed or was cancelled.
    */
   cost?: number;
   /** Record the settlement in the decision log in the same step (default true). */

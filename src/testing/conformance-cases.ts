@@ -145,6 +145,25 @@ const budgets: ConformanceCase[] = [
     allowed(await w.authorize(pay(500)));
   }),
 
+  example(
+    'budgets: a cost reported with a failure is captured, and beyond the hold is overage',
+    async ({ writ }) => {
+      const w = writ(spendPolicy());
+      const partly = await w.settle(allowed(await w.authorize(pay(100))), {
+        status: 'failed',
+        cost: 40,
+      });
+      expect(partly.overage).toEqual({});
+      expect(partly.writ.settled).toEqual({ at: T0, status: 'failed', cost: 40 });
+      const over = await w.settle(allowed(await w.authorize(pay(100))), {
+        status: 'cancelled',
+        cost: 160,
+      });
+      expect(over.overage).toEqual({ [DAY_KEY]: 60 });
+      expect(await w.budgets()).toEqual([budget(DAY_KEY, 500, 200, 0, DAY_END)]);
+    },
+  ),
+
   example('budgets: fractional costs fit a limit exactly', async ({ writ }) => {
     const w = writ(
       spendPolicy().replace('limit: 500', 'limit: 0.3').replace('window: 1d', 'window: lifetime'),

@@ -418,7 +418,7 @@ export class ReferenceModel {
       delete row.holds[writId];
       delete row.holdsExpireAt[writId];
       delete row.captured[writId];
-      if (succeeded && actual > amount) overage[key] = actual - amount;
+      if (actual > amount) overage[key] = actual - amount;
     }
     if (writ.slot) delete this.#s.leases[writId];
     if (writ.claim !== undefined) {
