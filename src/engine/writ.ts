@@ -493,7 +493,7 @@ export function createWrit(options: WritOptions): WritEngine {
       issuedAt: now,
       expiresAt: now + ttl,
       ops,
-      labelsOnSuccess: labels,
+      labels,
       fencing: {},
     };
   }

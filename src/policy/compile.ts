@@ -99,7 +99,7 @@ export interface CompiledIdempotency extends Invariant {
   onExpiry: 'in_doubt' | 'retry';
 }
 
-/** A session label set after a matching call succeeds. */
+/** A session label set when a matching call settles having run (succeeded or failed). */
 export interface CompiledLabel {
   name: string;
   when: Expr;

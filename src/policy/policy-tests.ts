@@ -12,7 +12,7 @@ import { YamlSourceFile } from './source.js';
  * Policy unit tests in the spirit of `opa test`: a YAML file of cases, each an action (or a
  * sequence of steps in one session) with the expected outcome and, optionally, reason codes
  * and rules that must appear. Steps share their session: after a step that is allowed, the
- * policy's label rules apply, as they would when the call succeeds.
+ * policy's label rules apply, as they would when the call settles.
  */
 
 const reasonCode = z.enum(Object.keys(REASONS) as [ReasonCode, ...ReasonCode[]], {

@@ -134,7 +134,9 @@ export const ReplaySchema = z.strictObject({
 });
 
 export const LabelSchema = z.strictObject({
-  when: condition.describe('Set on the session after a call for which this is true succeeds.'),
+  when: condition.describe(
+    'Set on the session when a call for which this is true settles having run: succeeded or failed (not cancelled).',
+  ),
 });
 
 export const PolicySchema = z

@@ -251,7 +251,7 @@ function copyWrit(writ: WritRecord, fencing = writ.fencing): WritRecord {
   const copy: WritRecord = {
     ...writ,
     ops,
-    labelsOnSuccess: [...writ.labelsOnSuccess],
+    labels: [...writ.labels],
     fencing: { ...fencing },
   };
   if (writ.settled) copy.settled = { ...writ.settled };
@@ -572,10 +572,12 @@ export function settle(view: KvView, req: SettleRequest): SettleResult {
   }
 
   let labelsAdded: string[] = [];
-  if (succeeded && writ.labelsOnSuccess.length > 0) {
+  // Labels mark what the agent may have seen: a failed call ran too, and its error can carry
+  // what it read (fail closed); a cancelled one never ran.
+  if (req.status !== 'cancelled' && writ.labels.length > 0) {
     const session = tx.get<SessionRecord>('session', writ.sessionId);
     const labels = new Set(session?.labels ?? []);
-    labelsAdded = writ.labelsOnSuccess.filter((l) => !labels.has(l));
+    labelsAdded = writ.labels.filter((l) => !labels.has(l));
     if (labelsAdded.length > 0) {
       tx.put('session', writ.sessionId, {
         id: writ.sessionId,

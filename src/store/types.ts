@@ -173,8 +173,12 @@ export interface WritRecord {
   issuedAt: number;
   expiresAt: number;
   ops: PlanOp[];
-  /** Labels the session gets if the call succeeds (worked out at authorize, applied at settle). */
-  labelsOnSuccess: string[];
+  /**
+   * Labels the session gets when the call is settled as having run, `succeeded` or `failed`
+   * (worked out at authorize, applied at settle): a call that failed may still have shown the
+   * agent what it read. A `cancelled` call never ran and adds none.
+   */
+  labels: string[];
   fencing: Record<string, number>;
   settled?: { at: number; status: SettleRequest['status']; cost?: number };
 }

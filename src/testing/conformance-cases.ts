@@ -976,7 +976,7 @@ function directWrit(id: string, ops: PlanOp[], sessionId = 'run-1'): WritRecord 
     issuedAt: T0,
     expiresAt: T0 + 10 * MINUTE,
     ops,
-    labelsOnSuccess: [],
+    labels: [],
     fencing: {},
   };
 }
@@ -1037,11 +1037,10 @@ const sessions: ConformanceCase[] = [
     );
   }),
 
-  example('sessions: labels are added only when a call succeeds', async ({ writ }) => {
+  example('sessions: labels are added when a call that ran settles', async ({ writ }) => {
     const w = writ(SESSIONS);
     await w.sessions.open('run-1', { payees: ['bob'] });
-    const failed = await w.settle(allowed(await w.authorize(browse())), { status: 'failed' });
-    expect(failed.labelsAdded).toEqual([]);
+    // A cancelled call never ran: it marks nothing.
     const cancelled = await w.settle(allowed(await w.authorize(browse())), {
       status: 'cancelled',
     });
@@ -1072,6 +1071,21 @@ const sessions: ConformanceCase[] = [
       version: 3,
     });
   }),
+
+  example(
+    'sessions: a failed call adds its labels: its error may carry what it read',
+    async ({ writ }) => {
+      const w = writ(SESSIONS);
+      await w.sessions.open('run-1', { payees: ['bob'] });
+      const failed = await w.settle(allowed(await w.authorize(browse())), { status: 'failed' });
+      expect(failed.labelsAdded).toEqual(['untrusted-content']);
+      expect(await w.sessions.get('run-1')).toMatchObject({
+        labels: ['untrusted-content'],
+        version: 2,
+      });
+      denied(await w.authorize(sendTo('bob')), { code: 'DENIED_BY_RULE', rule: 'flow[0]' });
+    },
+  ),
 
   example('sessions: labels stick to sessions the host never opened', async ({ writ }) => {
     const w = writ(SESSIONS);

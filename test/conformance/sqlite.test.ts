@@ -55,7 +55,7 @@ function writRecord(id: string, ops: PlanOp[], labels: unknown[] = []): WritReco
     issuedAt: T0,
     expiresAt: T0 + 60_000,
     ops,
-    labelsOnSuccess: labels as string[],
+    labels: labels as string[],
     fencing: {},
   };
 }
@@ -469,6 +469,49 @@ describe('sqlite: schema migrations', () => {
       expect(reopened.prepare('SELECT id, seq FROM decision').all()).toEqual([
         { id: 'dec-old', seq: 7 },
       ]);
+    } finally {
+      reopened.close();
+    }
+  });
+});
+
+describe('sqlite: schema migrations, version 4', () => {
+  it("renames an unsettled writ's labelsOnSuccess to labels, which its settle applies", async () => {
+    const path = freshPath();
+    const old = new Database(path);
+    old.pragma('journal_mode = WAL');
+    old.transaction(() => {
+      for (const step of MIGRATIONS.slice(0, 4)) old.exec(step);
+      old.pragma('user_version = 4');
+      const { labels, ...rest } = writRecord('w-old', []);
+      const put = old.prepare("INSERT INTO state (kind, key, value) VALUES ('writ', ?, ?)");
+      put.run('w-old', JSON.stringify({ ...rest, labelsOnSuccess: ['untrusted-content'] }));
+      // A settled writ keeps no labels: it is left as it is.
+      put.run('w-done', JSON.stringify({ id: 'w-done', expiresAt: T0, settled: { at: T0 } }));
+    })();
+    old.close();
+
+    const store = sqliteStore({ path });
+    try {
+      const settled = await store.settle({ now: T0, writId: 'w-old', status: 'failed' });
+      expect(settled.labelsAdded).toEqual(['untrusted-content']);
+      expect(settled.writ.labels).toEqual(['untrusted-content']);
+      expect(settled.writ).not.toHaveProperty('labelsOnSuccess');
+      expect((await store.getSession('s1'))?.labels).toEqual(['untrusted-content']);
+    } finally {
+      await store.close();
+    }
+    const reopened = new Database(path, { readonly: true });
+    try {
+      const done = reopened
+        .prepare("SELECT value FROM state WHERE kind = 'writ' AND key = 'w-done'")
+        .pluck()
+        .get();
+      expect(JSON.parse(done as string)).toEqual({
+        id: 'w-done',
+        expiresAt: T0,
+        settled: { at: T0 },
+      });
     } finally {
       reopened.close();
     }

@@ -35,6 +35,12 @@ export const MIGRATIONS: readonly string[] = [
    INSERT INTO decision SELECT key, CAST(value AS INTEGER) FROM state
      WHERE kind = 'decision-index';
    DELETE FROM state WHERE kind = 'decision-index'`,
+  // A writ's labels apply when it settles as having run, not only on success: the field
+  // that held them, `labelsOnSuccess`, is `labels` now.
+  `UPDATE state
+     SET value = json_set(json_remove(value, '$.labelsOnSuccess'), '$.labels',
+                          json(json_extract(value, '$.labelsOnSuccess')))
+     WHERE kind = 'writ' AND json_type(value, '$.labelsOnSuccess') = 'array'`,
 ];
 
 /** The kinds of records kept in the `shared` table; every other kind is in `state`. */
