@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -604,4 +604,75 @@ describe('sqlite: rows written by earlier versions', () => {
       await store.close();
     }
   });
+});
+
+describe('sqlite: WAL checkpoints from a worker thread', () => {
+  const walBytes = (path: string) => (existsSync(`${path}-wal`) ? statSync(`${path}-wal`).size : 0);
+
+  it('keeps the WAL bounded while deciding, and closes with its connection', async () => {
+    const path = freshPath();
+    const writ = createWrit({
+      policy: PAY_POLICY,
+      store: sqliteStore({ path }),
+      clock: manualClock(T0),
+      ids: sequentialIds(),
+    });
+    // 3,000 commits of several pages each: ~15,000 pages, more than the 10,000 SQLite is
+    // left to checkpoint at once the worker runs — so a worker that never checkpointed
+    // would leave a WAL of about 40 MB. A working one keeps it to a few MB (more when a busy
+    // machine slows the worker down).
+    for (let i = 0; i < 1_500; i++) {
+      const decision = await writ.authorize(pay(0.001, `k-${i}`));
+      expect(decision.outcome).toBe('allow');
+      await writ.settle(decision.writ!, { status: 'succeeded', result: { i } });
+    }
+    expect(walBytes(path)).toBeLessThan(20 * 2 ** 20);
+    await writ.close();
+    // The store's own connection closed last, so it checkpointed what was left and removed
+    // the WAL: the worker's connection was closed before it.
+    expect(existsSync(`${path}-wal`)).toBe(false);
+
+    const reopened = sqliteStore({ path });
+    try {
+      expect(await reopened.verifyLog()).toMatchObject({ ok: true, entries: 3_000 });
+      expect((await reopened.listBudgets(T0))[0]).toMatchObject({ spent: 1.5, held: 0 });
+    } finally {
+      await reopened.close();
+    }
+  }, 60_000);
+
+  it('lets a process that never closes its store exit', async () => {
+    const path = freshPath();
+    const source = join(import.meta.dirname, '../../src/store/sqlite/index.ts');
+    const writer = `import('${source}').then(async (m) => {
+      const store = m.sqliteStore({ path: process.argv[1] });
+      for (let i = 0; i < 200; i++) await store.putSession('s' + i, {}, 0);
+      console.log('done');
+    })`;
+    const run = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
+      (resolve) => {
+        const child = spawn(process.execPath, ['--import', 'tsx', '-e', writer, path]);
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (chunk) => {
+          stdout += chunk;
+        });
+        child.stderr.on('data', (chunk) => {
+          stderr += chunk;
+        });
+        const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+        child.on('close', (code) => {
+          clearTimeout(timer);
+          resolve({ code, stdout, stderr });
+        });
+      },
+    );
+    expect(run).toEqual({ code: 0, stdout: 'done\n', stderr: '' });
+    const store = sqliteStore({ path });
+    try {
+      expect(await store.listSessions()).toHaveLength(200);
+    } finally {
+      await store.close();
+    }
+  }, 30_000);
 });

@@ -7,6 +7,7 @@ import { type ChainReport, ChainVerifier } from '../../log/verify.js';
 import { KvStore } from '../kv-store.js';
 import type { Kind, KvView } from '../ledger.js';
 import type { Store } from '../types.js';
+import { Checkpointer } from './checkpointer.js';
 import { MIGRATIONS } from './schema.js';
 import { CachedState } from './state.js';
 
@@ -39,6 +40,8 @@ class SqliteStore extends KvStore {
   readonly #db: Database.Database;
   readonly #groupCommit: boolean;
   readonly #state: CachedState;
+  /** Checkpoints the WAL from a worker thread; none for a database in memory. */
+  readonly #checkpointer: Checkpointer | undefined;
   protected readonly view: KvView;
   /** Runs a body in `BEGIN IMMEDIATE`, with the cache synced before and flushed after. */
   readonly #immediate: Database.Transaction<(body: () => unknown) => unknown>;
@@ -80,6 +83,7 @@ class SqliteStore extends KvStore {
     // Nothing of the store may fail to be prepared with the file left open.
     try {
       this.#groupCommit = groupCommit ?? synchronous === 'FULL';
+      this.#checkpointer = path === ':memory:' ? undefined : new Checkpointer(db, path);
       const state = new CachedState(db);
       this.#state = state;
       this.view = state.reader;
@@ -133,6 +137,7 @@ class SqliteStore extends KvStore {
     try {
       const value = this.#immediate.immediate(body) as T;
       this.#state.committed();
+      this.#checkpointer?.committed();
       return value;
     } catch (error) {
       this.#state.rolledBack();
@@ -237,6 +242,9 @@ class SqliteStore extends KvStore {
 
   async close(): Promise<void> {
     if (this.#queue.length > 0) this.#flush();
+    // The worker's connection first: the store's own, closed last, then checkpoints what is
+    // left and removes the WAL, as it did before there was a worker.
+    await this.#checkpointer?.close();
     if (this.#db.open) this.#db.close();
   }
 }
