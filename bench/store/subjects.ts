@@ -12,10 +12,7 @@ import type { Runtime } from './runtime.js';
 /**
  * One tool, allowed; every call of it holds 1 on one budget (a limit it never reaches),
  * takes a token from one rate limit (a rate it never reaches) and claims a fresh
- * idempotency key (`request.idempotencyKey` is unique per call). The rate is a million a
- * second, not more: the bucket's state is an epoch time in ms, where a double resolves
- * about 0.0002 ms, so the interval of a much higher rate would be lost in rounding and the
- * row would never change.
+ * idempotency key (`request.idempotencyKey` is unique per call).
  */
 export const DECISION_POLICY = `
 version: 1

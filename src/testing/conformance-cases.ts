@@ -507,6 +507,38 @@ const rateLimits: ConformanceCase[] = [
     denied(await w.authorize(mail()), limited(clock.now() + 6 * SECOND));
   }),
 
+  example(
+    'rate limits: an interval that is no whole number of ms is exact at real times',
+    async ({ writ, clock }) => {
+      // 6/1s: an interval of 166.66… ms, added to an epoch time of 1.8e12 ms.
+      const w = writ(MAIL.replace('rate: 10/1m', 'rate: 6/1s').replace('burst: 3', 'burst: 6'));
+      for (let i = 0; i < 6; i++) allowed(await w.authorize(mail()));
+      // The next token is due 166.67 ms on: the first whole millisecond is 167.
+      denied(await w.authorize(mail()), limited(T0 + 167));
+      clock.advance(166);
+      denied(await w.authorize(mail()), limited(T0 + 167));
+      clock.advance(1);
+      allowed(await w.authorize(mail()));
+      // A second after that call, the bucket is full again: six tokens, not five.
+      clock.advance(1000);
+      for (let i = 0; i < 6; i++) allowed(await w.authorize(mail()));
+      denied(await w.authorize(mail()), limited(T0 + 1167 + 167));
+    },
+  ),
+
+  example(
+    'rate limits: an interval under a millisecond allows a call each millisecond',
+    async ({ writ, clock }) => {
+      // 10,000/1s with no burst: 0.1 ms apart, so one call in any one millisecond.
+      const w = writ(MAIL.replace('rate: 10/1m', 'rate: 10000/1s').replace('burst: 3', 'burst: 1'));
+      for (let ms = 0; ms < 5; ms++) {
+        allowed(await w.authorize(mail()));
+        denied(await w.authorize(mail()), limited(clock.now() + 1));
+        clock.advance(1);
+      }
+    },
+  ),
+
   example('rate limits: a token is spent at authorize, whatever the settle', async ({ writ }) => {
     const w = writ(MAIL);
     for (let i = 0; i < 3; i++)

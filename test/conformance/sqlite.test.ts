@@ -519,6 +519,40 @@ describe('sqlite: schema migrations, version 4', () => {
 });
 
 describe('sqlite: rows written by earlier versions', () => {
+  it('reads a rate bucket kept as a fractional time, rounding it up', async () => {
+    const path = freshPath();
+    await sqliteStore({ path }).close();
+    const old = new Database(path);
+    try {
+      old
+        .prepare("INSERT INTO shared (kind, key, value) VALUES ('rate', 'calls', ?)")
+        .run(JSON.stringify({ tat: T0 + 0.4 }));
+    } finally {
+      old.close();
+    }
+    // 6/1s, no burst: the bucket is due at T0 + 0.4 ms, so the first whole ms is T0 + 1.
+    const rate: PlanOp = {
+      kind: 'rate',
+      invariant: 'rate_limits.calls',
+      key: 'calls',
+      count: 6,
+      periodMs: 1_000,
+      burst: 1,
+    };
+    const store = sqliteStore({ path });
+    try {
+      expect(await store.authorize(request(writRecord('w-1', [rate])))).toMatchObject({
+        status: 'refused',
+        reason: { code: 'RATE_LIMITED', resetAt: new Date(T0 + 1).toISOString() },
+      });
+      expect(
+        await store.authorize({ ...request(writRecord('w-2', [rate])), now: T0 + 1 }),
+      ).toMatchObject({ status: 'granted' });
+    } finally {
+      await store.close();
+    }
+  });
+
   it('captures an old-shape hold at its expiry, and a late settle corrects it', async () => {
     const path = freshPath();
     await sqliteStore({ path }).close();
