@@ -268,8 +268,8 @@ describe('policy loading: durations and rates', () => {
     ['1w', 'p.yaml:5:16: tools.a.0.expires: expected a duration such as 30s, 15m, 24h or 1d'],
     ['-5m', 'p.yaml:5:16: tools.a.0.expires: expected a duration such as 30s, 15m, 24h or 1d'],
     ['1.5h', 'p.yaml:5:16: tools.a.0.expires: expected a duration such as 30s, 15m, 24h or 1d'],
-    ['0m', 'p.yaml:5:16: expected a positive duration'],
-    ['99999999999999999999d', 'p.yaml:5:16: expected a positive duration'],
+    ['0m', 'p.yaml:5:16: expected a duration above zero and at most 36500d'],
+    ['99999999999999999999d', 'p.yaml:5:16: expected a duration above zero and at most 36500d'],
   ])('rejects expires: %s', (duration, error) => {
     const text = `version: 1\ntools:\n  a:\n    - require_approval: true\n      expires: ${duration}\n`;
     expect(errorsOf(text)).toEqual([error]);
@@ -281,13 +281,39 @@ describe('policy loading: durations and rates', () => {
     ]);
     expect(
       errorsOf('version: 1\nbudgets:\n  b:\n    limit: 5\n    window: 1d\n    hold_ttl: 0s\n'),
-    ).toEqual(['p.yaml:6:15: expected a positive duration']);
+    ).toEqual(['p.yaml:6:15: expected a duration above zero and at most 36500d']);
     expect(errorsOf('version: 1\nconcurrency:\n  c:\n    max: 1\n    lease: 10 m\n')).toEqual([
       'p.yaml:5:12: concurrency.c.lease: expected a duration such as 30s, 15m, 24h or 1d',
     ]);
     expect(errorsOf('version: 1\nidempotency:\n  i:\n    ttl: 0h\n')).toEqual([
-      'p.yaml:4:10: expected a positive duration',
+      'p.yaml:4:10: expected a duration above zero and at most 36500d',
     ]);
+  });
+
+  // Each of these used to load: a window of 0 then failed every matching call as a store
+  // error, and a max_age of 0 (or one too long to hold) switched the age check off.
+  it.each([
+    ['window: 0d', 'version: 1\nbudgets:\n  b:\n    limit: 5\n    window: 0d\n', 'p.yaml:5:13'],
+    [
+      'window: 99999999d',
+      'version: 1\nbudgets:\n  b:\n    limit: 5\n    window: 99999999d\n',
+      'p.yaml:5:13',
+    ],
+    ['max_age: 0s', 'version: 1\nreplay:\n  max_age: 0s\n', 'p.yaml:3:12'],
+    ['max_age: 0ms', 'version: 1\nreplay:\n  max_age: 0ms\n', 'p.yaml:3:12'],
+    ['max_age: 9999999999d', 'version: 1\nreplay:\n  max_age: 9999999999d\n', 'p.yaml:3:12'],
+  ])('rejects %s', (_name, text, at) => {
+    expect(errorsOf(text)).toEqual([`${at}: expected a duration above zero and at most 36500d`]);
+  });
+
+  it('rejects require_nonce without max_age, which bounds how long a nonce is kept', () => {
+    expect(errorsOf('version: 1\nreplay:\n  require_nonce: true\n')).toEqual([
+      'p.yaml:3:18: require_nonce needs max_age: nonces are remembered for 2 × max_age, and a request older than that must be refused',
+    ]);
+    expect(ok('version: 1\nreplay:\n  require_nonce: true\n  max_age: 5m\n').replay).toMatchObject({
+      requireNonce: true,
+      maxAgeMs: 300_000,
+    });
   });
 
   it.each([

@@ -289,7 +289,10 @@ class PolicyBuilder {
       this.budgets.push({
         ...base,
         limit: b.limit,
-        windowMs: b.window === 'lifetime' ? null : parseDuration(b.window)!,
+        windowMs:
+          b.window === 'lifetime'
+            ? null
+            : this.duration(file, ['budgets', name, 'window'], b.window, 0),
         cost,
         holdTtlMs: this.duration(file, ['budgets', name, 'hold_ttl'], b.hold_ttl, 15 * 60_000),
         onExpiry: b.on_expiry ?? 'release',
@@ -343,7 +346,18 @@ class PolicyBuilder {
           file.issueAt(['replay'], 'replay may only be set in the root policy', { key: true }),
         );
       const maxAgeMs =
-        doc.replay.max_age === undefined ? undefined : parseDuration(doc.replay.max_age);
+        doc.replay.max_age === undefined
+          ? undefined
+          : this.duration(file, ['replay', 'max_age'], doc.replay.max_age, 0);
+      // A nonce is only "once" for as long as it is remembered: bounding how long means
+      // bounding how old a request may be, or a replay after that time would pass.
+      if (doc.replay.require_nonce && doc.replay.max_age === undefined)
+        this.issues.push(
+          file.issueAt(
+            ['replay', 'require_nonce'],
+            'require_nonce needs max_age: nonces are remembered for 2 × max_age, and a request older than that must be refused',
+          ),
+        );
       const keys: CompiledReplay['keys'] = Object.create(null);
       for (const [principal, key] of Object.entries(doc.replay.keys ?? {})) {
         if ((key.ed25519 === undefined) === (key.hmac_secret_env === undefined)) {
@@ -506,7 +520,8 @@ class PolicyBuilder {
   ): number {
     if (text === undefined) return fallback;
     const ms = parseDuration(text);
-    if (ms === undefined) this.issues.push(file.issueAt(path, 'expected a positive duration'));
+    if (ms === undefined)
+      this.issues.push(file.issueAt(path, 'expected a duration above zero and at most 36500d'));
     return ms ?? fallback;
   }
 

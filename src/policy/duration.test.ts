@@ -36,8 +36,11 @@ describe('parseDuration', () => {
     expect(parseDuration(text)).toBeUndefined();
   });
 
-  it('stays within safe integers', () => {
-    expect(parseDuration('104249991d')).toBe(104_249_991 * 86_400_000);
+  it('is at most 100 years (36500d), so that times computed from it stay valid dates', () => {
+    expect(parseDuration('36500d')).toBe(36_500 * 86_400_000);
+    expect(parseDuration('876000h')).toBe(36_500 * 86_400_000);
+    expect(parseDuration('36501d')).toBeUndefined();
+    expect(parseDuration('3153600000001ms')).toBeUndefined();
     expect(parseDuration('104249992d')).toBeUndefined();
   });
 });

@@ -157,8 +157,7 @@ describe('include', () => {
   it('rejects mode, default and replay in an included file', () => {
     const root = files({
       'p.yaml': 'version: 1\ninclude: [q.yaml]\n',
-      'q.yaml':
-        'version: 1\nmode: shadow\ndefault: require_approval\nreplay:\n  require_nonce: true\n',
+      'q.yaml': 'version: 1\nmode: shadow\ndefault: require_approval\nreplay:\n  max_age: 5m\n',
     });
     const q = join(root, 'q.yaml');
     expect(errorsOf(join(root, 'p.yaml'))).toEqual([

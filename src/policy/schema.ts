@@ -125,7 +125,10 @@ const signatureKey = z
   .describe('How one principal signs its requests.');
 
 export const ReplaySchema = z.strictObject({
-  require_nonce: z.boolean().optional(),
+  require_nonce: z
+    .boolean()
+    .optional()
+    .describe('Refuse requests without a nonce; each nonce is accepted once. Needs max_age.'),
   max_age: duration
     .optional()
     .describe('Requests issued longer ago (or later) than this are refused.'),

@@ -368,12 +368,13 @@ function everythingPolicy(perLane: 'budget' | 'rate' | 'concurrency' | 'none'): 
     `    key: 'request.idempotencyKey'`,
     'replay:',
     '  require_nonce: true',
+    '  max_age: 1d',
     '',
   ].join('\n');
 }
 
 const laneCall = (lane: string, amount: number, key: string, nonce: string) =>
-  action('send_money', { lane, amount }, { idempotencyKey: key, nonce });
+  action('send_money', { lane, amount }, { idempotencyKey: key, nonce, issuedAt: iso(T0) });
 
 const atomicity: ConformanceCase[] = [
   example('atomicity: a call refused by the rate limit reserves nothing', async ({ writ }) => {
@@ -1484,6 +1485,7 @@ const SHADOW = [
   `    cost: 'args.amount'`,
   'replay:',
   '  require_nonce: true',
+  '  max_age: 1d',
   '',
 ].join('\n');
 
@@ -1492,7 +1494,7 @@ const shadow: ConformanceCase[] = [
     'shadow mode: a denial is an allow with the shadow decision and an empty writ',
     async ({ writ }) => {
       const w = writ(SHADOW);
-      const n = (i: number) => ({ nonce: `n-${i}` });
+      const n = (i: number) => ({ nonce: `n-${i}`, issuedAt: iso(T0) });
       const forbidden = await w.authorize(pay(2000, n(1)));
       const writ1 = allowed(forbidden);
       expect(writ1.reservations).toEqual([]);
@@ -1545,8 +1547,8 @@ const shadow: ConformanceCase[] = [
     });
     expect(executed.outcome).toBe('allow');
     expect(ran).toBe(true);
-    allowed(await w.authorize(pay(10, { nonce: 'x' })));
-    const replayed = await w.authorize(pay(10, { nonce: 'x' }));
+    allowed(await w.authorize(pay(10, { nonce: 'x', issuedAt: iso(T0) })));
+    const replayed = await w.authorize(pay(10, { nonce: 'x', issuedAt: iso(T0) }));
     expect(allowed(replayed).reservations).toEqual([]);
     expect(replayed.shadow?.reasons[0]).toMatchObject({ code: 'NONCE_REPLAYED' });
   }),
