@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseAction, parseRfc3339, TOOL_NAME } from './action.js';
+import { isId, parseAction, parseRfc3339, sameParty, TOOL_NAME } from './action.js';
 
 afterEach(() => {
   expect(({} as Record<string, unknown>).polluted).toBeUndefined();
@@ -209,6 +209,33 @@ describe('parseAction: lone surrogates', () => {
       'session.labels[0]',
     ]);
     expect(paths({ ...base, nonce: 'n\ud800' })).toEqual(['nonce']);
+  });
+});
+
+describe('ids read as what they are', () => {
+  it.each([
+    [' agent-7', 'a space at the start'],
+    ['agent-7 ', 'a space at the end'],
+    ['\u00a0agent-7', 'a no-break space at the start'],
+    ['   ', 'only spaces'],
+    ['agent\u200b-7', 'a zero-width space'],
+    ['agent\u202e-7', 'a bidi override'],
+    ['\ufeffagent-7', 'a byte order mark'],
+    ['agent\u2028-7', 'a line separator'],
+  ])('refuses %j (%s)', (id) => {
+    expect(isId(id)).toBe(false);
+    expect(paths({ ...base, principal: { id } })).toEqual(['principal.id']);
+  });
+
+  it('accepts inner spaces and any script', () => {
+    for (const id of ['Jane Doe', 'agent-7', 'агент-7', '代理', 'a:b/c@d'])
+      expect(isId(id)).toBe(true);
+  });
+
+  it('takes case and compatibility forms of one name as the same party', () => {
+    expect(sameParty('agent-7', 'Agent-7')).toBe(true);
+    expect(sameParty('agent-7', '\uff41gent-7')).toBe(true);
+    expect(sameParty('agent-7', 'agent-8')).toBe(false);
   });
 });
 

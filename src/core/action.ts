@@ -49,7 +49,10 @@ export interface Action {
  * real tool name, is rejected rather than matched against rules by accident.
  */
 export const TOOL_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,127}$/;
-const ID = /^[^\p{Cc}\p{Cs}]{1,256}$/u;
+// No controls, lone surrogates, invisible format characters (zero-width space, bidi
+// marks) or line separators: an id must read as what it is, or `alice` and `alice\u200b`
+// would be two principals that look like one.
+const ID = /^[^\p{Cc}\p{Cs}\p{Cf}\p{Zl}\p{Zp}]{1,256}$/u;
 const LABEL = /^[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,127}$/;
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
 
@@ -229,11 +232,21 @@ function jsonObject(
 }
 
 /** What an id must be — of a principal, a session, an approver, a key. */
-export const ID_RULE = 'a non-empty string of at most 256 printable characters';
+export const ID_RULE =
+  'a non-empty string of at most 256 visible characters, with no space at either end';
 
 /** True when `value` is an id: {@link ID_RULE}. */
 export function isId(value: unknown): value is string {
-  return typeof value === 'string' && ID.test(value);
+  return typeof value === 'string' && ID.test(value) && value.trim() === value;
+}
+
+/**
+ * Whether two ids name the same party for the approver ≠ requester rule: equal once
+ * compatibility-normalized (NFKC) and lower-cased, so that `Agent-7` or a full-width
+ * `ａgent-7` cannot approve what `agent-7` asked for.
+ */
+export function sameParty(a: string, b: string): boolean {
+  return a.normalize('NFKC').toLowerCase() === b.normalize('NFKC').toLowerCase();
 }
 
 /**

@@ -1,4 +1,4 @@
-import { checkApproverId } from '../core/action.js';
+import { checkApproverId, sameParty } from '../core/action.js';
 import {
   type Decision,
   isoTime,
@@ -740,7 +740,7 @@ export function decideApproval(
   if (!record) throw new WritError('APPROVAL_INVALID', `unknown approval ${id}`);
   if (record.status !== 'pending')
     throw new WritError('APPROVAL_INVALID', `approval ${id} is ${record.status}, not pending`);
-  if (decision.approver === record.requestedBy) {
+  if (sameParty(decision.approver, record.requestedBy)) {
     throw new WritError(
       'APPROVAL_INVALID',
       `${decision.approver} asked for approval ${id} and cannot decide it`,

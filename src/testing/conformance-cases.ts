@@ -1299,6 +1299,10 @@ const approvals: ConformanceCase[] = [
     const id = (await w.authorize(pay(250))).approval!.id;
     await rejectsWith(w.approvals.approve(id, { approver: 'agent-7' }), 'APPROVAL_INVALID');
     await rejectsWith(w.approvals.deny(id, { approver: 'agent-7' }), 'APPROVAL_INVALID');
+    // Nor under another case or a compatibility form of the same letters.
+    for (const approver of ['Agent-7', 'AGENT-7', '\uff41gent-7']) {
+      await rejectsWith(w.approvals.approve(id, { approver }), 'APPROVAL_INVALID');
+    }
     await rejectsWith(
       w.approvals.approve('apr_unknown', { approver: 'alice' }),
       'APPROVAL_INVALID',
@@ -1337,7 +1341,19 @@ const approvals: ConformanceCase[] = [
     // check that the approver is not the principal who asked.
     const w = writ(APPROVALS);
     const id = (await w.authorize(pay(250))).approval!.id;
-    for (const approver of ['', '\u0000', 'x'.repeat(257)]) {
+    // Nor a name with spaces at its ends, or invisible characters: `alice\u200b` reads as
+    // `alice`, and ` agent-7` as the principal who asked.
+    for (const approver of [
+      '',
+      '\u0000',
+      'x'.repeat(257),
+      '   ',
+      ' agent-7',
+      'agent-7 ',
+      'agent-7\u200b',
+      '\u200b',
+      'agent\u202e-7',
+    ]) {
       await rejectsWith(w.approvals.approve(id, { approver }), 'USAGE');
       await rejectsWith(w.approvals.deny(id, { approver }), 'USAGE');
     }
