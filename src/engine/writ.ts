@@ -14,6 +14,7 @@ import { actionDigest, digestJson } from '../core/digest.js';
 import { WritError } from '../core/errors.js';
 import {
   DEFAULT_JSON_LIMITS,
+  isJsonObject,
   type Json,
   type JsonLimits,
   type JsonObject,
@@ -207,6 +208,24 @@ function costOf<T>(
   return isAmount(amount)
     ? amount
     : `cost(result) must return a number from 0 to ${MAX_AMOUNT}, not ${String(amount)}`;
+}
+
+/**
+ * A tool's result as a replay will return it: JSON as `JSON.stringify` writes it (fields
+ * that are `undefined` dropped, dates as text, `toJSON` applied), as any tool result sent
+ * over the wire would be; or what keeps it from being stored.
+ */
+function storableResult(value: unknown, limits: JsonLimits): { value: Json } | string {
+  let plain: unknown;
+  try {
+    plain = value === undefined ? null : jsonCopy(value);
+  } catch (error) {
+    return `the result is not JSON: ${(error as Error).message}`;
+  }
+  const json = toJson(plain, 'result', limits);
+  return json.ok
+    ? { value: json.value }
+    : `the result cannot be stored: ${json.issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`;
 }
 
 /**
@@ -560,17 +579,25 @@ export function createWrit(options: WritOptions): WritEngine {
       await settle(writ, { status: 'failed' });
       throw error;
     }
-    const stored = toJson(value === undefined ? null : value, 'result', limits);
+    const stored = storableResult(value, limits);
     const cost = costOf(value, opts.cost);
-    // The call ran: it is settled whatever its cost function did, so that nothing stays
-    // held for it. A cost that cannot be used settles it at what it held, then is reported.
+    // The call ran: it is settled whatever its cost function did or its result was, so that
+    // nothing stays held for it. A cost that cannot be used settles it at what it held, a
+    // result that cannot be stored as null; then either is reported.
     await settle(writ, {
       status: 'succeeded',
-      result: stored.ok ? stored.value : null,
+      result: typeof stored === 'string' ? null : stored.value,
       ...(typeof cost === 'number' && { cost }),
     });
     if (typeof cost === 'string')
       throw usage(`${cost}; the call succeeded and was settled at the amount it held`);
+    // Only a replay would read the stored result: without an idempotency claim, null is as
+    // good as any; with one, a retry would get null for the tool's result, so say so now.
+    if (
+      typeof stored === 'string' &&
+      writ.reservations.some((r) => isJsonObject(r) && r.kind === 'idempotency')
+    )
+      throw usage(`${stored}; the call succeeded and was settled, with null kept for replays`);
     return { outcome: 'allow', result: value, decision: decided };
   }
 

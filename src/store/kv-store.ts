@@ -45,8 +45,10 @@ export abstract class KvStore implements Store {
     return value === undefined ? value : jsonCopy(value);
   }
 
-  authorize(request: AuthorizeRequest): Promise<AuthorizeResult> {
-    return this.atomic((view) => ledger.authorize(view, request));
+  async authorize(request: AuthorizeRequest): Promise<AuthorizeResult> {
+    const result = await this.atomic((view) => ledger.authorize(view, request));
+    // A replay carries the stored result: the caller gets a copy, not the record.
+    return result.status === 'replay' ? this.own(result) : result;
   }
   settle(request: SettleRequest): Promise<SettleResult> {
     // The result is kept for replays: keep a copy, not the caller's object.

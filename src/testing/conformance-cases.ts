@@ -692,6 +692,43 @@ const idempotency: ConformanceCase[] = [
     },
   ),
 
+  example("idempotency: a replayed result is the caller's own copy", async ({ writ }) => {
+    const w = writ(idemPolicy());
+    const first = allowed(await w.authorize(keyed(100, 'K1')));
+    await w.settle(first, { status: 'succeeded', result: { transfer: { id: 'tx-1' } } });
+    const replay = await w.authorize(keyed(100, 'K1'));
+    (replay.result as { transfer: { id: string } }).transfer.id = 'changed';
+    const again = await w.execute(keyed(100, 'K1'), () => ({ transfer: { id: 'tx-2' } }));
+    (again as { result: { transfer: { id: string } } }).result.transfer.id = 'changed too';
+    expect((await w.authorize(keyed(100, 'K1'))).result).toEqual({ transfer: { id: 'tx-1' } });
+  }),
+
+  example(
+    'idempotency: execute keeps a result as JSON would send it, and says when it cannot',
+    async ({ writ }) => {
+      const w = writ(idemPolicy());
+      // Fields that are undefined are dropped and a date is its text, as JSON.stringify
+      // writes them; the retry replays that, not null.
+      const at = new Date(T0);
+      const first = await w.execute(keyed(1, 'K1'), () => ({ id: 'tx-1', memo: undefined, at }));
+      expect(first.outcome === 'allow' && first.result).toEqual({
+        id: 'tx-1',
+        memo: undefined,
+        at,
+      });
+      const replay = await w.execute(keyed(1, 'K1'), () => 'not run');
+      expect(replay.outcome === 'replay' && replay.result).toEqual({ id: 'tx-1', at: iso(T0) });
+      // A result JSON cannot hold is settled as null, and the caller told so.
+      await rejectsWith(
+        w.execute(keyed(1, 'K2'), () => ({ amount: 10n })),
+        'USAGE',
+      );
+      const kept = await w.execute(keyed(1, 'K2'), () => 'not run');
+      expect(kept.outcome === 'replay' && kept.result).toBeNull();
+      expect(await w.budgets()).toEqual([budget(DAY_KEY, 500, 2, 0, DAY_END)]);
+    },
+  ),
+
   example('idempotency: a success settled without a result replays null', async ({ writ }) => {
     const w = writ(idemPolicy());
     await w.settle(allowed(await w.authorize(keyed(1, 'K1'))), { status: 'succeeded' });
