@@ -242,10 +242,16 @@ function without<T extends { writ: string }>(list: T[], writId: string): T[] {
     : list;
 }
 
-/** Rounds away binary noise so 0.1 + 0.2 fits a limit of 0.3, the same way in every store. */
+/**
+ * Rounds away binary noise so 0.1 + 0.2 fits a limit of 0.3, the same way in every store:
+ * to nine decimals, or fewer where a double cannot hold nine — it holds 15 significant
+ * digits, and scaling 5e9 by 1e9 would pass 2^53 and round 4999999997 to 4999999996.999999.
+ */
 function money(n: number): number {
+  const digits = Math.min(9, Math.max(0, 15 - Math.ceil(Math.log10(Math.abs(n) + 1))));
+  const scale = 10 ** digits;
   // `+ 0` turns the -0 that rounding a tiny negative noise gives into 0.
-  return Math.round(n * 1e9) / 1e9 + 0;
+  return Math.round(n * scale) / scale + 0;
 }
 
 /**

@@ -164,6 +164,29 @@ const budgets: ConformanceCase[] = [
     },
   ),
 
+  example('budgets: large amounts stay exact, up to MAX_AMOUNT', async ({ writ }) => {
+    const big = (limit: number) =>
+      writ(
+        spendPolicy()
+          .replace('limit: 500', `limit: ${limit}`)
+          .replace('window: 1d', 'window: lifetime'),
+      );
+    // Each in a tenant of its own: the engines share one store.
+    const as = (tenant: string) => ({ principal: { ...AGENT, tenant } });
+    // The whole of a 1e14 budget in one call.
+    allowed(await big(1e14).authorize(pay(1e14, as('t1'))));
+    // 3 spent of 5e9, then exactly the rest.
+    const w = big(5e9);
+    await w.settle(allowed(await w.authorize(pay(3, as('t2')))), { status: 'succeeded' });
+    expect((await w.budgets()).find((b) => b.key.endsWith(':t2'))).toMatchObject({
+      spent: 3,
+      remaining: 4_999_999_997,
+    });
+    allowed(await w.authorize(pay(4_999_999_997, as('t2'))));
+    // The bound itself.
+    allowed(await big(1e15).authorize(pay(1e15, as('t3'))));
+  }),
+
   example('budgets: fractional costs fit a limit exactly', async ({ writ }) => {
     const w = writ(
       spendPolicy().replace('limit: 500', 'limit: 0.3').replace('window: 1d', 'window: lifetime'),
