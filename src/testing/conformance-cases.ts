@@ -1957,6 +1957,23 @@ const sweeps: ConformanceCase[] = [
       expect(await w.sweep()).toEqual({ examined: 0, removed: {}, done: true });
     },
   ),
+
+  example(
+    'sweep: one pass looks at each record once, however unequal the kinds',
+    async ({ writ }) => {
+      const w = writ(SWEPT);
+      // 3 claims, nonces and writs, one rate bucket; nothing has run its course.
+      for (let i = 0; i < 3; i++) allowed(await w.authorize(sweptPay(1, `K${i}`, T0)));
+      const reports = [];
+      for (let report = await w.sweep({ limit: 2 }); ; report = await w.sweep({ limit: 2 })) {
+        reports.push(report);
+        if (report.done) break;
+      }
+      // A kind that reached its end waits for the others instead of starting over.
+      expect(reports.map((r) => r.examined)).toEqual([7, 3]);
+      expect(reports.reduce((n, r) => n + r.examined, 0)).toBe(10);
+    },
+  ),
 ];
 
 /** Every example-based case. */

@@ -89,6 +89,26 @@ const pay = (amount: number, key: string) => ({
   idempotencyKey: key,
 });
 
+/** An engine with the payments policy over `store`, at T0 with sequential ids. */
+const payEngine = (store: ReturnType<typeof sqliteStore>) =>
+  createWrit({ policy: PAY_POLICY, store, clock: manualClock(T0), ids: sequentialIds() });
+
+/**
+ * Runs `body` while another connection holds the write lock, as a busy server does between
+ * its commits: anything in `body` that asked for the lock would wait out the busy timeout
+ * and fail with "database is locked".
+ */
+async function whileLocked(path: string, body: () => Promise<void>): Promise<void> {
+  const writer = new Database(path);
+  try {
+    writer.prepare('BEGIN IMMEDIATE').run();
+    await body();
+  } finally {
+    if (writer.inTransaction) writer.prepare('ROLLBACK').run();
+    writer.close();
+  }
+}
+
 /** An authorization of a writ's own ops, in session s1 as first opened. */
 const request = (writ: WritRecord) => ({
   now: T0,
@@ -299,27 +319,78 @@ describe('sqlite: decision look-ups and the write lock', () => {
   it('a look-up that finds the index current waits for no writer', async () => {
     const path = freshPath();
     const store = sqliteStore({ path });
-    const w = createWrit({
-      policy: PAY_POLICY,
-      store,
-      clock: manualClock(T0),
-      ids: sequentialIds(),
-    });
-    const writer = new Database(path);
+    const w = payEngine(store);
     try {
       const decided = await w.authorize(pay(10, 'k1'));
       await w.settle(decided.writ!, { status: 'succeeded' });
       expect((await store.findDecision(decided.id))?.decision?.id).toBe(decided.id);
-      // Another process holds the write lock, as a busy server would between its commits: a
-      // look-up that asked for it would wait out the busy timeout and fail with SQLITE_BUSY.
-      writer.prepare('BEGIN IMMEDIATE').run();
-      expect((await store.findDecision(decided.id))?.decision?.id).toBe(decided.id);
+      await whileLocked(path, async () => {
+        expect((await store.findDecision(decided.id))?.decision?.id).toBe(decided.id);
+      });
     } finally {
-      if (writer.inTransaction) writer.prepare('ROLLBACK').run();
-      writer.close();
       await store.close();
     }
   });
+});
+
+describe('sqlite: readers beside writers', () => {
+  it('opens an existing store and reads it while another process holds the write lock', async () => {
+    const path = freshPath();
+    await sqliteStore({ path }).close();
+    // Opening used to take the write lock to migrate, migrations or not.
+    await whileLocked(path, async () => {
+      const store = sqliteStore({ path });
+      try {
+        expect(await store.listBudgets(T0)).toEqual([]);
+        expect(await store.verifyLog()).toEqual({ ok: true, entries: 0 });
+      } finally {
+        await store.close();
+      }
+    });
+  });
+
+  it('finds decisions across batches of the index, some with no decision in them', async () => {
+    const path = freshPath();
+    const store = sqliteStore({ path });
+    const w = payEngine(store);
+    try {
+      const first = await w.authorize(pay(1, 'k1'));
+      // 2,500 session entries: more than two batches of 1,000 without a decision.
+      for (let i = 0; i < 2_500; i++) await w.sessions.open(`s-${i}`);
+      const last = await w.authorize(pay(1, 'k2'));
+      expect((await store.findDecision(first.id))?.seq).toBe(1);
+      expect((await store.findDecision(last.id))?.seq).toBe(2_502);
+    } finally {
+      await store.close();
+    }
+  }, 30_000);
+
+  it('verifies a log while another process appends to it', async () => {
+    const path = freshPath();
+    await sqliteStore({ path }).close();
+    const source = join(import.meta.dirname, '../../src/store/sqlite/index.ts');
+    const writer = `import('${source}').then(async (m) => {
+      const store = m.sqliteStore({ path: process.argv[1] });
+      console.log('writing');
+      const until = Date.now() + 2_000;
+      for (let i = 0; Date.now() < until; i++) await store.putSession('s' + i, {}, 0);
+      await store.close();
+    })`;
+    const child = spawn(process.execPath, ['--import', 'tsx', '-e', writer, path]);
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    await new Promise((resolve) => child.stdout.once('data', resolve));
+    const store = sqliteStore({ path });
+    const reports = [];
+    try {
+      // Rows and head read apart saw entries appended in between as a truncated log.
+      for (let i = 0; i < 20; i++) reports.push(await store.verifyLog());
+    } finally {
+      await store.close();
+    }
+    expect(await exited).toBe(0);
+    expect(reports.filter((r) => !r.ok)).toEqual([]);
+    expect(reports.at(-1)).toMatchObject({ ok: true });
+  }, 30_000);
 });
 
 describe('sqlite: opening', () => {
@@ -645,12 +716,7 @@ describe('sqlite: WAL checkpoints from a worker thread', () => {
 
   it('keeps the WAL bounded while deciding, and closes with its connection', async () => {
     const path = freshPath();
-    const writ = createWrit({
-      policy: PAY_POLICY,
-      store: sqliteStore({ path }),
-      clock: manualClock(T0),
-      ids: sequentialIds(),
-    });
+    const writ = payEngine(sqliteStore({ path }));
     // 3,000 commits of several pages each: ~15,000 pages, more than the 10,000 SQLite is
     // left to checkpoint at once the worker runs — so a worker that never checkpointed
     // would leave a WAL of about 40 MB. A working one keeps it to a few MB (more when a busy

@@ -54,6 +54,7 @@ class SqliteStore extends KvStore {
   readonly #lastIndexed: Database.Statement<[], number | null>;
   readonly #indexDecision: Database.Statement<[string, number]>;
   readonly #lastLogged: Database.Statement<[], number | null>;
+  readonly #logHead: Database.Statement<[], string>;
   /** The log entry this connection last brought the decision index up to. */
   #indexedThrough = 0;
 
@@ -103,6 +104,11 @@ class SqliteStore extends KvStore {
       this.#indexDecision = db.prepare('INSERT OR IGNORE INTO decision (id, seq) VALUES (?, ?)');
       this.#lastLogged = db.prepare<[], number | null>('SELECT max(seq) FROM log');
       this.#lastLogged.pluck();
+      // As committed, not from the cache: `verifyLog` reads it beside the rows.
+      this.#logHead = db.prepare<[], string>(
+        "SELECT value FROM shared WHERE kind = 'log-head' AND key = 'head'",
+      );
+      this.#logHead.pluck();
     } catch (error) {
       db.close();
       throw openFailure(path, error);
@@ -216,28 +222,39 @@ class SqliteStore extends KvStore {
   #indexDecisions() {
     // Most look-ups find the index current: then they need no write lock to find that out.
     if (this.#indexedThrough >= (this.#lastLogged.get() ?? 0)) return;
-    this.#indexedThrough = this.#db
-      .transaction((): number => {
-        for (let after = this.#lastIndexed.get() ?? 0; ; ) {
-          const rows = this.#logAfter.all(after, 1000);
-          if (rows.length === 0) return after;
-          for (const { seq, entry } of rows) {
-            const parsed = entry.includes('"kind":"decision"') ? JSON.parse(entry) : undefined;
-            if (parsed?.kind === 'decision') this.#indexDecision.run(parsed.decision.id, seq);
-          }
-          after = rows[rows.length - 1]!.seq;
-        }
-      })
-      .immediate();
+    // A transaction per batch: a long backlog must not hold the write lock, which every
+    // decision needs, for longer than one batch takes. (Another connection indexing the
+    // same rows meanwhile is harmless: an entry is indexed once, `INSERT OR IGNORE`.)
+    const indexBatch = this.#db.transaction((after: number): number | undefined => {
+      const rows = this.#logAfter.all(after, 1000);
+      for (const { seq, entry } of rows) {
+        const parsed = entry.includes('"kind":"decision"') ? JSON.parse(entry) : undefined;
+        if (parsed?.kind === 'decision') this.#indexDecision.run(parsed.decision.id, seq);
+      }
+      return rows[rows.length - 1]?.seq;
+    });
+    let after = this.#lastIndexed.get() ?? 0;
+    for (let last = indexBatch.immediate(after); last !== undefined; ) {
+      after = last;
+      last = indexBatch.immediate(after);
+    }
+    this.#indexedThrough = after;
   }
 
-  /** Streams the log row by row (`iterate`), so a log of any length verifies in bounded memory. */
+  /**
+   * Streams the log row by row (`iterate`), so a log of any length verifies in bounded
+   * memory. The rows and the head are read in one transaction, one snapshot: read apart,
+   * entries another process appended in between looked like a truncated log.
+   */
   async verifyLog(): Promise<ChainReport> {
-    const verifier = new ChainVerifier();
-    for (const row of this.#allLog.iterate()) {
-      if (!verifier.push({ seq: row.seq, text: row.entry })) break;
-    }
-    return verifier.finish(this.view.get('log-head', 'head') as LogHead | undefined);
+    return this.#db.transaction(() => {
+      const verifier = new ChainVerifier();
+      for (const row of this.#allLog.iterate()) {
+        if (!verifier.push({ seq: row.seq, text: row.entry })) break;
+      }
+      const head = this.#logHead.get();
+      return verifier.finish(head === undefined ? undefined : (JSON.parse(head) as LogHead));
+    })();
   }
 
   async close(): Promise<void> {
@@ -261,10 +278,12 @@ function open(path: string, synchronous: 'NORMAL' | 'FULL'): Database.Database {
     db = new Database(path);
     // First, so that a process opening the file while another creates it waits its turn.
     db.pragma('busy_timeout = 5000');
-    refuseForeign(db);
+    const version = refuseForeign(db);
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${synchronous}`);
-    migrate(db);
+    // Only a store behind this version takes the write lock to migrate: opening to read
+    // must not wait for, or hold up, the processes deciding.
+    if (version < MIGRATIONS.length) migrate(db);
     return db;
   } catch (error) {
     db?.close();
@@ -287,8 +306,9 @@ const WRIT_TABLES = ['decision', 'log', 'shared', 'state'];
 /**
  * Refuses, before changing anything in it, a database writ did not make: one written by a
  * newer writ, or one with tables of its own and no writ schema (another program's file).
+ * Returns its schema version.
  */
-function refuseForeign(db: Database.Database) {
+function refuseForeign(db: Database.Database): number {
   // Both read in one snapshot: another process may be creating the store right now.
   const { version, tables } = db.transaction(() => ({
     version: db.pragma('user_version', { simple: true }) as number,
@@ -311,6 +331,7 @@ function refuseForeign(db: Database.Database) {
       `it is not a writ store (its tables: ${tables.join(', ') || 'none'}; schema version ${version})`,
     );
   }
+  return version;
 }
 
 /** Applies the migrations not yet applied, in one transaction that holds the write lock. */
