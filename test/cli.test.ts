@@ -1,9 +1,13 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createHmac } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { manualClock } from '../src/core/clock.js';
+import { signingPayload } from '../src/core/digest.js';
+import { createWrit } from '../src/engine/writ.js';
 
 /**
  * End-to-end tests of the `writ` command as users run it: `node bin/writ.js …` against the
@@ -34,12 +38,12 @@ interface Run {
   stderr: string;
 }
 
-function writ(args: string[], input?: string): Run {
+function writ(args: string[], input?: string, env: Record<string, string> = {}): Run {
   const result = spawnSync(process.execPath, ['bin/writ.js', ...args], {
     cwd: ROOT,
     input,
     encoding: 'utf8',
-    env: { ...process.env, NO_COLOR: '1' },
+    env: { ...process.env, NO_COLOR: '1', ...env },
     timeout: 20_000,
   });
   if (result.error) throw result.error;
@@ -309,7 +313,9 @@ describe('writ check', () => {
         value,
       ]);
       expect(run.code).toBe(2);
-      expect(run.stderr).toBe(`--now: ${value} is not an RFC 3339 time\n`);
+      expect(run.stderr).toBe(
+        `--now: ${value} is not an RFC 3339 time with an offset, such as 2026-11-23T10:00:00Z\n`,
+      );
     },
   );
 
@@ -342,6 +348,95 @@ describe('writ check', () => {
         },
       ],
     });
+  });
+});
+
+describe('writ check with a replay: section', () => {
+  const policy = `${FIX}/replay-policy.yaml`;
+  const NOW = '2026-11-23T10:00:00Z';
+  const SECRET = 'shared by signed-agent and writ';
+  type Request = Parameters<typeof signingPayload>[0] & { signature?: string };
+  const request = (fields: Partial<Request> = {}): Request => ({
+    tool: 'get_balance',
+    principal: { id: 'agent-1' },
+    session: { id: 's1' },
+    nonce: 'n-1',
+    issuedAt: NOW,
+    ...fields,
+  });
+  const without = (key: 'nonce' | 'issuedAt'): Request => {
+    const r = request();
+    delete r[key];
+    return r;
+  };
+  const signed = (r: Request, secret = SECRET): Request => ({
+    ...r,
+    signature: `hmac-sha256:${createHmac('sha256', secret).update(signingPayload(r)).digest('base64')}`,
+  });
+  const check = (r: Request) =>
+    writ(['check', '--policy', policy, '--request', '-', '--now', NOW], JSON.stringify(r), {
+      WRIT_CLI_TEST_SECRET: SECRET,
+    });
+
+  const cases: [string, Request, string, string | undefined][] = [
+    ['a request with a nonce, issued now', request(), 'allow', 'ALLOWED_BY_RULE'],
+    ['a request without a nonce', without('nonce'), 'deny', 'NONCE_REQUIRED'],
+    [
+      'a request issued in 2020',
+      request({ issuedAt: '2020-01-01T00:00:00Z' }),
+      'deny',
+      'REQUEST_EXPIRED',
+    ],
+    [
+      'a request issued 3 s after --now',
+      request({ issuedAt: '2026-11-23T10:00:03Z' }),
+      'deny',
+      'REQUEST_EXPIRED',
+    ],
+    ['a request without issuedAt', without('issuedAt'), 'deny', 'REQUEST_EXPIRED'],
+    [
+      'an unsigned request of a principal with a key',
+      request({ principal: { id: 'signed-agent' } }),
+      'deny',
+      'BAD_SIGNATURE',
+    ],
+    [
+      'a request signed with another secret',
+      signed(request({ principal: { id: 'signed-agent' } }), 'not the secret'),
+      'deny',
+      'BAD_SIGNATURE',
+    ],
+    [
+      'a request signed with the secret from the environment',
+      signed(request({ principal: { id: 'signed-agent' } })),
+      'allow',
+      'ALLOWED_BY_RULE',
+    ],
+  ];
+
+  it.each(cases)('decides %s as the engine does', async (_, r, outcome, code) => {
+    const run = check(r);
+    expect(run.code, run.stderr).toBe(outcome === 'allow' ? 0 : 1);
+    const printed = json(run);
+    expect([printed.outcome, printed.reasons[0]?.code]).toEqual([outcome, code]);
+
+    const engine = createWrit({
+      policy: join(ROOT, policy),
+      clock: manualClock(NOW),
+      secrets: (name) => (name === 'WRIT_CLI_TEST_SECRET' ? SECRET : undefined),
+      log: false,
+    });
+    const decided = await engine.authorize(r);
+    await engine.close();
+    expect({ outcome: printed.outcome, reasons: printed.reasons }).toEqual({
+      outcome: decided.outcome,
+      reasons: decided.reasons,
+    });
+  });
+
+  it('says in --help that it cannot tell a nonce used before', () => {
+    const help = writ(['check', '--help']).stdout.replace(/\s+/g, ' ');
+    expect(help).toContain('cannot tell whether a nonce was used before');
   });
 });
 
@@ -430,6 +525,15 @@ describe('usage errors', () => {
     expect(run.stderr).toContain('Usage: writ');
   });
 
+  it('prints the version of the package with --version', () => {
+    const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
+    for (const flag of ['--version', '-V']) {
+      const run = writ([flag]);
+      expect(run.code).toBe(0);
+      expect(run.stdout).toBe(`${version}\n`);
+    }
+  });
+
   it('prints help and exits 0 with --help', () => {
     const run = writ(['--help']);
     expect(run.code).toBe(0);
@@ -439,6 +543,18 @@ describe('usage errors', () => {
 });
 
 describe('writ demo', () => {
+  /** Runs the demo with a script from the fixtures, on the fixture policy. */
+  const demoScript = (script: string, store: string) =>
+    writ([
+      'demo',
+      '--policy',
+      `${FIX}/policy.yaml`,
+      '--script',
+      `${FIX}/${script}.yaml`,
+      '--store',
+      store,
+    ]);
+
   it('exits 0 and shows allow, deny and approval_required decisions', () => {
     const run = writ(['demo']);
     expect(run.code).toBe(0);
@@ -454,5 +570,40 @@ describe('writ demo', () => {
     const run = writ(['demo', '--policy', `${FIX}/invalid-policy.yaml`]);
     expect(run.code).toBe(2);
     expect(run.stderr.split('\n')[0]).toMatch(POSITIONED);
+  });
+
+  it('refuses a script with a bad cost before it authorizes anything', () => {
+    const store = join(scratch, 'negative-cost.db');
+    const run = demoScript('demo-negative-cost', store);
+    expect(run.code).toBe(2);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toBe(
+      `${FIX}/demo-negative-cost.yaml:8:11: steps.2.cost: must be a number from 0 to 1000000000000000\n`,
+    );
+    // Not even opened: no call was authorized, so none is left holding a budget.
+    expect(existsSync(store)).toBe(false);
+  });
+
+  it('refuses a script in which the principal approves its own call, before it runs', () => {
+    const run = demoScript('demo-self-approval', join(scratch, 'self-approval.db'));
+    expect(run.code).toBe(2);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toBe(
+      `${FIX}/demo-self-approval.yaml:7:26: steps.2.approve.approver: alice is the principal who asks, and cannot approve its own calls\n`,
+    );
+  });
+
+  it('names the step the engine refuses, in one line', () => {
+    const run = demoScript('demo-infinite-attr', join(scratch, 'infinite-attr.db'));
+    expect(run.code).toBe(2);
+    expect(run.stderr).toBe(
+      `${FIX}/demo-infinite-attr.yaml: step 2: sessions.open: attrs.limit: Infinity is not a JSON number\n`,
+    );
+  });
+
+  it('exits 2 in one line for an empty --store', () => {
+    const run = writ(['demo', '--store', '']);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toBe('sqliteStore: path must be a file path, not ""\n');
   });
 });

@@ -2,8 +2,11 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { z } from 'zod';
+import { ID_RULE, isId } from '../core/action.js';
 import type { Decision } from '../core/decision.js';
-import { formatIssue } from '../core/errors.js';
+import { formatIssue, WritError } from '../core/errors.js';
+import { toJson } from '../core/json.js';
+import { isAmount, MAX_AMOUNT } from '../core/plan.js';
 import { createWrit, type WritEngine } from '../engine/writ.js';
 import { YamlSourceFile } from '../policy/source.js';
 import { systemClock } from '../runtime/system.js';
@@ -13,19 +16,37 @@ import { DEFAULT_STORE, openStore } from './store.js';
 const EXAMPLES = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'examples', 'demo');
 
 const record = z.record(z.string(), z.unknown());
+// What settle would refuse is refused here, when the script is read: a step that failed
+// only after its call was authorized would leave that writ unsettled, its hold in place.
 const Step = z.union([
   z.strictObject({ title: z.string() }),
   z.strictObject({ say: z.string() }),
   z.strictObject({ session: z.strictObject({ id: z.string(), attrs: record }) }),
-  z.strictObject({ approve: z.strictObject({ approver: z.string() }) }),
+  z.strictObject({
+    approve: z.strictObject({ approver: z.string().refine(isId, `must be ${ID_RULE}`) }),
+  }),
   z.strictObject({
     call: z.strictObject({ tool: z.string(), args: record, idempotencyKey: z.string().optional() }),
     settle: z.enum(['succeeded', 'failed', 'open']).optional(),
-    result: z.unknown().optional(),
-    cost: z.number().optional(),
+    result: z
+      .unknown()
+      .refine((value) => toJson(value, 'result').ok, 'must be JSON (no .inf or .nan)')
+      .optional(),
+    cost: z.number().refine(isAmount, `must be a number from 0 to ${MAX_AMOUNT}`).optional(),
   }),
 ]);
-const ScriptSchema = z.strictObject({ title: z.string(), principal: record, steps: z.array(Step) });
+const ScriptSchema = z
+  .strictObject({ title: z.string(), principal: record, steps: z.array(Step) })
+  .superRefine((script, ctx) => {
+    script.steps.forEach((step, i) => {
+      if ('approve' in step && step.approve.approver === script.principal.id)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['steps', i, 'approve', 'approver'],
+          message: `${step.approve.approver} is the principal who asks, and cannot approve its own calls`,
+        });
+    });
+  });
 type Script = z.infer<typeof ScriptSchema>;
 
 export function registerDemo(program: Command) {
@@ -44,14 +65,14 @@ export function registerDemo(program: Command) {
         throw new CliExit(EXIT.INVALID_INPUT, parsed.issues.map(formatIssue).join('\n'));
       const writ = createWrit({ policy, store: openStore(opts.store) });
       try {
-        await play(writ, parsed.document, opts.store);
+        await play(writ, parsed.document, opts.store, opts.script);
       } finally {
         await writ.close();
       }
     });
 }
 
-async function play(writ: WritEngine, script: Script, storePath: string) {
+async function play(writ: WritEngine, script: Script, storePath: string, scriptPath: string) {
   // Sessions get a per-run suffix so that every run starts from fresh budgets and keys.
   const run = systemClock.now().toString(36);
   let session = '';
@@ -63,7 +84,23 @@ async function play(writ: WritEngine, script: Script, storePath: string) {
       `policy ${writ.policy.name} ${writ.policy.hash.slice(0, 19)}…  store ${storePath}`,
     ),
   );
-  for (const step of script.steps) {
+  for (const [i, step] of script.steps.entries()) {
+    const where = `${scriptPath}: step ${i + 1}`;
+    try {
+      await playStep(step, where);
+    } catch (error) {
+      // The engine refusing a step (USAGE) is a mistake in the script: name the step.
+      if (error instanceof WritError && error.code === 'USAGE')
+        throw new CliExit(EXIT.INVALID_INPUT, `${where}: ${error.message}`);
+      throw error;
+    }
+  }
+  out();
+  out(
+    paint('dim', `State is in ${storePath}: try writ budgets, writ approvals list, writ sessions.`),
+  );
+
+  async function playStep(step: Script['steps'][number], where: string) {
     if ('title' in step) {
       out();
       out(paint(['bold', 'underline'], step.title));
@@ -77,7 +114,7 @@ async function play(writ: WritEngine, script: Script, storePath: string) {
       if (!pending?.approval)
         throw new CliExit(
           EXIT.INVALID_INPUT,
-          'approve: the previous call did not ask for approval',
+          `${where}: approve: the previous call did not ask for approval`,
         );
       await writ.approvals.approve(pending.approval.id, step.approve);
       out(
@@ -105,10 +142,6 @@ async function play(writ: WritEngine, script: Script, storePath: string) {
       }
     }
   }
-  out();
-  out(
-    paint('dim', `State is in ${storePath}: try writ budgets, writ approvals list, writ sessions.`),
-  );
 }
 
 const OUTCOME_STYLE = {

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { styleText } from 'node:util';
+import { parseRfc3339 } from '../core/action.js';
 import { formatIssue, PolicyError } from '../core/errors.js';
 import { type CompiledPolicy, compilePolicy } from '../policy/index.js';
 import { loadPolicy } from '../runtime/load-policy.js';
@@ -10,8 +11,29 @@ export function out(line = ''): void {
   process.stdout.write(`${line}\n`);
 }
 
-/** Exit codes shared by every command. */
-export const EXIT = { NOT_ALLOWED: 1, FAILED: 1, INVALID_INPUT: 2 } as const;
+/**
+ * Exit codes shared by every command. `OUTPUT_CLOSED` is what a shell reports for a
+ * program that SIGPIPE stopped (128 + 13), so `set -o pipefail` sees the output was cut
+ * short, as it would for `cat`, and never mistakes it for a command that succeeded.
+ */
+export const EXIT = { NOT_ALLOWED: 1, FAILED: 1, INVALID_INPUT: 2, OUTPUT_CLOSED: 141 } as const;
+
+let watchingStdout = false;
+
+/**
+ * When the reader of standard output goes away (`writ log export | head -1`), stops the
+ * process at once and silently, as SIGPIPE stops other command-line tools: Node ignores
+ * SIGPIPE, so the write fails with EPIPE instead, and would otherwise end in an unhandled
+ * 'error' event with a stack trace — or, in `log tail --follow`, never end at all.
+ */
+export function stopQuietlyOnClosedStdout(): void {
+  if (watchingStdout) return;
+  watchingStdout = true;
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(EXIT.OUTPUT_CLOSED);
+    throw error;
+  });
+}
 
 /** Raised inside a command to stop with an exit code and, if given, a message on stderr. */
 export class CliExit extends Error {
@@ -73,6 +95,22 @@ export function parseJsonOrExit(path: string, text: string): unknown {
       `${path === '-' ? '<stdin>' : path}: invalid JSON: ${(error as Error).message}`,
     );
   }
+}
+
+/**
+ * Parses the time an option gives (`--now`, `--since`, `--until`) as RFC 3339 with an
+ * offset, strictly: `Date.parse` would also take `2026-11-24` or `1`, and read a time
+ * without an offset in the local time zone, so the same command would mean other times
+ * on other machines.
+ */
+export function parseTimeFlag(flag: string, value: string): number {
+  const ms = parseRfc3339(value);
+  if (ms === undefined)
+    throw new CliExit(
+      EXIT.INVALID_INPUT,
+      `${flag}: ${value} is not an RFC 3339 time with an offset, such as 2026-11-23T10:00:00Z`,
+    );
+  return ms;
 }
 
 type Style = Parameters<typeof styleText>[0];

@@ -1,11 +1,13 @@
-import { createReadStream, createWriteStream } from 'node:fs';
-import { createInterface } from 'node:readline';
+import { once } from 'node:events';
+import { open } from 'node:fs/promises';
 import type { Command } from 'commander';
+import { WritError } from '../core/errors.js';
 import type { LogEntry } from '../log/entry.js';
 import { locateRule } from '../log/explain.js';
 import { replayLog } from '../log/replay.js';
 import type { Store } from '../store/types.js';
-import { CliExit, EXIT, loadPolicyOrExit, out, paint } from './io.js';
+import { CliExit, EXIT, loadPolicyOrExit, out, paint, parseTimeFlag } from './io.js';
+import { readLogFile } from './log-file.js';
 import { DEFAULT_STORE, withStore } from './store.js';
 
 /** Reads the whole log page by page, so memory holds one page at a time. */
@@ -50,13 +52,41 @@ function disagrees(e: LogEntry): boolean {
   return d.candidate !== undefined && d.candidate.outcome !== d.outcome;
 }
 
-function parseTime(value: string | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  const ms = Date.parse(value);
-  if (!Number.isFinite(ms))
-    throw new CliExit(EXIT.INVALID_INPUT, `${flag}: ${value} is not an RFC 3339 time`);
-  return ms;
+/** Where `log export` writes: standard output, or a file, each failure named in one line. */
+interface Sink {
+  write(text: string): Promise<void>;
+  close(): Promise<void>;
 }
+
+const stdoutSink: Sink = {
+  async write(text) {
+    if (!process.stdout.write(text)) await once(process.stdout, 'drain');
+  },
+  async close() {},
+};
+
+/** Opens (creating or truncating) the file `log export -o` writes. */
+async function fileSink(path: string): Promise<Sink> {
+  const cannotWrite = (error: unknown) =>
+    new CliExit(
+      EXIT.INVALID_INPUT,
+      `${path}: cannot write: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+    );
+  const file = await open(path, 'w').catch((error: unknown) => {
+    throw cannotWrite(error);
+  });
+  return {
+    async write(text) {
+      await file.write(text).catch((error: unknown) => {
+        throw cannotWrite(error);
+      });
+    },
+    close: () => file.close(),
+  };
+}
+
+/** Lines collected before a write, so a file gets a few large writes, not one per entry. */
+const EXPORT_BATCH_CHARS = 64 * 1024;
 
 export function registerLogCommands(program: Command) {
   const log = program.command('log').description('read, export and verify the decision log');
@@ -113,18 +143,29 @@ export function registerLogCommands(program: Command) {
     .option('-o, --output <file>', 'write to a file instead of standard output')
     .action((opts: { store: string; since?: string; until?: string; output?: string }) =>
       withStore(opts.store, async (store) => {
-        const since = parseTime(opts.since, '--since') ?? Number.NEGATIVE_INFINITY;
-        const until = parseTime(opts.until, '--until') ?? Number.POSITIVE_INFINITY;
-        const sink: NodeJS.WritableStream = opts.output
-          ? createWriteStream(opts.output)
-          : process.stdout;
-        for await (const e of entries(store)) {
-          const at = Date.parse(e.at);
-          if (at >= since && at < until && !sink.write(`${JSON.stringify(e)}\n`)) {
-            await new Promise((resolve) => sink.once('drain', resolve));
+        const since =
+          opts.since === undefined
+            ? Number.NEGATIVE_INFINITY
+            : parseTimeFlag('--since', opts.since);
+        const until =
+          opts.until === undefined
+            ? Number.POSITIVE_INFINITY
+            : parseTimeFlag('--until', opts.until);
+        const sink = opts.output ? await fileSink(opts.output) : stdoutSink;
+        try {
+          let batch = '';
+          for await (const e of entries(store)) {
+            const at = Date.parse(e.at);
+            if (at >= since && at < until) batch += `${JSON.stringify(e)}\n`;
+            if (batch.length >= EXPORT_BATCH_CHARS) {
+              await sink.write(batch);
+              batch = '';
+            }
           }
+          if (batch) await sink.write(batch);
+        } finally {
+          await sink.close();
         }
-        if (opts.output) await new Promise<void>((resolve) => sink.end(() => resolve()));
       }),
     );
 
@@ -158,7 +199,17 @@ export function registerLogCommands(program: Command) {
     .option('--json', 'print the report as JSON')
     .action(async (opts: { log: string; policy: string; json?: boolean }) => {
       const policy = loadPolicyOrExit(opts.policy);
-      const report = await replayLog(readJsonLines(opts.log), policy);
+      const log = readLogFile(opts.log);
+      let report: Awaited<ReturnType<typeof replayLog>>;
+      try {
+        report = await replayLog(log.entries, policy);
+      } catch (error) {
+        // The engine refused what an entry asked of it (a session id it does not accept):
+        // replay acts on each entry as it is read, so the line read last is the one.
+        if (error instanceof WritError && error.code === 'USAGE')
+          throw new CliExit(EXIT.INVALID_INPUT, `${opts.log}:${log.line()}: ${error.message}`);
+        throw error;
+      }
       if (opts.json) out(JSON.stringify(report, null, 2));
       else {
         for (const c of report.changed) {
@@ -217,30 +268,4 @@ export function registerLogCommands(program: Command) {
         }
       }),
     );
-}
-
-/** Reads JSON lines one at a time; a bad line stops with its number. */
-async function* readJsonLines(path: string): AsyncGenerator<LogEntry> {
-  const lines = createInterface({
-    input: createReadStream(path),
-    crlfDelay: Number.POSITIVE_INFINITY,
-  });
-  let n = 0;
-  try {
-    for await (const line of lines) {
-      n++;
-      if (line.trim() === '') continue;
-      try {
-        yield JSON.parse(line) as LogEntry;
-      } catch {
-        throw new CliExit(EXIT.INVALID_INPUT, `${path}:${n}: not a JSON log entry`);
-      }
-    }
-  } catch (error) {
-    if (error instanceof CliExit) throw error;
-    throw new CliExit(
-      EXIT.INVALID_INPUT,
-      `${path}: cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
-    );
-  }
 }

@@ -10,15 +10,13 @@ import { CliExit, EXIT, out, paint } from './io.js';
 /** The SQLite file the CLI and the server use unless told otherwise. */
 export const DEFAULT_STORE = '.writ/writ.db';
 
-/** The SQLite store at `path`; one that cannot be opened stops the command with exit 2. */
+/**
+ * The SQLite store at `path`. One that cannot be opened throws a `WritError`
+ * (`STORE_FAILURE`, or `USAGE` for a path that is no file path), which `main` reports in
+ * one line with exit 2, as it does when the store fails later in any command.
+ */
 export function openStore(path: string): Store {
-  try {
-    return sqliteStore({ path });
-  } catch (error) {
-    if (error instanceof WritError && error.code === 'STORE_FAILURE')
-      throw new CliExit(EXIT.INVALID_INPUT, error.message);
-    throw error;
-  }
+  return sqliteStore({ path });
 }
 
 function openExisting(path: string): Store {
@@ -168,11 +166,11 @@ export function registerStoreCommands(program: Command) {
                 systemClock.now(),
               );
             } catch (error) {
-              const misuse = error instanceof WritError && error.code === 'USAGE';
-              throw new CliExit(
-                misuse ? EXIT.INVALID_INPUT : EXIT.FAILED,
-                (error as Error).message,
-              );
+              // Unknown, no longer pending, or asked by this approver: the answer is no (1).
+              // Misuse and a failing store go on to main, which makes them exit 2.
+              if (error instanceof WritError && error.code === 'APPROVAL_INVALID')
+                throw new CliExit(EXIT.FAILED, error.message);
+              throw error;
             }
             if (opts.json) return json(record);
             out(`${record.id} ${record.status} by ${approver}`);

@@ -28,7 +28,11 @@ export function locateRule(
     const node = findNode(doc.contents, ruleId);
     if (node?.range) {
       const start = lines.linePos(node.range[0]).line;
-      const end = lines.linePos(node.range[1]).line;
+      // A block collection's value ends where the next line starts: the rule's last line is
+      // that of its last character, not the line of whatever follows it.
+      let last = node.range[1];
+      while (last > node.range[0] + 1 && /\s/.test(source.text[last - 1]!)) last--;
+      const end = lines.linePos(last - 1).line;
       const text = source.text
         .split('\n')
         .slice(start - 1, end)
