@@ -284,20 +284,21 @@ describe('the CLI over the SQLite store the demo leaves', () => {
     }
   });
 
-  // Skipped until the SQLite store throws STORE_FAILURE for a record it cannot parse (a
-  // separate change): today it lets the SyntaxError through. main already maps the code.
-  it.skip('reports a corrupt record in one line, exit 2, from any command', () => {
+  it('reports a corrupt record in one line, exit 2, from any command', () => {
     const corrupt = join(dir, 'corrupt.db');
     expect(writ('demo', '--store', corrupt).status).toBe(0);
     const db = new Database(corrupt);
     db.prepare("UPDATE log SET entry = '{not json' WHERE seq = 3").run();
+    db.prepare("UPDATE shared SET value = '{bad' WHERE kind = 'budget'").run();
     db.close();
-    for (const args of [
-      ['log', 'export'],
-      ['log', 'tail', '-n', '100'],
-    ]) {
+    for (const [args, what] of [
+      [['log', 'export'], 'log entry 3'],
+      [['log', 'tail', '-n', '100'], 'log entry 3'],
+      [['budgets'], 'budget record'],
+    ] as const) {
       const run = writ(...args, '--store', corrupt);
-      expect(run.status).toBe(2);
+      expect(run.status, run.stderr).toBe(2);
+      expect(run.stderr).toContain(`the store's ${what}`);
       expect(run.stderr.trimEnd().split('\n')).toHaveLength(1);
     }
   });

@@ -9,7 +9,7 @@ import type { Kind, KvView } from '../ledger.js';
 import type { Store } from '../types.js';
 import { Checkpointer } from './checkpointer.js';
 import { MIGRATIONS } from './schema.js';
-import { CachedState } from './state.js';
+import { CachedState, parseStored } from './state.js';
 
 /** Options of {@link sqliteStore}. */
 export interface SqliteStoreOptions {
@@ -204,14 +204,16 @@ class SqliteStore extends KvStore {
   }
 
   async readLog(afterSeq: number, limit: number): Promise<LogEntry[]> {
-    return this.#logAfter.all(afterSeq, limit).map((row) => JSON.parse(row.entry));
+    return this.#logAfter
+      .all(afterSeq, limit)
+      .map((row) => parseStored(row.entry, `log entry ${row.seq}`) as LogEntry);
   }
 
   async findDecision(id: string): Promise<LogEntry | undefined> {
     this.#indexDecisions();
     const seq = this.#decisionSeq.get(id);
     const row = seq === undefined ? undefined : this.#entryAt.get(seq);
-    return row === undefined ? undefined : JSON.parse(row.entry);
+    return row === undefined ? undefined : (parseStored(row.entry, `log entry ${seq}`) as LogEntry);
   }
 
   /**

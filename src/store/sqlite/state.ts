@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { WritError } from '../../core/errors.js';
 import type { LogEntry } from '../../log/entry.js';
 import type { Kind, KvView } from '../ledger.js';
 import { SHARED_KINDS } from './schema.js';
@@ -169,7 +170,7 @@ export class CachedState {
     let value = this.#cache.get(id);
     if (value === undefined) {
       const text = this.#table(kind).select.get(kind, key);
-      value = text === undefined ? ABSENT : JSON.parse(text);
+      value = text === undefined ? ABSENT : parseStored(text, `${kind} record ${key}`);
       this.#cache.set(id, value);
     }
     return value === ABSENT ? undefined : value;
@@ -178,13 +179,32 @@ export class CachedState {
   /** Every record of a kind, with this step's buffered changes applied. */
   #listKind(kind: Kind): unknown[] {
     const rows = new Map<string, unknown>();
-    for (const row of this.#table(kind).list.all(kind)) rows.set(row.key, JSON.parse(row.value));
+    for (const row of this.#table(kind).list.all(kind))
+      rows.set(row.key, parseStored(row.value, `${kind} record ${row.key}`));
     for (const write of [...this.#pending.values(), ...this.#stepWrites.values()]) {
       if (write.kind !== kind) continue;
       if (write.value === ABSENT) rows.delete(write.key);
       else rows.set(write.key, write.value);
     }
     return [...rows.values()];
+  }
+}
+
+/**
+ * A stored text parsed, or a `STORE_FAILURE` naming what it is: a record edited or damaged
+ * outside writ is the store's failure, reported as one, not a `SyntaxError` from within.
+ */
+export function parseStored(text: string, what: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new WritError(
+      'STORE_FAILURE',
+      `the store's ${what} is not JSON: ${(error as Error).message}`,
+      {
+        record: what,
+      },
+    );
   }
 }
 
