@@ -67,7 +67,11 @@ export interface WritOptions {
   store?: Store;
   clock?: Clock;
   ids?: IdSource;
-  /** How long a writ may stay unsettled when no hold or lease says less. Default 15 minutes. */
+  /**
+   * How long a writ that holds no budget and leases nothing may stay unsettled. Default 15
+   * minutes. One with holds or leases lives as long as the longest of them, as the policy's
+   * `hold_ttl` and `lease` say.
+   */
   writTtlMs?: number;
   /** Limits on request data (depth, values, string length); those not given keep their defaults. */
   limits?: Partial<JsonLimits>;
@@ -498,11 +502,15 @@ export function createWrit(options: WritOptions): WritEngine {
     ops: PlanOp[],
     labels: string[],
   ): WritRecord {
-    let ttl = writTtlMs;
+    // The policy's hold_ttl and lease are how long the call may take: a writ cut shorter
+    // would free a 1h deploy lease after 15 minutes. Each hold and lease still expires at
+    // its own time.
+    let reserved = 0;
     for (const op of ops) {
-      if (op.kind === 'budget') ttl = Math.min(ttl, op.holdTtlMs);
-      if (op.kind === 'concurrency') ttl = Math.min(ttl, op.leaseMs);
+      if (op.kind === 'budget') reserved = Math.max(reserved, op.holdTtlMs);
+      if (op.kind === 'concurrency') reserved = Math.max(reserved, op.leaseMs);
     }
+    const ttl = reserved > 0 ? reserved : writTtlMs;
     return {
       id: ids.next('wr'),
       decisionId,

@@ -457,7 +457,8 @@ const atomicity: ConformanceCase[] = [
       code: 'IDEMPOTENCY_IN_FLIGHT',
       rule: 'idempotency.payments',
       key: 'payments:k1',
-      resetAt: iso(T0 + 5 * MINUTE),
+      // The writ lives as long as its longest reservation: the budget hold's 15 minutes.
+      resetAt: iso(T0 + 15 * MINUTE),
     });
     denied(await w.authorize(laneCall('A', 300, 'k1', 'n3')), {
       code: 'IDEMPOTENCY_MISMATCH',
@@ -627,6 +628,19 @@ const concurrency: ConformanceCase[] = [
     expect(allowed(await w.authorize(deploy())).fencing).toEqual({ 'deploys:prod': 3 });
     denied(await w.authorize(deploy()), full(T0 + 11 * MINUTE));
   }),
+
+  example(
+    'concurrency: a lease longer than the default writ lifetime holds for all of it',
+    async ({ writ, clock }) => {
+      // A deploy may take an hour: its writ is not cut to the engine's 15-minute default.
+      const w = writ(DEPLOYS.replace('lease: 10m', 'lease: 1h').replace('max: 2', 'max: 1'));
+      expect(allowed(await w.authorize(deploy())).expiresAt).toBe(iso(T0 + HOUR));
+      clock.advance(HOUR - 1);
+      denied(await w.authorize(deploy()), full(T0 + HOUR));
+      clock.advance(1);
+      expect(allowed(await w.authorize(deploy())).fencing).toEqual({ 'deploys:prod': 2 });
+    },
+  ),
 
   example(
     'concurrency: fencing tokens grow per key, across release and expiry',
@@ -1917,8 +1931,8 @@ const sweeps: ConformanceCase[] = [
       removed: { nonce: 2, rate: 1 },
       done: true,
     });
-    // Past the writs' expiry (15 minutes): the settled one goes, the open one stays.
-    clock.advance(5 * MINUTE - 1);
+    // Past the writs' expiry (their 20-minute lease): the settled one goes, the open one stays.
+    clock.advance(10 * MINUTE - 1);
     expect((await w.sweep()).removed).toEqual({ writ: 1 });
     await rejectsWith(w.settle(done, { status: 'succeeded' }), 'WRIT_INVALID');
     // Past the claims' TTL: both go, the in-doubt one too.

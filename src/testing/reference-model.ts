@@ -288,7 +288,8 @@ export class ReferenceModel {
       }
       reservations.push({ kind: 'idempotency', key });
     }
-    let ttl = WRIT_TTL;
+    // A writ lives as long as its longest hold or lease; one with neither, WRIT_TTL.
+    let reserved = 0;
     if (a.tool === 'pay') {
       for (const b of budgetKeys(a, now)) {
         const row = this.#s.budgets[b.key];
@@ -304,7 +305,7 @@ export class ReferenceModel {
           });
         }
         reservations.push({ kind: 'budget', key: b.key, amount: a.amount });
-        ttl = Math.min(ttl, b.holdTtl);
+        reserved = Math.max(reserved, b.holdTtl);
       }
     }
     let fencing: Record<string, number> | undefined;
@@ -333,11 +334,11 @@ export class ReferenceModel {
       }
       reservations.push({ kind: 'concurrency', key: 'slots' });
       fencing = { slots: this.#s.fence + 1 };
-      ttl = Math.min(ttl, LEASE);
+      reserved = Math.max(reserved, LEASE);
     }
     return {
       outcome: 'allow',
-      expiresAt: now + ttl,
+      expiresAt: now + (reserved > 0 ? reserved : WRIT_TTL),
       reservations,
       ...(fencing && { fencing }),
     };
