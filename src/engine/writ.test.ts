@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { manualClock } from '../core/clock.js';
 import { WritError } from '../core/errors.js';
 import { DEFAULT_JSON_LIMITS } from '../core/json.js';
 import { MAX_AMOUNT } from '../core/plan.js';
@@ -165,6 +166,23 @@ describe('execute settles a call that ran, whatever its cost function does', () 
 });
 
 describe('approvals through the engine', () => {
+  it('stops waiting for an approval after its timeout even when the clock stands still', async () => {
+    const writ = createWrit({
+      policy: 'version: 1\ntools:\n  t:\n    - require_approval: true\n',
+      clock: manualClock(Date.parse('2026-11-23T10:00:00Z')),
+    });
+    let ran = false;
+    const waited = await writ.execute(
+      { tool: 't', principal: { id: 'p' }, session: { id: 's' } },
+      () => {
+        ran = true;
+      },
+      { waitForApproval: { timeoutMs: 60, pollMs: 20 } },
+    );
+    expect(waited.outcome).toBe('approval_required');
+    expect(ran).toBe(false);
+  });
+
   it('checks the approver before any store sees it', async () => {
     const inner = memoryStore();
     const decided: unknown[] = [];

@@ -614,10 +614,18 @@ export function createWrit(options: WritOptions): WritEngine {
     pending: Decision,
     wait: { timeoutMs: number; pollMs?: number },
   ): Promise<Decision> {
+    const pollMs = wait.pollMs ?? 500;
     const deadline = clock.now() + wait.timeoutMs;
+    // Bounded by polls as well as by the clock: the waits are real timers, and an injected
+    // clock (a test's, a simulation's) need not move while they pass.
+    const polls = Math.ceil(wait.timeoutMs / pollMs);
     let current = pending;
-    while (current.outcome === 'approval_required' && clock.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, wait.pollMs ?? 500));
+    for (
+      let n = 0;
+      current.outcome === 'approval_required' && clock.now() < deadline && n < polls;
+      n++
+    ) {
+      await new Promise((resolve) => setTimeout(resolve, pollMs));
       current = await authorize(action);
     }
     return current;
