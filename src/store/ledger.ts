@@ -91,10 +91,27 @@ interface Hold {
   expiresAt: number;
   onExpiry: 'release' | 'capture';
 }
-/** A hold that expired and was captured: a late settle corrects the amount. */
+/**
+ * A hold that expired and was captured: a settle until `until` corrects the amount, and
+ * after it the capture is final. (Rows written before kept no `until`: such entries stay
+ * until settled.)
+ */
 interface ExpiredCapture {
   writ: string;
   amount: number;
+  until?: number;
+}
+
+/**
+ * How long after a hold was captured at its expiry a late settle may still correct the
+ * amount. Bounded, or a budget whose agents often die without settling would carry their
+ * captures in its row for ever — rewritten on every call that touches it.
+ */
+export const LATE_SETTLE_MS = 24 * 3_600_000;
+
+/** When a `capture` hold of `writ` on `op` stops being correctable by a late settle. */
+function captureFinalAt(writ: WritRecord, op: BudgetOp): number {
+  return Math.min(writ.expiresAt, writ.issuedAt + op.holdTtlMs) + LATE_SETTLE_MS;
 }
 interface BudgetRow {
   key: string;
@@ -209,20 +226,24 @@ function leaseRow(stored: LeaseRow): LeaseRow {
 }
 
 /**
- * A budget row at `now`: expired holds released or captured. The row itself when no hold
- * has expired — the common case, checked first so it copies nothing.
+ * A budget row at `now`: expired holds released or captured, captures past correcting
+ * dropped. The row itself when neither applies — the common case, checked first so it
+ * copies nothing.
  */
 function budgetAt(stored: BudgetRow, now: number): BudgetRow {
   const row = budgetRow(stored);
-  if (!row.holds.some((hold) => hold.expiresAt <= now)) return row;
+  const final = (c: ExpiredCapture) => c.until !== undefined && c.until <= now;
+  if (!row.holds.some((hold) => hold.expiresAt <= now) && !row.expiredCaptures.some(final))
+    return row;
   const holds: Hold[] = [];
   let spent = row.spent;
-  const expiredCaptures = row.expiredCaptures.slice();
+  const expiredCaptures = row.expiredCaptures.filter((c) => !final(c));
   for (const hold of row.holds) {
     if (hold.expiresAt > now) holds.push(hold);
     else if (hold.onExpiry === 'capture') {
       spent += hold.amount;
-      expiredCaptures.push({ writ: hold.writ, amount: hold.amount });
+      const until = hold.expiresAt + LATE_SETTLE_MS;
+      if (until > now) expiredCaptures.push({ writ: hold.writ, amount: hold.amount, until });
     }
   }
   return { ...row, spent, holds, expiredCaptures };
@@ -564,6 +585,9 @@ export function settle(view: KvView, req: SettleRequest): SettleResult {
 
   for (const op of writ.ops) {
     if (op.kind === 'budget') {
+      // A hold captured at its expiry more than LATE_SETTLE_MS ago is final: the settle
+      // changes nothing on that budget.
+      if (op.onExpiry === 'capture' && req.now >= captureFinalAt(writ, op)) continue;
       const stored = tx.get<BudgetRow>('budget', op.key);
       if (!stored) continue;
       const row = budgetAt(stored, req.now);

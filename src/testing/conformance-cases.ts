@@ -323,6 +323,32 @@ const budgets: ConformanceCase[] = [
     },
   ),
 
+  example(
+    'budgets: a capture at expiry is final a day later; a settle then changes nothing',
+    async ({ writ, clock }) => {
+      const w = writ(
+        spendPolicy(['hold_ttl: 10m', 'on_expiry: capture']).replace(
+          'window: 1d',
+          'window: lifetime',
+        ),
+      );
+      const late = allowed(await w.authorize(pay(100)));
+      const last = allowed(await w.authorize(pay(50)));
+      clock.advance(10 * MINUTE);
+      const key = 'daily-spend:tenant-a';
+      expect(await w.budgets()).toEqual([budget(key, 500, 150, 0, null)]);
+      // One millisecond before the day is out, a late settle still corrects its capture…
+      clock.advance(DAY - 1);
+      await w.settle(last, { status: 'succeeded', cost: 20 });
+      expect(await w.budgets()).toEqual([budget(key, 500, 120, 0, null)]);
+      // …and from then on the capture is what was spent.
+      clock.advance(1);
+      const settled = await w.settle(late, { status: 'succeeded', cost: 400 });
+      expect(settled.overage).toEqual({});
+      expect(await w.budgets()).toEqual([budget(key, 500, 120, 0, null)]);
+    },
+  ),
+
   example('budgets: every matching budget must fit', async ({ writ }) => {
     const w = writ(
       `${spendPolicy()}  agent-spend:\n    match: 'tool == "send_money"'\n    per: 'principal.id'\n    limit: 100\n    window: lifetime\n    cost: 'args.amount'\n`,

@@ -68,6 +68,8 @@ replay:
 const MAX_AGE = 10 * MINUTE;
 const NONCE_MEMORY = 2 * MAX_AGE;
 const WRIT_TTL = 15 * MINUTE;
+/** How long a late settle may correct a hold captured at its expiry (the ledger's LATE_SETTLE_MS). */
+const LATE_SETTLE = 24 * 60 * MINUTE;
 const BUDGETS = [
   {
     name: 'spend',
@@ -173,7 +175,8 @@ interface Claim {
   result: Json;
 }
 interface Writ {
-  budgets: { key: string; amount: number }[];
+  /** `finalAt`: for a hold captured at expiry, when a late settle no longer corrects it. */
+  budgets: { key: string; amount: number; finalAt?: number }[];
   slot: boolean;
   claim: string | undefined;
   settled: boolean;
@@ -377,7 +380,11 @@ export class ReferenceModel {
         const row = this.#s.budgets[b.key]!;
         row.holds[writId] = a.amount;
         row.holdsExpireAt[writId] = Math.min(p.expiresAt, now + b.holdTtl);
-        writ.budgets.push({ key: b.key, amount: a.amount });
+        writ.budgets.push({
+          key: b.key,
+          amount: a.amount,
+          ...(b.capture && { finalAt: row.holdsExpireAt[writId] + LATE_SETTLE }),
+        });
       }
     }
     if (a.tool === 'deploy') {
@@ -407,8 +414,13 @@ export class ReferenceModel {
     writ.settled = true;
     const succeeded = status === 'succeeded';
     const overage: Record<string, number> = {};
-    for (const { key, amount } of writ.budgets) {
+    for (const { key, amount, finalAt } of writ.budgets) {
       const row = this.#s.budgets[key]!;
+      // A capture a day old is final: nothing to correct, nothing to report.
+      if (finalAt !== undefined && now >= finalAt) {
+        delete row.captured[writId];
+        continue;
+      }
       const live = row.holds[writId];
       const captured = row.captured[writId];
       // Failure voids; success without a cost is what was held; a given cost is the truth.

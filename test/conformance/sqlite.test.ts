@@ -393,6 +393,58 @@ describe('sqlite: readers beside writers', () => {
   }, 30_000);
 });
 
+describe('sqlite: budget rows stay small', () => {
+  it('drops captures of abandoned holds once they are final', async () => {
+    const path = freshPath();
+    const clock = manualClock(T0);
+    const store = sqliteStore({ path });
+    const w = createWrit({
+      policy: [
+        'version: 1',
+        'tools:',
+        '  pay:',
+        '    - allow: true',
+        'budgets:',
+        '  spend:',
+        '    limit: 1000000',
+        '    window: lifetime',
+        '    hold_ttl: 1m',
+        '    on_expiry: capture',
+        '',
+      ].join('\n'),
+      store,
+      clock,
+      ids: sequentialIds(),
+    });
+    const rowBytes = () => {
+      const reader = new Database(path, { readonly: true });
+      try {
+        return reader
+          .prepare<[], number>("SELECT length(value) FROM shared WHERE kind = 'budget'")
+          .pluck()
+          .get()!;
+      } finally {
+        reader.close();
+      }
+    };
+    try {
+      // 500 calls whose agents died without settling: each hold is captured at its expiry.
+      for (let i = 0; i < 500; i++) await w.authorize(pay(1, `k-${i}`));
+      clock.advance(60_000);
+      await w.authorize(pay(1, 'touch-1'));
+      const carrying = rowBytes();
+      expect(carrying).toBeGreaterThan(10_000);
+      // A day on, no late settle can correct them: the row sheds them at its next change.
+      clock.advance(24 * 3_600_000);
+      await w.authorize(pay(1, 'touch-2'));
+      expect(rowBytes()).toBeLessThan(1_000);
+      expect((await w.budgets())[0]).toMatchObject({ spent: 501, held: 1 });
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 describe('sqlite: opening', () => {
   it("leaves another program's database as it was", () => {
     const dir = dirname(freshPath());
