@@ -89,6 +89,8 @@ const pay = (amount: number, key: string) => ({
   idempotencyKey: key,
 });
 
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 /** An engine with the payments policy over `store`, at T0 with sequential ids. */
 const payEngine = (store: ReturnType<typeof sqliteStore>) =>
   createWrit({ policy: PAY_POLICY, store, clock: manualClock(T0), ids: sequentialIds() });
@@ -391,6 +393,39 @@ describe('sqlite: readers beside writers', () => {
     expect(reports.filter((r) => !r.ok)).toEqual([]);
     expect(reports.at(-1)).toMatchObject({ ok: true });
   }, 30_000);
+});
+
+describe('sqlite: waiting for another connection', () => {
+  it.each([
+    ['one transaction per step', { synchronous: 'NORMAL' }],
+    ['group commit', { synchronous: 'FULL' }],
+  ] as const)(
+    'waits for its lock on timers, so the process runs meanwhile (%s)',
+    async (_, options) => {
+      const path = freshPath();
+      const store = sqliteStore({ path, ...options });
+      const w = payEngine(store);
+      const other = new Database(path);
+      try {
+        other.prepare('BEGIN IMMEDIATE').run();
+        const decided = w.authorize(pay(1, 'k1'));
+        // SQLite's own wait would block this thread until the lock was free, and this timer —
+        // the only thing that frees it — could never fire: the call would fail after 5 s.
+        let ticks = 0;
+        const ticking = setInterval(() => ticks++, 10);
+        await pause(200);
+        other.prepare('COMMIT').run();
+        const decision = await decided;
+        clearInterval(ticking);
+        expect(ticks).toBeGreaterThan(5);
+        expect(decision.outcome).toBe('allow');
+      } finally {
+        if (other.inTransaction) other.prepare('ROLLBACK').run();
+        other.close();
+        await store.close();
+      }
+    },
+  );
 });
 
 describe('sqlite: budget rows stay small', () => {

@@ -29,6 +29,18 @@ export interface SqliteStoreOptions {
 
 type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
+/** How long a step waits for another connection's write lock before it fails. */
+const LOCK_WAIT_MS = 5_000;
+/**
+ * How long SQLite itself waits for a lock, blocking the thread: another process's commit
+ * takes far less. Past it the store waits on timers, so that the event loop — every other
+ * call in this process — runs meanwhile; SQLite's own wait would freeze it.
+ */
+const BLOCKING_WAIT_MS = 20;
+
+const isBusy = (error: unknown) => (error as { code?: unknown } | null)?.code === 'SQLITE_BUSY';
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 interface Job {
   step: (view: KvView) => unknown;
   resolve: (value: unknown) => void;
@@ -47,6 +59,8 @@ class SqliteStore extends KvStore {
   readonly #immediate: Database.Transaction<(body: () => unknown) => unknown>;
   #queue: Job[] = [];
   #flushScheduled = false;
+  /** When the group-commit queue began waiting for another connection's lock. */
+  #lockedSince: number | undefined;
   readonly #entryAt: Database.Statement<[number], { entry: string }>;
   readonly #allLog: Database.Statement<[], { seq: number; entry: string }>;
   readonly #logAfter: Database.Statement<[number, number], { seq: number; entry: string }>;
@@ -118,13 +132,8 @@ class SqliteStore extends KvStore {
   protected atomic<T>(step: (view: KvView) => T): Promise<T> {
     if (!this.#db.open)
       return Promise.reject(new WritError('STORE_FAILURE', 'the SQLite store is closed'));
-    if (!this.#groupCommit) {
-      try {
-        return Promise.resolve(this.#transaction(() => this.#state.step(step)));
-      } catch (error) {
-        return Promise.reject(error);
-      }
-    }
+    if (!this.#groupCommit)
+      return this.#whenUnlocked(() => this.#transaction(() => this.#state.step(step)));
     return new Promise<T>((resolve, reject) => {
       this.#queue.push({ step, resolve: resolve as (v: unknown) => void, reject });
       if (!this.#flushScheduled) {
@@ -152,6 +161,24 @@ class SqliteStore extends KvStore {
   }
 
   /**
+   * Runs `attempt` — a transaction, or anything else that takes the write lock — and while
+   * another connection holds the lock, tries again on a timer, for up to `LOCK_WAIT_MS`.
+   * Nothing of a transaction has run when it cannot begin, so trying again is safe.
+   */
+  async #whenUnlocked<T>(attempt: () => T): Promise<T> {
+    const deadline = performance.now() + LOCK_WAIT_MS;
+    for (let wait = 1; ; wait = Math.min(2 * wait, 50)) {
+      try {
+        return attempt();
+      } catch (error) {
+        if (!isBusy(error) || performance.now() >= deadline) throw error;
+      }
+      await pause(wait);
+      if (!this.#db.open) throw new WritError('STORE_FAILURE', 'the SQLite store is closed');
+    }
+  }
+
+  /**
    * Group commit: every step queued since the last flush runs in one transaction, in order.
    * A step that throws (settling a settled writ) leaves nothing behind — its writes are held
    * apart until it returns — so it fails alone. When the transaction itself fails (a record
@@ -165,7 +192,18 @@ class SqliteStore extends KvStore {
     let outcomes: Outcome[];
     try {
       outcomes = this.#transaction(() => jobs.map((job) => this.#attempt(job)));
+      this.#lockedSince = undefined;
     } catch (error) {
+      // Another connection holds the lock: the batch waits its turn, in front of what
+      // arrives meanwhile, on a timer (see `#whenUnlocked`).
+      this.#lockedSince ??= performance.now();
+      if (isBusy(error) && performance.now() - this.#lockedSince < LOCK_WAIT_MS) {
+        this.#queue = [...jobs, ...this.#queue];
+        this.#flushScheduled = true;
+        setTimeout(() => this.#flush(), 5);
+        return;
+      }
+      this.#lockedSince = undefined;
       if (jobs.length === 1) outcomes = [{ ok: false, error }];
       else
         outcomes = jobs.map((job) => {
@@ -210,7 +248,7 @@ class SqliteStore extends KvStore {
   }
 
   async findDecision(id: string): Promise<LogEntry | undefined> {
-    this.#indexDecisions();
+    await this.#whenUnlocked(() => this.#indexDecisions());
     const seq = this.#decisionSeq.get(id);
     const row = seq === undefined ? undefined : this.#entryAt.get(seq);
     return row === undefined ? undefined : (parseStored(row.entry, `log entry ${seq}`) as LogEntry);
@@ -286,6 +324,8 @@ function open(path: string, synchronous: 'NORMAL' | 'FULL'): Database.Database {
     // Only a store behind this version takes the write lock to migrate: opening to read
     // must not wait for, or hold up, the processes deciding.
     if (version < MIGRATIONS.length) migrate(db);
+    // Opened: from now on, a lock another connection holds is waited for on timers.
+    db.pragma(`busy_timeout = ${BLOCKING_WAIT_MS}`);
     return db;
   } catch (error) {
     db?.close();
