@@ -228,6 +228,13 @@ export function registerLogCommands(program: Command) {
         out(
           `${report.decisions} decisions: ${report.unchanged} unchanged, ${report.changed.length} changed, ${report.notReplayable.length} not replayable, ${report.invalid} invalid requests`,
         );
+        if (report.startsAt !== undefined)
+          out(
+            paint(
+              'yellow',
+              `the log starts at entry ${report.startsAt}: the sessions, budgets, claims and rate limits earlier entries built are missing, so a change can come from that rather than from the policy (replay a whole export for an exact comparison)`,
+            ),
+          );
       }
       if (report.changed.length > 0) throw new CliExit(EXIT.FAILED);
     });

@@ -27,6 +27,12 @@ export interface ReplayReport {
   notReplayable: { seq: number; decisionId: string; paths: string[] }[];
   /** Requests that were invalid when recorded; their raw input is not logged. */
   invalid: number;
+  /**
+   * The first entry's `seq` when the log does not start at 1 (an export `--since`): the state
+   * earlier entries built — sessions, budgets spent, claims, rate buckets — is missing, so a
+   * decision that depends on it can come out differently under the very same policy.
+   */
+  startsAt?: number;
 }
 
 /** Ids as recorded: the replay reuses each decision's ids so unchanged decisions match exactly. */
@@ -65,7 +71,10 @@ export async function replayLog(
     invalid: 0,
   };
   try {
+    let first = true;
     for await (const entry of entries) {
+      if (first && entry.seq > 1) report.startsAt = entry.seq;
+      first = false;
       clock.set(entry.at);
       if (entry.session) {
         await writ.sessions.open(entry.session.id, entry.session.attrs);

@@ -127,6 +127,14 @@ describe('writ replay', () => {
     expect(report.unchanged).toBeGreaterThan(1000);
   });
 
+  it('says when a log starts part way, as an export --since does', async () => {
+    expect((await replayLog(log, loadPolicy(POLICY))).startsAt).toBeUndefined();
+    // Without the entries before it, the state they built is missing: the same policy can
+    // decide differently, and the report says where the log starts.
+    const slice = log.slice(log.length / 2);
+    expect((await replayLog(slice, loadPolicy(POLICY))).startsAt).toBe(slice[0]!.seq);
+  });
+
   it('lists the decisions a changed policy would change, old and new', async () => {
     const stricter = loadPolicy(POLICY.replace('limit: 2000', 'limit: 300'));
     const report = await replayLog(log, stricter);
