@@ -837,38 +837,47 @@ describe('sqlite: WAL checkpoints from a worker thread', () => {
     }
   }, 60_000);
 
-  it('lets a process that never closes its store exit', async () => {
-    const path = freshPath();
-    const source = join(import.meta.dirname, '../../src/store/sqlite/index.ts');
-    const writer = `import('${source}').then(async (m) => {
+  it.each([
+    ['never closes its store', ''],
+    ['closes its store', 'await store.close();'],
+  ])(
+    'lets a process that %s finish',
+    async (_, close) => {
+      const path = freshPath();
+      const source = join(import.meta.dirname, '../../src/store/sqlite/index.ts');
+      // 200 commits start the worker; nothing else keeps the event loop alive.
+      const writer = `import('${source}').then(async (m) => {
       const store = m.sqliteStore({ path: process.argv[1] });
       for (let i = 0; i < 200; i++) await store.putSession('s' + i, {}, 0);
+      ${close}
       console.log('done');
     })`;
-    const run = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
-      (resolve) => {
-        const child = spawn(process.execPath, ['--import', 'tsx', '-e', writer, path]);
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (chunk) => {
-          stdout += chunk;
-        });
-        child.stderr.on('data', (chunk) => {
-          stderr += chunk;
-        });
-        const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-        child.on('close', (code) => {
-          clearTimeout(timer);
-          resolve({ code, stdout, stderr });
-        });
-      },
-    );
-    expect(run).toEqual({ code: 0, stdout: 'done\n', stderr: '' });
-    const store = sqliteStore({ path });
-    try {
-      expect(await store.listSessions()).toHaveLength(200);
-    } finally {
-      await store.close();
-    }
-  }, 30_000);
+      const run = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
+        (resolve) => {
+          const child = spawn(process.execPath, ['--import', 'tsx', '-e', writer, path]);
+          let stdout = '';
+          let stderr = '';
+          child.stdout.on('data', (chunk) => {
+            stdout += chunk;
+          });
+          child.stderr.on('data', (chunk) => {
+            stderr += chunk;
+          });
+          const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+          child.on('close', (code) => {
+            clearTimeout(timer);
+            resolve({ code, stdout, stderr });
+          });
+        },
+      );
+      expect(run).toEqual({ code: 0, stdout: 'done\n', stderr: '' });
+      const store = sqliteStore({ path });
+      try {
+        expect(await store.listSessions()).toHaveLength(200);
+      } finally {
+        await store.close();
+      }
+    },
+    30_000,
+  );
 });

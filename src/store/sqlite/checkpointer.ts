@@ -133,6 +133,9 @@ export class Checkpointer {
     const worker = this.#worker;
     if (!worker) return;
     this.#worker = undefined;
+    // Held by the event loop until it has exited: unreferenced, a process with nothing else
+    // to do would end while `close` still awaited it.
+    worker.ref();
     worker.postMessage('close');
     await this.#exited;
   }
