@@ -89,7 +89,9 @@ describe('the CLI over the SQLite store the demo leaves', () => {
     expect(self.stderr).toContain('cannot decide it');
     const nobody = writ('approvals', 'approve', first.id, '--approver', '', '--store', store);
     expect(nobody.status).toBe(2);
-    expect(nobody.stderr).toContain('the approver must be a non-empty string');
+    expect(nobody.stderr).toContain(
+      'the approver must be a string of at most 256 characters that shows something',
+    );
     expect(
       json<ApprovalRecord>(
         'approvals',

@@ -2,7 +2,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { ID_RULE, isId } from '../core/action.js';
+import { ID_RULE, isId, sameParty } from '../core/action.js';
 import type { Decision } from '../core/decision.js';
 import { formatIssue, WritError } from '../core/errors.js';
 import { toJson } from '../core/json.js';
@@ -39,7 +39,8 @@ const ScriptSchema = z
   .strictObject({ title: z.string(), principal: record, steps: z.array(Step) })
   .superRefine((script, ctx) => {
     script.steps.forEach((step, i) => {
-      if ('approve' in step && step.approve.approver === script.principal.id)
+      const asker = script.principal.id;
+      if ('approve' in step && typeof asker === 'string' && sameParty(step.approve.approver, asker))
         ctx.addIssue({
           code: 'custom',
           path: ['steps', i, 'approve', 'approver'],

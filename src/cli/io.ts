@@ -31,7 +31,10 @@ export function stopQuietlyOnClosedStdout(): void {
   watchingStdout = true;
   process.stdout.on('error', (error: NodeJS.ErrnoException) => {
     if (error.code === 'EPIPE') process.exit(EXIT.OUTPUT_CLOSED);
-    throw error;
+    // Any other failure to write (a full disk): one line and exit 2, as for a file, and
+    // never 1, which means "not allowed" or "chain broken" to a script.
+    process.stderr.write(`writ: cannot write to standard output: ${error.message}\n`);
+    process.exit(EXIT.INVALID_INPUT);
   });
 }
 

@@ -218,7 +218,8 @@ describe('ids read as what they are', () => {
     ['agent-7 ', 'a space at the end'],
     ['\u00a0agent-7', 'a no-break space at the start'],
     ['   ', 'only spaces'],
-    ['agent\u200b-7', 'a zero-width space'],
+    ['\u200b', 'nothing visible'],
+    ['\u200b\ufe0f', 'nothing visible either'],
     ['agent\u202e-7', 'a bidi override'],
     ['\ufeffagent-7', 'a byte order mark'],
     ['agent\u2028-7', 'a line separator'],
@@ -228,13 +229,25 @@ describe('ids read as what they are', () => {
   });
 
   it('accepts inner spaces and any script', () => {
-    for (const id of ['Jane Doe', 'agent-7', 'агент-7', '代理', 'a:b/c@d'])
+    // Joiners that real names use stay: the ZWNJ of Persian, the ZWJ of an emoji sequence.
+    for (const id of [
+      'Jane Doe',
+      'agent-7',
+      'агент-7',
+      '代理',
+      'a:b/c@d',
+      'می\u200cخواهم',
+      'team-👩\u200d💻',
+    ])
       expect(isId(id)).toBe(true);
   });
 
   it('takes case and compatibility forms of one name as the same party', () => {
     expect(sameParty('agent-7', 'Agent-7')).toBe(true);
     expect(sameParty('agent-7', '\uff41gent-7')).toBe(true);
+    // Invisible characters do not make another party.
+    for (const invisible of ['\u200b', '\u034f', '\ufe0f', '\u180b', '\u3164', '\u00ad'])
+      expect(sameParty('alice', `ali${invisible}ce`)).toBe(true);
     expect(sameParty('agent-7', 'agent-8')).toBe(false);
   });
 });

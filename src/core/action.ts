@@ -49,10 +49,13 @@ export interface Action {
  * real tool name, is rejected rather than matched against rules by accident.
  */
 export const TOOL_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,127}$/;
-// No controls, lone surrogates, invisible format characters (zero-width space, bidi
-// marks) or line separators: an id must read as what it is, or `alice` and `alice\u200b`
-// would be two principals that look like one.
-const ID = /^[^\p{Cc}\p{Cs}\p{Cf}\p{Zl}\p{Zp}]{1,256}$/u;
+// No controls, lone surrogates, line separators or bidi controls (which make the text
+// around an id read in another order). Joiners and other invisible characters that real
+// names use (the ZWNJ of Persian, the ZWJ of emoji) are kept; `sameParty` sees through
+// them.
+const ID = /^[^\p{Cc}\p{Cs}\p{Zl}\p{Zp}\p{Bidi_Control}]{1,256}$/u;
+/** Characters that show nothing by themselves: joiners, variation selectors, fillers. */
+const INVISIBLE = /\p{Default_Ignorable_Code_Point}/gu;
 const LABEL = /^[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,127}$/;
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
 
@@ -233,20 +236,32 @@ function jsonObject(
 
 /** What an id must be — of a principal, a session, an approver, a key. */
 export const ID_RULE =
-  'a non-empty string of at most 256 visible characters, with no space at either end';
+  'a string of at most 256 characters that shows something, with no space at either end';
 
 /** True when `value` is an id: {@link ID_RULE}. */
 export function isId(value: unknown): value is string {
-  return typeof value === 'string' && ID.test(value) && value.trim() === value;
+  return (
+    typeof value === 'string' &&
+    ID.test(value) &&
+    value.trim() === value &&
+    value.replace(INVISIBLE, '').trim() !== ''
+  );
 }
 
 /**
  * Whether two ids name the same party for the approver ≠ requester rule: equal once
- * compatibility-normalized (NFKC) and lower-cased, so that `Agent-7` or a full-width
- * `ａgent-7` cannot approve what `agent-7` asked for.
+ * invisible characters are dropped, compatibility-normalized (NFKC) and lower-cased, so
+ * that `Agent-7`, a full-width `ａgent-7` or `agent-7` with a zero-width joiner or a
+ * variation selector cannot approve what `agent-7` asked for. (Look-alikes from other
+ * scripts, a Cyrillic `а`, are other names: telling them apart is the approvers'
+ * authentication's job.)
  */
 export function sameParty(a: string, b: string): boolean {
-  return a.normalize('NFKC').toLowerCase() === b.normalize('NFKC').toLowerCase();
+  return partyOf(a) === partyOf(b);
+}
+
+function partyOf(id: string): string {
+  return id.replace(INVISIBLE, '').normalize('NFKC').toLowerCase();
 }
 
 /**

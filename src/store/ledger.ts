@@ -265,11 +265,14 @@ function without<T extends { writ: string }>(list: T[], writId: string): T[] {
 
 /**
  * Rounds away binary noise so 0.1 + 0.2 fits a limit of 0.3, the same way in every store:
- * to nine decimals, or fewer where a double cannot hold nine — it holds 15 significant
- * digits, and scaling 5e9 by 1e9 would pass 2^53 and round 4999999997 to 4999999996.999999.
+ * to nine decimals, or fewer where the largest of the `amounts` it came from holds fewer —
+ * a double holds 15 significant digits, and the noise is that of the operands, not of
+ * the result (123456789.07 − 123456789 is 0.07 to six decimals, not to nine). Scaling
+ * 5e9 by 1e9 would also pass 2^53 and round 4999999997 to 4999999996.999999.
  */
-function money(n: number): number {
-  const digits = Math.min(9, Math.max(0, 15 - Math.ceil(Math.log10(Math.abs(n) + 1))));
+function money(n: number, ...amounts: number[]): number {
+  const magnitude = Math.max(Math.abs(n), ...amounts.map(Math.abs));
+  const digits = Math.min(9, Math.max(0, 15 - Math.ceil(Math.log10(magnitude + 1))));
   const scale = 10 ** digits;
   // `+ 0` turns the -0 that rounding a tiny negative noise gives into 0.
   return Math.round(n * scale) / scale + 0;
@@ -443,7 +446,8 @@ function holdBudget(tx: Tx, op: BudgetOp, writ: WritRecord, now: number): StepOu
         expiredCaptures: [],
       };
   // The policy's limit applies, whatever the row was written with.
-  const remaining = money(op.limit - row.spent - held(row));
+  const holding = held(row);
+  const remaining = money(op.limit - row.spent - holding, op.limit, row.spent, holding);
   if (op.amount > remaining) {
     return refused(
       reason('BUDGET_EXHAUSTED', {
@@ -586,8 +590,18 @@ export function settle(view: KvView, req: SettleRequest): SettleResult {
   for (const op of writ.ops) {
     if (op.kind === 'budget') {
       // A hold captured at its expiry more than LATE_SETTLE_MS ago is final: the settle
-      // changes nothing on that budget.
-      if (op.onExpiry === 'capture' && req.now >= captureFinalAt(writ, op)) continue;
+      // changes nothing on that budget — but for removing the capture's entry, which rows
+      // written before kept without `until`.
+      if (op.onExpiry === 'capture' && req.now >= captureFinalAt(writ, op)) {
+        const stored = tx.get<BudgetRow>('budget', op.key);
+        const row = stored && budgetAt(stored, req.now);
+        if (row?.expiredCaptures.some((c) => c.writ === writ.id))
+          tx.put('budget', op.key, {
+            ...row,
+            expiredCaptures: without(row.expiredCaptures, writ.id),
+          } satisfies BudgetRow);
+        continue;
+      }
       const stored = tx.get<BudgetRow>('budget', op.key);
       if (!stored) continue;
       const row = budgetAt(stored, req.now);
@@ -596,8 +610,8 @@ export function settle(view: KvView, req: SettleRequest): SettleResult {
       const actual = req.cost ?? (succeeded ? op.amount : 0);
       // A cost reported with a failure is spend that happened (tokens burnt before the
       // error): captured like any actual cost, and beyond the hold it is overage too.
-      if (actual > op.amount) overage[op.key] = money(actual - op.amount);
-      const spent = money(row.spent + actual - capturedAtExpiry);
+      if (actual > op.amount) overage[op.key] = money(actual - op.amount, actual, op.amount);
+      const spent = money(row.spent + actual - capturedAtExpiry, row.spent, actual);
       if (hold || capturedAtExpiry > 0 || actual > 0)
         tx.put('budget', op.key, {
           ...row,
@@ -809,7 +823,7 @@ export function listBudgets(view: KvView, now: number): BudgetState[] {
         limit: row.limit,
         spent: row.spent,
         held: money(h),
-        remaining: money(row.limit - row.spent - h),
+        remaining: money(row.limit - row.spent - h, row.limit, row.spent, h),
         windowEnd: row.windowEnd,
       };
     })

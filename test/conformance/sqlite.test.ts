@@ -35,7 +35,11 @@ for (const [name, options] of variants) {
 }
 
 const T0 = Date.parse('2026-11-23T10:00:00.000Z');
-const hold = (key: string, amount: number): PlanOp => ({
+const hold = (
+  key: string,
+  amount: number,
+  onExpiry: 'release' | 'capture' = 'release',
+): PlanOp => ({
   kind: 'budget',
   invariant: 'budgets.spend',
   key,
@@ -43,7 +47,7 @@ const hold = (key: string, amount: number): PlanOp => ({
   limit: 100,
   windowEnd: null,
   holdTtlMs: 60_000,
-  onExpiry: 'release',
+  onExpiry,
 });
 function writRecord(id: string, ops: PlanOp[], labels: unknown[] = []): WritRecord {
   return {
@@ -397,28 +401,39 @@ describe('sqlite: readers beside writers', () => {
 
 describe('sqlite: waiting for another connection', () => {
   it.each([
-    ['one transaction per step', { synchronous: 'NORMAL' }],
-    ['group commit', { synchronous: 'FULL' }],
+    ['one transaction per step', 1, { synchronous: 'NORMAL' }],
+    ['one transaction per step', 20, { synchronous: 'NORMAL' }],
+    ['group commit', 20, { synchronous: 'FULL' }],
   ] as const)(
-    'waits for its lock on timers, so the process runs meanwhile (%s)',
-    async (_, options) => {
+    'waits for its lock on timers, so the process runs meanwhile (%s, %s waiting)',
+    async (_, waiting, options) => {
       const path = freshPath();
       const store = sqliteStore({ path, ...options });
       const w = payEngine(store);
       const other = new Database(path);
       try {
+        // A first decision stores the policy, so that every later one waits on its own.
+        await w.settle((await w.authorize(pay(1, 'first'))).writ!, { status: 'succeeded' });
         other.prepare('BEGIN IMMEDIATE').run();
-        const decided = w.authorize(pay(1, 'k1'));
+        const decided = Promise.all(
+          Array.from({ length: waiting }, (_, i) => w.authorize(pay(1, `k${i}`))),
+        );
         // SQLite's own wait would block this thread until the lock was free, and this timer —
-        // the only thing that frees it — could never fire: the call would fail after 5 s.
+        // the only thing that frees it — could never fire: the calls would fail after 5 s.
+        // Many waiters each retrying in SQLite's short wait would block it almost as much.
         let ticks = 0;
         const ticking = setInterval(() => ticks++, 10);
-        await pause(200);
+        await pause(1_000);
         other.prepare('COMMIT').run();
-        const decision = await decided;
+        const decisions = await decided;
         clearInterval(ticking);
-        expect(ticks).toBeGreaterThan(5);
-        expect(decision.outcome).toBe('allow');
+        // About 100 ticks in the second when nothing blocks; half of them at least.
+        expect(ticks).toBeGreaterThan(50);
+        // Decided on the policy, none on the store: five slots, so five allowed.
+        expect(decisions.flatMap((d) => d.reasons.map((r) => r.code))).not.toContain(
+          'STORE_UNAVAILABLE',
+        );
+        expect(decisions.filter((d) => d.outcome === 'allow')).toHaveLength(Math.min(waiting, 5));
       } finally {
         if (other.inTransaction) other.prepare('ROLLBACK').run();
         other.close();
@@ -677,6 +692,51 @@ describe('sqlite: schema migrations, version 4', () => {
 });
 
 describe('sqlite: rows written by earlier versions', () => {
+  it('drops a capture kept without an end when its writ settles after it is final', async () => {
+    const path = freshPath();
+    await sqliteStore({ path }).close();
+    const captured = hold('spend', 3, 'capture');
+    const old = new Database(path);
+    try {
+      old.prepare("INSERT INTO shared (kind, key, value) VALUES ('budget', 'spend', ?)").run(
+        JSON.stringify({
+          key: 'spend',
+          limit: 100,
+          windowEnd: null,
+          spent: 3,
+          holds: [],
+          expiredCaptures: [{ writ: 'w-cap', amount: 3 }],
+        }),
+      );
+      old
+        .prepare("INSERT INTO state (kind, key, value) VALUES ('writ', 'w-cap', ?)")
+        .run(JSON.stringify(writRecord('w-cap', [captured])));
+    } finally {
+      old.close();
+    }
+    const store = sqliteStore({ path });
+    try {
+      // Two days on, the capture is final: the settle charges nothing more, and the entry,
+      // which no `until` would ever have removed, goes.
+      await store.settle({
+        now: T0 + 2 * 86_400_000,
+        writId: 'w-cap',
+        status: 'succeeded',
+        cost: 9,
+      });
+      expect((await store.listBudgets(T0))[0]).toMatchObject({ spent: 3, held: 0 });
+      const row = new Database(path, { readonly: true });
+      try {
+        const value = row.prepare("SELECT value FROM shared WHERE kind = 'budget'").pluck().get();
+        expect(JSON.parse(value as string).expiredCaptures).toEqual([]);
+      } finally {
+        row.close();
+      }
+    } finally {
+      await store.close();
+    }
+  });
+
   it('reads a rate bucket kept as a fractional time, rounding it up', async () => {
     const path = freshPath();
     await sqliteStore({ path }).close();
@@ -836,6 +896,31 @@ describe('sqlite: WAL checkpoints from a worker thread', () => {
       await reopened.close();
     }
   }, 60_000);
+
+  it('starts no worker again while closing, and leaves no connection open', async () => {
+    const path = freshPath();
+    const store = sqliteStore({ path });
+    const writ = payEngine(store);
+    // 200 commits: the worker runs, and the next ask is due at the 256th.
+    for (let i = 0; i < 100; i++)
+      await writ.settle((await writ.authorize(pay(0.001, `k-${i}`))).writ!, { status: 'failed' });
+    // Decisions that commit while close waits for the worker used to start another one,
+    // which no one closed: asked to checkpoint, it held the file open for good.
+    const closing = store.close();
+    await Promise.allSettled(
+      Array.from({ length: 70 }, (_, i) => writ.authorize(pay(0.001, `late-${i}`))),
+    );
+    await closing;
+    // Long enough for a worker started meanwhile to have opened the file.
+    await pause(500);
+    expect(existsSync(`${path}-wal`)).toBe(false);
+    const other = new Database(path);
+    try {
+      expect(other.pragma('journal_mode = DELETE', { simple: true })).toBe('delete');
+    } finally {
+      other.close();
+    }
+  });
 
   it.each([
     ['never closes its store', ''],

@@ -71,7 +71,8 @@ export class Checkpointer {
   /** A checkpoint was asked for and the store has not yet finished it. */
   #asked = false;
   #commits = 0;
-  #failed = false;
+  /** Failed, or closing: no worker is (re)started, nothing is asked. */
+  #stopped = false;
 
   constructor(db: Database.Database, path: string) {
     this.#db = db;
@@ -81,7 +82,7 @@ export class Checkpointer {
 
   /** Counts a commit; starts the worker, asks it for a checkpoint or finishes one. */
   committed(): void {
-    if (this.#failed) return;
+    if (this.#stopped) return;
     this.#commits++;
     if (this.#worker === undefined) {
       if (this.#commits >= COMMITS_BEFORE_START) this.#start();
@@ -123,13 +124,15 @@ export class Checkpointer {
   }
 
   #fallBack(): void {
-    this.#failed = true;
+    this.#stopped = true;
     this.#worker = undefined;
     if (this.#db.open) this.#db.pragma(`wal_autocheckpoint = ${DEFAULT_PAGES}`);
   }
 
   /** Stops the worker once it has closed its connection. */
   async close(): Promise<void> {
+    // Commits may still come while the worker exits: none of them may start another.
+    this.#stopped = true;
     const worker = this.#worker;
     if (!worker) return;
     this.#worker = undefined;

@@ -64,8 +64,15 @@ class SqliteStore extends KvStore {
   readonly #immediate: Database.Transaction<(body: () => unknown) => unknown>;
   #queue: Job[] = [];
   #flushScheduled = false;
-  /** When the group-commit queue began waiting for another connection's lock. */
+  /** When the group-commit queue began waiting for another connection's lock, and its next pause. */
   #lockedSince: number | undefined;
+  #lockPause = 1;
+  /**
+   * Set while one step waits for another connection's lock; settles when it has the lock
+   * or gives up. Steps that arrive meanwhile wait behind it: each retry blocks the thread
+   * in SQLite's short busy wait, and many waiters retrying at once would block it always.
+   */
+  #lockTurn: Promise<void> | undefined;
   readonly #entryAt: Database.Statement<[number], { entry: string }>;
   readonly #allLog: Database.Statement<[], { seq: number; entry: string }>;
   readonly #logAfter: Database.Statement<[number, number], { seq: number; entry: string }>;
@@ -173,14 +180,32 @@ class SqliteStore extends KvStore {
    */
   async #whenUnlocked<T>(attempt: () => T): Promise<T> {
     const deadline = performance.now() + LOCK_WAIT_MS;
-    for (let wait = 1; ; wait = Math.min(2 * wait, 50)) {
+    const tryOnce = (): { value: T } | undefined => {
       try {
-        return attempt();
+        return { value: attempt() };
       } catch (error) {
         if (!isBusy(error) || performance.now() >= deadline) throw error;
+        return undefined;
       }
-      await pause(wait);
-      if (!this.#db.open) throw new WritError('STORE_FAILURE', 'the SQLite store is closed');
+    };
+    while (this.#lockTurn) await this.#lockTurn;
+    const first = tryOnce();
+    if (first) return first.value;
+    // This step waits for the lock; the others wait for it (`#lockTurn`).
+    let done = () => {};
+    this.#lockTurn = new Promise<void>((resolve) => {
+      done = resolve;
+    });
+    try {
+      for (let wait = 1; ; wait = Math.min(2 * wait, 50)) {
+        await pause(wait);
+        if (!this.#db.open) throw new WritError('STORE_FAILURE', 'the SQLite store is closed');
+        const next = tryOnce();
+        if (next) return next.value;
+      }
+    } finally {
+      this.#lockTurn = undefined;
+      done();
     }
   }
 
@@ -199,6 +224,7 @@ class SqliteStore extends KvStore {
     try {
       outcomes = this.#transaction(() => jobs.map((job) => this.#attempt(job)));
       this.#lockedSince = undefined;
+      this.#lockPause = 1;
     } catch (error) {
       // Another connection holds the lock: the batch waits its turn, in front of what
       // arrives meanwhile, on a timer (see `#whenUnlocked`).
@@ -206,10 +232,12 @@ class SqliteStore extends KvStore {
       if (isBusy(error) && performance.now() - this.#lockedSince < LOCK_WAIT_MS) {
         this.#queue = [...jobs, ...this.#queue];
         this.#flushScheduled = true;
-        setTimeout(() => this.#flush(), 5);
+        setTimeout(() => this.#flush(), this.#lockPause);
+        this.#lockPause = Math.min(2 * this.#lockPause, 50);
         return;
       }
       this.#lockedSince = undefined;
+      this.#lockPause = 1;
       if (jobs.length === 1) outcomes = [{ ok: false, error }];
       else
         outcomes = jobs.map((job) => {
@@ -274,8 +302,11 @@ class SqliteStore extends KvStore {
     const indexBatch = this.#db.transaction((after: number): number | undefined => {
       const rows = this.#logAfter.all(after, 1000);
       for (const { seq, entry } of rows) {
-        const parsed = entry.includes('"kind":"decision"') ? JSON.parse(entry) : undefined;
-        if (parsed?.kind === 'decision') this.#indexDecision.run(parsed.decision.id, seq);
+        const parsed = entry.includes('"kind":"decision"')
+          ? (parseStored(entry, `log entry ${seq}`) as LogEntry)
+          : undefined;
+        if (parsed?.kind === 'decision' && parsed.decision)
+          this.#indexDecision.run(parsed.decision.id, seq);
       }
       return rows[rows.length - 1]?.seq;
     });
@@ -299,7 +330,9 @@ class SqliteStore extends KvStore {
         if (!verifier.push({ seq: row.seq, text: row.entry })) break;
       }
       const head = this.#logHead.get();
-      return verifier.finish(head === undefined ? undefined : (JSON.parse(head) as LogHead));
+      return verifier.finish(
+        head === undefined ? undefined : (parseStored(head, 'log head') as LogHead),
+      );
     })();
   }
 
