@@ -290,19 +290,39 @@ describe('the CLI over the SQLite store the demo leaves', () => {
     const corrupt = join(dir, 'corrupt.db');
     expect(writ('demo', '--store', corrupt).status).toBe(0);
     const db = new Database(corrupt);
+    // Two decisions after entry 3: the first cut short, the second looked up — which,
+    // not yet indexed, indexes its way past the damaged one.
+    const decisions = db
+      .prepare<[], { seq: number; entry: string }>(
+        `SELECT seq, entry FROM log WHERE seq > 3 AND entry LIKE '%"kind":"decision"%' LIMIT 2`,
+      )
+      .all();
+    const [cut, later] = [decisions[0]!, decisions[1]!];
+    db.prepare('UPDATE log SET entry = substr(entry, 1, 100) WHERE seq = ?').run(cut.seq);
     db.prepare("UPDATE log SET entry = '{not json' WHERE seq = 3").run();
     db.prepare("UPDATE shared SET value = '{bad' WHERE kind = 'budget'").run();
+    // Not yet indexed: a look-up indexes its way past the damaged entry.
+    db.prepare('DELETE FROM decision').run();
     db.close();
     for (const [args, what] of [
       [['log', 'export'], 'log entry 3'],
       [['log', 'tail', '-n', '100'], 'log entry 3'],
       [['budgets'], 'budget record'],
+      [['explain', JSON.parse(later.entry).decision.id], `log entry ${cut.seq}`],
     ] as const) {
       const run = writ(...args, '--store', corrupt);
       expect(run.status, run.stderr).toBe(2);
       expect(run.stderr).toContain(`the store's ${what}`);
       expect(run.stderr.trimEnd().split('\n')).toHaveLength(1);
     }
+    // A damaged chain head: verify cannot tell what the log should end with.
+    const headless = new Database(corrupt);
+    headless.prepare("UPDATE shared SET value = '{bad' WHERE kind = 'log-head'").run();
+    headless.close();
+    const verify = writ('log', 'verify', '--store', corrupt);
+    expect(verify.status, verify.stderr).toBe(2);
+    expect(verify.stderr).toContain("the store's log head is not JSON");
+    expect(verify.stderr.trimEnd().split('\n')).toHaveLength(1);
   });
 
   it('writ log tail --follow prints entries as they are written', async () => {

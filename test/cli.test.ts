@@ -1,6 +1,14 @@
 import { spawnSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -593,12 +601,35 @@ describe('writ demo', () => {
     );
   });
 
+  it('refuses it under another letter case too, before it runs', () => {
+    const run = demoScript('demo-self-approval-case', join(scratch, 'self-approval-case.db'));
+    expect(run.code).toBe(2);
+    expect(run.stderr).toBe(
+      `${FIX}/demo-self-approval-case.yaml:7:26: steps.2.approve.approver: Alice is the principal who asks, and cannot approve its own calls\n`,
+    );
+  });
+
   it('names the step the engine refuses, in one line', () => {
     const run = demoScript('demo-infinite-attr', join(scratch, 'infinite-attr.db'));
     expect(run.code).toBe(2);
     expect(run.stderr).toBe(
       `${FIX}/demo-infinite-attr.yaml: step 2: sessions.open: attrs.limit: Infinity is not a JSON number\n`,
     );
+  });
+
+  it('exits 2 in one line when standard output cannot be written (a full disk)', () => {
+    const full = openSync('/dev/full', 'w');
+    try {
+      const result = spawnSync(process.execPath, ['bin/writ.js', '--version'], {
+        cwd: ROOT,
+        stdio: ['ignore', full, 'pipe'],
+        encoding: 'utf8',
+      });
+      expect(result.status).toBe(2);
+      expect(result.stderr).toMatch(/^writ: cannot write to standard output: ENOSPC[^\n]*\n$/);
+    } finally {
+      closeSync(full);
+    }
   });
 
   it('exits 2 in one line for an empty --store', () => {
