@@ -589,22 +589,20 @@ export function settle(view: KvView, req: SettleRequest): SettleResult {
 
   for (const op of writ.ops) {
     if (op.kind === 'budget') {
+      const stored = tx.get<BudgetRow>('budget', op.key);
+      if (!stored) continue;
+      const row = budgetAt(stored, req.now);
       // A hold captured at its expiry more than LATE_SETTLE_MS ago is final: the settle
       // changes nothing on that budget — but for removing the capture's entry, which rows
       // written before kept without `until`.
       if (op.onExpiry === 'capture' && req.now >= captureFinalAt(writ, op)) {
-        const stored = tx.get<BudgetRow>('budget', op.key);
-        const row = stored && budgetAt(stored, req.now);
-        if (row?.expiredCaptures.some((c) => c.writ === writ.id))
+        if (row.expiredCaptures.some((c) => c.writ === writ.id))
           tx.put('budget', op.key, {
             ...row,
             expiredCaptures: without(row.expiredCaptures, writ.id),
           } satisfies BudgetRow);
         continue;
       }
-      const stored = tx.get<BudgetRow>('budget', op.key);
-      if (!stored) continue;
-      const row = budgetAt(stored, req.now);
       const hold = row.holds.find((h) => h.writ === writ.id);
       const capturedAtExpiry = row.expiredCaptures.find((c) => c.writ === writ.id)?.amount ?? 0;
       const actual = req.cost ?? (succeeded ? op.amount : 0);
