@@ -219,6 +219,9 @@ describe('ids read as what they are', () => {
     ['\u00a0agent-7', 'a no-break space at the start'],
     ['   ', 'only spaces'],
     ['\u200b', 'nothing visible'],
+    ['\u2800', 'a blank Braille pattern'],
+    ['\u200b agent-7', 'a space behind an invisible character'],
+    ['agent-7 \u2060', 'a space before an invisible character'],
     ['\u200b\ufe0f', 'nothing visible either'],
     ['agent\u202e-7', 'a bidi override'],
     ['\ufeffagent-7', 'a byte order mark'],
@@ -246,7 +249,17 @@ describe('ids read as what they are', () => {
     expect(sameParty('agent-7', 'Agent-7')).toBe(true);
     expect(sameParty('agent-7', '\uff41gent-7')).toBe(true);
     // Invisible characters do not make another party.
-    for (const invisible of ['\u200b', '\u034f', '\ufe0f', '\u180b', '\u3164', '\u00ad'])
+    for (const invisible of [
+      '\u200b',
+      '\u034f',
+      '\ufe0f',
+      '\u180b',
+      '\u3164',
+      '\u00ad',
+      '\ufff9',
+      '\u0600',
+      '\u2800',
+    ])
       expect(sameParty('alice', `ali${invisible}ce`)).toBe(true);
     expect(sameParty('agent-7', 'agent-8')).toBe(false);
   });

@@ -54,8 +54,11 @@ export const TOOL_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,127}$/;
 // names use (the ZWNJ of Persian, the ZWJ of emoji) are kept; `sameParty` sees through
 // them.
 const ID = /^[^\p{Cc}\p{Cs}\p{Zl}\p{Zp}\p{Bidi_Control}]{1,256}$/u;
-/** Characters that show nothing by themselves: joiners, variation selectors, fillers. */
-const INVISIBLE = /\p{Default_Ignorable_Code_Point}/gu;
+/**
+ * Characters that show nothing by themselves: joiners, variation selectors, fillers, the
+ * other format characters (annotation marks, number signs) and the blank Braille pattern.
+ */
+const INVISIBLE = /[\p{Default_Ignorable_Code_Point}\p{Cf}\u2800]/gu;
 const LABEL = /^[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,127}$/;
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
 
@@ -240,12 +243,10 @@ export const ID_RULE =
 
 /** True when `value` is an id: {@link ID_RULE}. */
 export function isId(value: unknown): value is string {
-  return (
-    typeof value === 'string' &&
-    ID.test(value) &&
-    value.trim() === value &&
-    value.replace(INVISIBLE, '').trim() !== ''
-  );
+  if (typeof value !== 'string' || !ID.test(value)) return false;
+  // Judged as it reads: an invisible character must not hide a space at either end.
+  const shown = value.replace(INVISIBLE, '');
+  return shown !== '' && shown.trim() === shown && value.trim() === value;
 }
 
 /**

@@ -443,6 +443,88 @@ describe('sqlite: waiting for another connection', () => {
   );
 });
 
+describe('sqlite: waiting for another connection, to the end', () => {
+  it('fails every waiting step with STORE_FAILURE when the store closes', async () => {
+    const path = freshPath();
+    const store = sqliteStore({ path });
+    await store.putSession('s0', {}, T0);
+    await whileLocked(path, async () => {
+      const waiting = [1, 2, 3].map((i) => store.putSession(`s${i}`, {}, T0));
+      await pause(100);
+      await store.close();
+      const outcomes = await Promise.allSettled(waiting);
+      expect(outcomes.map((o) => o.status === 'rejected' && (o.reason as WritError).code)).toEqual([
+        'STORE_FAILURE',
+        'STORE_FAILURE',
+        'STORE_FAILURE',
+      ]);
+    });
+  });
+
+  it('gives up on every waiting step at once, without holding the thread', async () => {
+    const path = freshPath();
+    const store = sqliteStore({ path });
+    await store.putSession('s0', {}, T0);
+    try {
+      await whileLocked(path, async () => {
+        const waiting = Array.from({ length: 40 }, (_, i) => store.putSession(`s${i}`, {}, T0));
+        let last = performance.now();
+        let longest = 0;
+        const ticking = setInterval(() => {
+          const now = performance.now();
+          longest = Math.max(longest, now - last);
+          last = now;
+        }, 10);
+        const outcomes = await Promise.allSettled(waiting);
+        clearInterval(ticking);
+        // Each of 40 trying once more past its time would hold the thread 40 × 20 ms.
+        expect(longest).toBeLessThan(300);
+        for (const outcome of outcomes) {
+          expect(outcome.status).toBe('rejected');
+          expect((outcome as PromiseRejectedResult).reason).toMatchObject({
+            code: 'STORE_FAILURE',
+            message: expect.stringContaining("held the SQLite store's write lock"),
+          });
+        }
+      });
+    } finally {
+      await store.close();
+    }
+  }, 20_000);
+});
+
+describe('sqlite: damaged log records', () => {
+  it('refuses a decision entry without an id, and a log head that is no head', async () => {
+    const path = freshPath();
+    const store = sqliteStore({ path });
+    const w = payEngine(store);
+    const first = await w.authorize(pay(1, 'k1'));
+    const second = await w.authorize(pay(1, 'k2'));
+    await store.close();
+    const db = new Database(path);
+    db.prepare('UPDATE log SET entry = ? WHERE seq = 1').run(
+      JSON.stringify({ seq: 1, kind: 'decision', decision: { id: { a: 1 } } }),
+    );
+    db.close();
+    const reopened = sqliteStore({ path });
+    try {
+      await expect(reopened.findDecision(second.id)).rejects.toMatchObject({
+        code: 'STORE_FAILURE',
+        message: "the store's log entry 1 has no decision id",
+      });
+      expect(first.id).not.toBe(second.id);
+      for (const head of ['null', '1', '"x"', '{}']) {
+        const edit = new Database(path);
+        edit.prepare("UPDATE shared SET value = ? WHERE kind = 'log-head'").run(head);
+        edit.close();
+        await expect(reopened.verifyLog()).rejects.toMatchObject({ code: 'STORE_FAILURE' });
+      }
+    } finally {
+      await reopened.close();
+    }
+  });
+});
+
 describe('sqlite: budget rows stay small', () => {
   it('drops captures of abandoned holds once they are final', async () => {
     const path = freshPath();

@@ -39,6 +39,13 @@ const LOCK_WAIT_MS = 5_000;
 const BLOCKING_WAIT_MS = 20;
 
 const isBusy = (error: unknown) => (error as { code?: unknown } | null)?.code === 'SQLITE_BUSY';
+const lockedOut = (cause?: unknown) =>
+  new WritError(
+    'STORE_FAILURE',
+    `another connection held the SQLite store's write lock for more than ${LOCK_WAIT_MS / 1000} s`,
+    undefined,
+    cause === undefined ? undefined : { cause },
+  );
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 interface Job {
@@ -184,11 +191,18 @@ class SqliteStore extends KvStore {
       try {
         return { value: attempt() };
       } catch (error) {
-        if (!isBusy(error) || performance.now() >= deadline) throw error;
+        if (!isBusy(error)) throw error;
+        if (performance.now() >= deadline) throw lockedOut(error);
         return undefined;
       }
     };
-    while (this.#lockTurn) await this.#lockTurn;
+    if (this.#lockTurn) {
+      while (this.#lockTurn) await this.#lockTurn;
+      // Woken with the others: a step whose time is up, or whose store closed meanwhile,
+      // fails without another try — each would hold the thread in SQLite's busy wait.
+      if (!this.#db.open) throw new WritError('STORE_FAILURE', 'the SQLite store is closed');
+      if (performance.now() >= deadline) throw lockedOut();
+    }
     const first = tryOnce();
     if (first) return first.value;
     // This step waits for the lock; the others wait for it (`#lockTurn`).
@@ -238,7 +252,10 @@ class SqliteStore extends KvStore {
       }
       this.#lockedSince = undefined;
       this.#lockPause = 1;
-      if (jobs.length === 1) outcomes = [{ ok: false, error }];
+      // Locked out for good: every step fails at once, none tries again alone (each try
+      // would hold the thread in SQLite's busy wait).
+      if (isBusy(error)) outcomes = jobs.map(() => ({ ok: false, error: lockedOut(error) }));
+      else if (jobs.length === 1) outcomes = [{ ok: false, error }];
       else
         outcomes = jobs.map((job) => {
           try {
@@ -302,11 +319,13 @@ class SqliteStore extends KvStore {
     const indexBatch = this.#db.transaction((after: number): number | undefined => {
       const rows = this.#logAfter.all(after, 1000);
       for (const { seq, entry } of rows) {
-        const parsed = entry.includes('"kind":"decision"')
-          ? (parseStored(entry, `log entry ${seq}`) as LogEntry)
-          : undefined;
-        if (parsed?.kind === 'decision' && parsed.decision)
-          this.#indexDecision.run(parsed.decision.id, seq);
+        if (!entry.includes('"kind":"decision"')) continue;
+        const parsed = parseStored(entry, `log entry ${seq}`) as Partial<LogEntry> | null;
+        if (parsed?.kind !== 'decision') continue;
+        const id = parsed.decision?.id;
+        if (typeof id !== 'string')
+          throw new WritError('STORE_FAILURE', `the store's log entry ${seq} has no decision id`);
+        this.#indexDecision.run(id, seq);
       }
       return rows[rows.length - 1]?.seq;
     });
@@ -329,10 +348,8 @@ class SqliteStore extends KvStore {
       for (const row of this.#allLog.iterate()) {
         if (!verifier.push({ seq: row.seq, text: row.entry })) break;
       }
-      const head = this.#logHead.get();
-      return verifier.finish(
-        head === undefined ? undefined : (parseStored(head, 'log head') as LogHead),
-      );
+      const text = this.#logHead.get();
+      return verifier.finish(text === undefined ? undefined : logHeadOf(text));
     })();
   }
 
@@ -370,6 +387,14 @@ function open(path: string, synchronous: 'NORMAL' | 'FULL'): Database.Database {
     db?.close();
     throw openFailure(path, error);
   }
+}
+
+/** The chain head as stored, or a `STORE_FAILURE`: a damaged head must not pass for none. */
+function logHeadOf(text: string): LogHead {
+  const head = parseStored(text, 'log head') as Partial<LogHead> | null;
+  if (!Number.isSafeInteger(head?.seq) || typeof head?.hash !== 'string')
+    throw new WritError('STORE_FAILURE', `the store's log head is damaged: ${text.slice(0, 80)}`);
+  return head as LogHead;
 }
 
 function openFailure(path: string, error: unknown): WritError {
