@@ -157,8 +157,9 @@ export interface WritEngine {
   budgets(): Promise<BudgetState[]>;
   /**
    * Removes records that can no longer change an answer — idempotency claims past their TTL,
-   * nonces past their window, refilled rate buckets, settled writs past their expiry — and
-   * reports what it removed. It looks at up to `limit` records of each kind (default 1,000)
+   * nonces past their window, refilled rate buckets, settled writs past their expiry, each
+   * a minute after (a decision in flight may have read an earlier time) — and reports what
+   * it removed. It looks at up to `limit` records of each kind (default 1,000)
    * and resumes where it stopped: call it now and then (`writ sweep` runs it to the end).
    */
   sweep(options?: { limit?: number }): Promise<SweepReport>;

@@ -848,15 +848,27 @@ const LIFETIME_OVER: Partial<Record<Kind, (record: never, now: number) => boolea
 /** The kinds of records a sweep looks at. */
 export const SWEPT_KINDS = Object.keys(LIFETIME_OVER) as Kind[];
 
-/** Removes the records among `keys` of `kind` whose lifetime is over; returns how many. */
+/**
+ * How long after a record's lifetime ended a sweep leaves it in place. A decision reads its
+ * `now` before it waits for the store (another process may hold the lock for seconds), so
+ * a sweep at a later `now` must not remove what that decision still reads as live — a
+ * claim that expires between the two would let the call run a second time.
+ */
+export const SWEEP_GRACE_MS = 60_000;
+
+/**
+ * Removes the records among `keys` of `kind` whose lifetime ended more than
+ * `SWEEP_GRACE_MS` before `now`; returns how many.
+ */
 export function sweep(view: KvView, kind: Kind, keys: readonly string[], now: number): number {
   const over = LIFETIME_OVER[kind] as ((record: unknown, now: number) => boolean) | undefined;
   if (!over) return 0;
+  const before = now - SWEEP_GRACE_MS;
   const tx = new Tx(view);
   let removed = 0;
   for (const key of keys) {
     const record = tx.get<unknown>(kind, key);
-    if (record !== undefined && over(record, now)) {
+    if (record !== undefined && over(record, before)) {
       tx.delete(kind, key);
       removed++;
     }

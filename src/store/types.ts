@@ -61,7 +61,8 @@ export interface Store {
   /** Budget keys with their state at `now`. */
   listBudgets(now: number): Promise<BudgetState[]>;
   /**
-   * Removes records whose lifetime ended by `now` and that can no longer change any answer:
+   * Removes records whose lifetime ended a minute or more before `now` (a decision that read
+   * an earlier `now` may still be waiting to use them) and that can no longer change any answer:
    * idempotency claims past their TTL, nonces past their window, rate buckets that have
    * refilled, and settled writs past their expiry (settling one again then reports an
    * unknown writ instead of a settled one). Budgets, leases (their fencing tokens must keep

@@ -1965,15 +1965,16 @@ const sweeps: ConformanceCase[] = [
     // Nothing has run its course yet: the rate bucket is still draining.
     expect(await w.sweep()).toEqual({ examined: 7, removed: {}, done: true });
 
-    // Past the nonce window (twice max_age, that moment included) and the rate bucket's
-    // refill, before the writs' expiry and the claims' TTL.
+    // Just past the nonce window (twice max_age, that moment included): the nonces stay for
+    // the minute a sweep leaves to decisions that read an earlier time; the rate bucket,
+    // refilled long before, goes.
     clock.advance(10 * MINUTE + 1);
-    expect(await w.sweep()).toEqual({
-      examined: 7,
-      removed: { nonce: 2, rate: 1 },
-      done: true,
-    });
-    // Past the writs' expiry (their 20-minute lease): the settled one goes, the open one stays.
+    expect(await w.sweep()).toEqual({ examined: 7, removed: { rate: 1 }, done: true });
+    // A minute on the nonces go, before the writs' expiry and the claims' TTL.
+    clock.advance(MINUTE);
+    expect(await w.sweep()).toEqual({ examined: 6, removed: { nonce: 2 }, done: true });
+    // A minute past the writs' expiry (their 20-minute lease): the settled one goes, the
+    // open one stays.
     clock.advance(10 * MINUTE - 1);
     expect((await w.sweep()).removed).toEqual({ writ: 1 });
     await rejectsWith(w.settle(done, { status: 'succeeded' }), 'WRIT_INVALID');
@@ -1990,6 +1991,21 @@ const sweeps: ConformanceCase[] = [
     // And a swept key or nonce is simply free again, as it already was.
     allowed(await w.authorize(sweptPay(10, 'K1', clock.now())));
   }),
+
+  example(
+    'sweep: a claim just over stays for a decision that read an earlier time',
+    async ({ store }) => {
+      const claim = DIRECT_OPS[1]!;
+      const paid = (id: string, now: number) =>
+        store.authorize({ now, writ: directWrit(id, [claim]), ops: [claim], sessionId: 'run-1' });
+      await paid('w-1', T0);
+      await store.settle({ now: T0, writId: 'w-1', status: 'succeeded', result: 'paid' });
+      // One process sweeps as the claim's hour ends, while another's retry, whose time was
+      // read a moment before, waits for the lock: removed, the claim would let it run again.
+      await store.sweep(T0 + HOUR, 1_000);
+      expect(await paid('w-2', T0 + HOUR - 1)).toMatchObject({ status: 'replay', result: 'paid' });
+    },
+  ),
 
   example(
     'sweep: a small limit resumes where it stopped and visits everything',
