@@ -369,4 +369,17 @@ describe('the CLI over the SQLite store the demo leaves', () => {
       );
     }
   });
+
+  it('makes no store out of an empty file', () => {
+    const empty = join(dir, 'empty.txt');
+    writeFileSync(empty, '');
+    for (const command of [['budgets'], ['sessions'], ['approvals', 'list'], ['log', 'verify']]) {
+      const run = writ(...command, '--store', empty);
+      expect(run.status, command.join(' ')).toBe(2);
+      expect(run.stderr.trim()).toBe(
+        `${empty}: no writ store here (run writ demo, or pass --store <file>)`,
+      );
+    }
+    expect(readFileSync(empty, 'utf8')).toBe('');
+  });
 });

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import type { Command } from 'commander';
 import { WritError } from '../core/errors.js';
@@ -19,8 +19,12 @@ export function openStore(path: string): Store {
   return sqliteStore({ path });
 }
 
+/**
+ * The store at `path`, which must already be one: commands that read or decide on a store
+ * never make one, not even out of an empty file (SQLite would take it for a new database).
+ */
 function openExisting(path: string): Store {
-  if (!existsSync(path)) {
+  if (!existsSync(path) || (statSync(path).isFile() && statSync(path).size === 0)) {
     throw new CliExit(
       EXIT.INVALID_INPUT,
       `${path}: no writ store here (run writ demo, or pass --store <file>)`,
