@@ -375,7 +375,8 @@ function open(path: string, synchronous: 'NORMAL' | 'FULL'): Database.Database {
     // First, so that a process opening the file while another creates it waits its turn.
     db.pragma('busy_timeout = 5000');
     const version = refuseForeign(db);
-    db.pragma('journal_mode = WAL');
+    const opened = db;
+    retryWhileLocked(() => opened.pragma('journal_mode = WAL'));
     db.pragma(`synchronous = ${synchronous}`);
     // Only a store behind this version takes the write lock to migrate: opening to read
     // must not wait for, or hold up, the processes deciding.
@@ -386,6 +387,26 @@ function open(path: string, synchronous: 'NORMAL' | 'FULL'): Database.Database {
   } catch (error) {
     db?.close();
     throw openFailure(path, error);
+  }
+}
+
+/**
+ * Runs `step` while it fails for a lock another process holds, for up to `LOCK_WAIT_MS`,
+ * blocking: switching a new file to WAL takes an exclusive lock, which SQLite's busy
+ * handler does not wait for when this connection already reads the file (processes
+ * opening a new store at once then failed with "database is locked"). Only for opening,
+ * before anything else runs on the connection.
+ */
+function retryWhileLocked<T>(step: () => T): T {
+  const deadline = performance.now() + LOCK_WAIT_MS;
+  const sleeper = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    try {
+      return step();
+    } catch (error) {
+      if (!isBusy(error) || performance.now() >= deadline) throw error;
+    }
+    Atomics.wait(sleeper, 0, 0, 5);
   }
 }
 
