@@ -427,8 +427,9 @@ describe('sqlite: waiting for another connection', () => {
         other.prepare('COMMIT').run();
         const decisions = await decided;
         clearInterval(ticking);
-        // About 100 ticks in the second when nothing blocks; half of them at least.
-        expect(ticks).toBeGreaterThan(50);
+        // About 100 ticks in the second when nothing blocks; 20 waiters each retrying in
+        // SQLite's busy wait left 4. The bound is loose: this is about blocking, not speed.
+        expect(ticks).toBeGreaterThan(30);
         // Decided on the policy, none on the store: five slots, so five allowed.
         expect(decisions.flatMap((d) => d.reasons.map((r) => r.code))).not.toContain(
           'STORE_UNAVAILABLE',
@@ -477,8 +478,9 @@ describe('sqlite: waiting for another connection, to the end', () => {
         }, 10);
         const outcomes = await Promise.allSettled(waiting);
         clearInterval(ticking);
-        // Each of 40 trying once more past its time would hold the thread 40 × 20 ms.
-        expect(longest).toBeLessThan(300);
+        // Each of 40 trying once more past its time held the thread 40 × 20 ms; the bound is
+        // loose, about blocking, not speed.
+        expect(longest).toBeLessThan(400);
         for (const outcome of outcomes) {
           expect(outcome.status).toBe('rejected');
           expect((outcome as PromiseRejectedResult).reason).toMatchObject({
