@@ -1,7 +1,12 @@
 import type { Command } from 'commander';
 import { parseAction } from '../core/action.js';
 import type { Decision } from '../core/decision.js';
-import { decideScope, type ScopeInputs, scopeDecision } from '../engine/decide.js';
+import {
+  decideParsedScope,
+  invalidRequest,
+  type ScopeInputs,
+  scopeDecision,
+} from '../engine/decide.js';
 import { checkEnvelope } from '../engine/envelope.js';
 import type { CompiledPolicy } from '../policy/index.js';
 import { randomIds, systemClock } from '../runtime/system.js';
@@ -51,16 +56,14 @@ export function registerCheck(program: Command) {
  */
 function decideStateless(policy: CompiledPolicy, request: unknown, inputs: ScopeInputs): Decision {
   const parsed = parseAction(request);
-  if (parsed.ok) {
-    const refusal = checkEnvelope(
-      policy.replay,
-      parsed.action,
-      inputs.now,
-      (name) => process.env[name],
-    );
-    if (refusal)
-      return scopeDecision(policy, parsed.action, { outcome: 'deny', reasons: [refusal] }, inputs);
-  }
-  // An invalid request is reported by decideScope, with every problem named.
-  return decideScope(policy, request, inputs);
+  if (!parsed.ok) return invalidRequest(policy, parsed.issues, inputs);
+  const refusal = checkEnvelope(
+    policy.replay,
+    parsed.action,
+    inputs.now,
+    (name) => process.env[name],
+  );
+  return refusal
+    ? scopeDecision(policy, parsed.action, { outcome: 'deny', reasons: [refusal] }, inputs)
+    : decideParsedScope(policy, parsed.action, inputs);
 }

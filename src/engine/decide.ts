@@ -45,13 +45,23 @@ export function invalidRequest(
  */
 export function decideScope(policy: CompiledPolicy, input: unknown, inputs: ScopeInputs): Decision {
   const parsed = parseAction(input, inputs.limits);
-  if (!parsed.ok) return invalidRequest(policy, parsed.issues, inputs);
+  return parsed.ok
+    ? decideParsedScope(policy, parsed.action, inputs)
+    : invalidRequest(policy, parsed.issues, inputs);
+}
+
+/** {@link decideScope} for an action already validated. */
+export function decideParsedScope(
+  policy: CompiledPolicy,
+  action: Action,
+  inputs: ScopeInputs,
+): Decision {
   const verdict = evaluateScope(
     policy,
-    buildContext(parsed.action, inputs.now, inputs.session),
+    buildContext(action, inputs.now, inputs.session),
     inputs.approved,
   );
-  return scopeDecision(policy, parsed.action, verdict, inputs);
+  return scopeDecision(policy, action, verdict, inputs);
 }
 
 /** Turns a scope verdict into a decision, applying shadow mode. */
