@@ -25,6 +25,51 @@ function freshPath(): string {
   return join(dir, 'writ.db');
 }
 
+/** The SQLite store's source, for child processes that import it. */
+const STORE_SOURCE = join(import.meta.dirname, '../../src/store/sqlite/index.ts');
+
+/** Starts a process that runs `body` with the store's module as `m`, and `args` as argv. */
+function storeProcess(body: string, ...args: string[]) {
+  const script = `import('${STORE_SOURCE}').then(async (m) => { ${body} })`;
+  return spawn(process.execPath, ['--import', 'tsx', '-e', script, ...args]);
+}
+
+/** Runs `storeProcess` to its end (killed after 20 s): its exit code and output. */
+function runStoreProcess(
+  body: string,
+  ...args: string[]
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = storeProcess(body, ...args);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => {
+      stdout += chunk;
+    });
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk;
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** One value of the stored budget row, read through a connection of its own. */
+function budgetRowValue<T>(path: string, column: 'value' | 'length(value)'): T {
+  const reader = new Database(path, { readonly: true });
+  try {
+    return reader
+      .prepare<[], T>(`SELECT ${column} FROM shared WHERE kind = 'budget'`)
+      .pluck()
+      .get()!;
+  } finally {
+    reader.close();
+  }
+}
+
 const variants: [string, SqliteStoreOptions][] = [
   ['sqlite (synchronous NORMAL)', { synchronous: 'NORMAL' }],
   ['sqlite (synchronous FULL, group commit)', { synchronous: 'FULL' }],
@@ -374,15 +419,14 @@ describe('sqlite: readers beside writers', () => {
   it('verifies a log while another process appends to it', async () => {
     const path = freshPath();
     await sqliteStore({ path }).close();
-    const source = join(import.meta.dirname, '../../src/store/sqlite/index.ts');
-    const writer = `import('${source}').then(async (m) => {
-      const store = m.sqliteStore({ path: process.argv[1] });
+    const child = storeProcess(
+      `const store = m.sqliteStore({ path: process.argv[1] });
       console.log('writing');
       const until = Date.now() + 2_000;
       for (let i = 0; Date.now() < until; i++) await store.putSession('s' + i, {}, 0);
-      await store.close();
-    })`;
-    const child = spawn(process.execPath, ['--import', 'tsx', '-e', writer, path]);
+      await store.close();`,
+      path,
+    );
     const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
     await new Promise((resolve) => child.stdout.once('data', resolve));
     const store = sqliteStore({ path });
@@ -550,17 +594,7 @@ describe('sqlite: budget rows stay small', () => {
       clock,
       ids: sequentialIds(),
     });
-    const rowBytes = () => {
-      const reader = new Database(path, { readonly: true });
-      try {
-        return reader
-          .prepare<[], number>("SELECT length(value) FROM shared WHERE kind = 'budget'")
-          .pluck()
-          .get()!;
-      } finally {
-        reader.close();
-      }
-    };
+    const rowBytes = () => budgetRowValue<number>(path, 'length(value)');
     try {
       // 500 calls whose agents died without settling: each hold is captured at its expiry.
       for (let i = 0; i < 500; i++) await w.authorize(pay(1, `k-${i}`));
@@ -611,25 +645,15 @@ describe('sqlite: opening', () => {
 
   it('creates one store when several processes open a new file at once', async () => {
     const path = freshPath();
-    const source = join(import.meta.dirname, '../../src/store/sqlite/index.ts');
     // Each child loads, then waits for the same moment to open, so the opens overlap.
-    const opener = `import('${source}').then((m) => setTimeout(async () => { await m.sqliteStore({ path: process.argv[1] }).close(); }, Number(process.argv[2]) - Date.now()))`;
+    const opener = `setTimeout(async () => { await m.sqliteStore({ path: process.argv[1] }).close(); }, Number(process.argv[2]) - Date.now())`;
     const at = String(Date.now() + 3_000);
     const runs = await Promise.all(
-      Array.from(
-        { length: 6 },
-        () =>
-          new Promise<{ code: number | null; stderr: string }>((resolve) => {
-            const child = spawn(process.execPath, ['--import', 'tsx', '-e', opener, path, at]);
-            let stderr = '';
-            child.stderr.on('data', (chunk) => {
-              stderr += chunk;
-            });
-            child.on('close', (code) => resolve({ code, stderr }));
-          }),
-      ),
+      Array.from({ length: 6 }, () => runStoreProcess(opener, path, at)),
     );
-    expect(runs).toEqual(runs.map(() => ({ code: 0, stderr: '' })));
+    expect(runs.map(({ code, stderr }) => ({ code, stderr }))).toEqual(
+      runs.map(() => ({ code: 0, stderr: '' })),
+    );
     const store = sqliteStore({ path });
     expect(await store.listBudgets(T0)).toEqual([]);
     await store.close();
@@ -809,13 +833,8 @@ describe('sqlite: rows written by earlier versions', () => {
         cost: 9,
       });
       expect((await store.listBudgets(T0))[0]).toMatchObject({ spent: 3, held: 0 });
-      const row = new Database(path, { readonly: true });
-      try {
-        const value = row.prepare("SELECT value FROM shared WHERE kind = 'budget'").pluck().get();
-        expect(JSON.parse(value as string).expiredCaptures).toEqual([]);
-      } finally {
-        row.close();
-      }
+      const value = budgetRowValue<string>(path, 'value');
+      expect(JSON.parse(value).expiredCaptures).toEqual([]);
     } finally {
       await store.close();
     }
@@ -1013,31 +1032,13 @@ describe('sqlite: WAL checkpoints from a worker thread', () => {
     'lets a process that %s finish',
     async (_, close) => {
       const path = freshPath();
-      const source = join(import.meta.dirname, '../../src/store/sqlite/index.ts');
       // 200 commits start the worker; nothing else keeps the event loop alive.
-      const writer = `import('${source}').then(async (m) => {
-      const store = m.sqliteStore({ path: process.argv[1] });
-      for (let i = 0; i < 200; i++) await store.putSession('s' + i, {}, 0);
-      ${close}
-      console.log('done');
-    })`;
-      const run = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
-        (resolve) => {
-          const child = spawn(process.execPath, ['--import', 'tsx', '-e', writer, path]);
-          let stdout = '';
-          let stderr = '';
-          child.stdout.on('data', (chunk) => {
-            stdout += chunk;
-          });
-          child.stderr.on('data', (chunk) => {
-            stderr += chunk;
-          });
-          const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-          child.on('close', (code) => {
-            clearTimeout(timer);
-            resolve({ code, stdout, stderr });
-          });
-        },
+      const run = await runStoreProcess(
+        `const store = m.sqliteStore({ path: process.argv[1] });
+        for (let i = 0; i < 200; i++) await store.putSession('s' + i, {}, 0);
+        ${close}
+        console.log('done');`,
+        path,
       );
       expect(run).toEqual({ code: 0, stdout: 'done\n', stderr: '' });
       const store = sqliteStore({ path });
