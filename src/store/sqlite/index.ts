@@ -47,6 +47,7 @@ const lockedOut = (cause?: unknown) =>
     cause === undefined ? undefined : { cause },
   );
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const closed = () => new WritError('STORE_FAILURE', 'the SQLite store is closed');
 
 interface Job {
   step: (view: KvView) => unknown;
@@ -150,8 +151,7 @@ class SqliteStore extends KvStore {
   }
 
   protected atomic<T>(step: (view: KvView) => T): Promise<T> {
-    if (!this.#db.open)
-      return Promise.reject(new WritError('STORE_FAILURE', 'the SQLite store is closed'));
+    if (!this.#db.open) return Promise.reject(closed());
     if (!this.#groupCommit)
       return this.#whenUnlocked(() => this.#transaction(() => this.#state.step(step)));
     return new Promise<T>((resolve, reject) => {
@@ -187,6 +187,18 @@ class SqliteStore extends KvStore {
    */
   async #whenUnlocked<T>(attempt: () => T): Promise<T> {
     const deadline = performance.now() + LOCK_WAIT_MS;
+    if (!this.#lockTurn) {
+      try {
+        return attempt();
+      } catch (error) {
+        if (!isBusy(error)) throw error;
+      }
+    }
+    return this.#waitForLock(attempt, deadline);
+  }
+
+  /** `#whenUnlocked` once the lock was found taken, or another step already waits for it. */
+  async #waitForLock<T>(attempt: () => T, deadline: number): Promise<T> {
     const tryOnce = (): { value: T } | undefined => {
       try {
         return { value: attempt() };
@@ -200,11 +212,11 @@ class SqliteStore extends KvStore {
       while (this.#lockTurn) await this.#lockTurn;
       // Woken with the others: a step whose time is up, or whose store closed meanwhile,
       // fails without another try — each would hold the thread in SQLite's busy wait.
-      if (!this.#db.open) throw new WritError('STORE_FAILURE', 'the SQLite store is closed');
+      if (!this.#db.open) throw closed();
       if (performance.now() >= deadline) throw lockedOut();
+      const first = tryOnce();
+      if (first) return first.value;
     }
-    const first = tryOnce();
-    if (first) return first.value;
     // This step waits for the lock; the others wait for it (`#lockTurn`).
     let done = () => {};
     this.#lockTurn = new Promise<void>((resolve) => {
@@ -213,7 +225,7 @@ class SqliteStore extends KvStore {
     try {
       for (let wait = 1; ; wait = Math.min(2 * wait, 50)) {
         await pause(wait);
-        if (!this.#db.open) throw new WritError('STORE_FAILURE', 'the SQLite store is closed');
+        if (!this.#db.open) throw closed();
         const next = tryOnce();
         if (next) return next.value;
       }
