@@ -373,9 +373,12 @@ export function createWrit(options: WritOptions): WritEngine {
 
     if (verdict.outcome === 'deny') return refuseWith(verdict.reasons);
     if (verdict.outcome === 'approval_required') {
-      if (approval?.status === 'denied') {
+      // A denial answers the request it was made on, until that request's expiry; then the
+      // same call asks again — a denial given by mistake is not final for ever.
+      if (approval?.status === 'denied' && approval.expiresAt > now) {
         const denied = reason('APPROVAL_DENIED', {
           rule: approval.id,
+          resetAt: isoTime(approval.expiresAt),
           ...(approval.note && { message: approval.note }),
         });
         return refuseWith([denied, ...verdict.reasons]);

@@ -212,6 +212,10 @@ export interface ApprovalRecord {
   reasons: Reason[];
   status: ApprovalStatus;
   createdAt: number;
+  /**
+   * The end of the request: it may be decided until then, an approval must be used by then,
+   * and a denial refuses the call until then (after it, the same call asks again).
+   */
   expiresAt: number;
   decidedBy?: string;
   decidedAt?: number;

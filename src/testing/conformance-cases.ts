@@ -1505,16 +1505,29 @@ const approvals: ConformanceCase[] = [
     expect((await w.approvals.list('pending')).map((a) => a.id)).toEqual([again.approval!.id]);
   }),
 
-  example('approvals: a denied approval denies the call (APPROVAL_DENIED)', async ({ writ }) => {
-    const w = writ(APPROVALS);
-    const id = (await w.authorize(pay(250))).approval!.id;
-    const decided = await w.approvals.deny(id, { approver: 'alice', note: 'not this one' });
-    expect(decided).toMatchObject({ status: 'denied', decidedBy: 'alice', note: 'not this one' });
-    const refused = await w.authorize(pay(250));
-    denied(refused, { code: 'APPROVAL_DENIED', rule: id });
-    expect(refused.reasons[0]!.message).toBe('not this one');
-    expect(await w.approvals.list('pending')).toEqual([]);
-  }),
+  example(
+    'approvals: a denied approval denies the call (APPROVAL_DENIED) until the request expires',
+    async ({ writ, clock }) => {
+      const w = writ(APPROVALS);
+      const id = (await w.authorize(pay(250))).approval!.id;
+      clock.advance(10 * MINUTE);
+      const decided = await w.approvals.deny(id, { approver: 'alice', note: 'not this one' });
+      expect(decided).toMatchObject({ status: 'denied', decidedBy: 'alice', note: 'not this one' });
+      clock.advance(5 * MINUTE - 1);
+      const refused = await w.authorize(pay(250));
+      denied(refused, { code: 'APPROVAL_DENIED', rule: id, resetAt: iso(T0 + 15 * MINUTE) });
+      expect(refused.reasons[0]!.message).toBe('not this one');
+      expect(await w.approvals.list('pending')).toEqual([]);
+      // Past the request's expiry the same call asks again; the denial stays on record.
+      clock.advance(1);
+      const again = await w.authorize(pay(250));
+      expect(again.outcome).toBe('approval_required');
+      expect(again.approval?.id).not.toBe(id);
+      expect(again.reasons.map((r) => r.code)).not.toContain('APPROVAL_DENIED');
+      expect((await w.approvals.get(id))?.status).toBe('denied');
+      expect((await w.approvals.list('pending')).map((a) => a.id)).toEqual([again.approval!.id]);
+    },
+  ),
 
   example(
     'approvals: an expired approval is replaced, with APPROVAL_EXPIRED',

@@ -44,7 +44,9 @@ function prng(seed: number) {
   let s = seed;
   return (n: number) => {
     s = (s * 1_103_515_245 + 12_345) % 2_147_483_648;
-    return s % n;
+    // The high bits: the low ones of this generator repeat with short periods, and `s % 10`
+    // could go a whole run without one value.
+    return Math.floor((s / 2_147_483_648) * n);
   };
 }
 
@@ -54,27 +56,32 @@ async function recordRun(store: Store, steps: number): Promise<LogEntry[]> {
   const writ = createWrit({ policy: loadPolicy(POLICY), store, clock, ids: sequentialIds() });
   const rand = prng(7);
   const open: string[] = [];
+  let lastPayment: { tool: string; args: object; idempotencyKey?: string } | undefined;
   for (let s = 0; s < 5; s++) await writ.sessions.open(`s${s}`, { payees: ['alice', 'bob'] });
   for (let i = 0; i < steps; i++) {
     clock.advance(rand(20_000));
     const principal = { id: `agent-${rand(3)}`, tenant: `t${rand(2)}` };
     const session = { id: `s${rand(5)}` };
     const pick = rand(10);
+    // Now and then an agent retries its last payment exactly: a replay once it succeeded.
     const action =
-      pick < 5
-        ? {
-            tool: 'send_money',
-            args: {
-              recipient: ['alice', 'bob', 'mallory'][rand(3)]!,
-              amount: [5, 50, 150, 300, 500, -1][rand(6)]!,
-            },
-            idempotencyKey: `k${rand(40)}`,
-          }
-        : pick < 7
-          ? { tool: 'read_inbox', args: {} }
-          : pick < 9
-            ? { tool: 'deploy', args: { cluster: ['prod', 'dev'][rand(2)]! } }
-            : { tool: 'charge_card', args: { card_number: `4${rand(1000)}` } };
+      lastPayment && rand(6) === 0
+        ? lastPayment
+        : pick < 5
+          ? {
+              tool: 'send_money',
+              args: {
+                recipient: ['alice', 'bob', 'mallory'][rand(3)]!,
+                amount: [5, 50, 150, 300, 500, -1][rand(6)]!,
+              },
+              idempotencyKey: `k${rand(40)}`,
+            }
+          : pick < 7
+            ? { tool: 'read_inbox', args: {} }
+            : pick < 9
+              ? { tool: 'deploy', args: { cluster: ['prod', 'dev'][rand(2)]! } }
+              : { tool: 'charge_card', args: { card_number: `4${rand(1000)}` } };
+    if (action.tool === 'send_money') lastPayment = action;
     const decision = await writ.authorize({ ...action, principal, session });
     if (decision.approval && rand(3) > 0) {
       await writ.approvals[rand(4) === 0 ? 'deny' : 'approve'](decision.approval.id, {
