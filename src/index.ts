@@ -42,6 +42,7 @@ export type {
   AuthorizeRequest,
   AuthorizeResult,
   BudgetState,
+  OpenWrit,
   SessionRecord,
   SettleRequest,
   SettleResult,

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { LogEntry } from '../src/log/entry.js';
-import type { ApprovalRecord, BudgetState, SessionRecord } from '../src/store/types.js';
+import type { ApprovalRecord, BudgetState, OpenWrit, SessionRecord } from '../src/store/types.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const BIN = join(ROOT, 'bin', 'writ.js');
@@ -349,6 +349,38 @@ describe('the CLI over the SQLite store the demo leaves', () => {
     expect(out).toContain('CONCURRENCY_LIMIT');
   });
 
+  it('writ writs lists the writs the demo left holding their lease; writ settle settles each once', () => {
+    // One per demo run on this store (another test runs the demo again).
+    const open = json<OpenWrit[]>('writs', '--store', store);
+    expect(open.length).toBeGreaterThanOrEqual(1);
+    for (const o of open)
+      expect([o.writ.tool, o.claims]).toEqual(['update_scheduled_transaction', []]);
+    const id = open[0]!.writ.id;
+    expect(writ('writs', '--store', store).stdout).toContain(`${id}  update_scheduled_transaction`);
+    for (const [flags, error] of [
+      [['--status', 'done'], '--status must be one of succeeded, failed, cancelled, not "done"'],
+      [['--status', 'failed', '--cost', '-1'], '--cost must be a number from 0 to'],
+      [['--status', 'failed', '--cost', ''], '--cost must be a number from 0 to'],
+      [['--status', 'succeeded', '--result', '{x'], '--result is not JSON'],
+    ] as const) {
+      const run = writ('settle', id, ...flags, '--store', store);
+      expect([run.status, run.stderr]).toEqual([2, expect.stringContaining(error)]);
+    }
+    expect(writ('settle', 'wr_nope', '--status', 'failed', '--store', store)).toMatchObject({
+      status: 1,
+      stderr: 'unknown writ wr_nope\n',
+    });
+    const settled = writ('settle', id, '--status', 'cancelled', '--store', store);
+    expect([settled.status, settled.stdout]).toEqual([0, `${id} settled cancelled\n`]);
+    expect(writ('settle', id, '--status', 'cancelled', '--store', store).status).toBe(1);
+    for (const { writ: other } of open.slice(1))
+      expect(writ('settle', other.id, '--status', 'failed', '--store', store).status).toBe(0);
+    expect(writ('writs', '--store', store).stdout).toBe('no open writs\n');
+    expect(logEntries(store).map((e) => e.settlement)).toContainEqual(
+      expect.objectContaining({ writId: id, status: 'cancelled' }),
+    );
+  });
+
   it('names a missing store instead of creating one', () => {
     const run = writ('budgets', '--store', join(dir, 'missing.db'));
     expect(run.status).toBe(2);
@@ -373,7 +405,13 @@ describe('the CLI over the SQLite store the demo leaves', () => {
   it('makes no store out of an empty file', () => {
     const empty = join(dir, 'empty.txt');
     writeFileSync(empty, '');
-    for (const command of [['budgets'], ['sessions'], ['approvals', 'list'], ['log', 'verify']]) {
+    for (const command of [
+      ['budgets'],
+      ['sessions'],
+      ['approvals', 'list'],
+      ['writs'],
+      ['log', 'verify'],
+    ]) {
       const run = writ(...command, '--store', empty);
       expect(run.status, command.join(' ')).toBe(2);
       expect(run.stderr.trim()).toBe(

@@ -2,9 +2,11 @@ import { existsSync, statSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import type { Command } from 'commander';
 import { WritError } from '../core/errors.js';
+import type { Json } from '../core/json.js';
+import { isAmount, MAX_AMOUNT } from '../core/plan.js';
 import { systemClock } from '../runtime/system.js';
 import { sqliteStore } from '../store/sqlite/index.js';
-import type { Store, SweepReport } from '../store/types.js';
+import type { SettleResult, Store, SweepReport } from '../store/types.js';
 import { CliExit, EXIT, out, paint } from './io.js';
 
 /** The SQLite file the CLI and the server use unless told otherwise. */
@@ -64,8 +66,29 @@ const SWEPT_NAMES: Record<string, string> = {
   idem: 'idempotency claims',
   nonce: 'nonces',
   rate: 'rate buckets',
-  writ: 'settled writs',
+  writ: 'writs',
 };
+
+const SETTLE_STATUSES = ['succeeded', 'failed', 'cancelled'] as const;
+
+function parseCost(text: string): number {
+  const cost = Number(text);
+  if (text.trim() === '' || !isAmount(cost))
+    throw new CliExit(
+      EXIT.INVALID_INPUT,
+      `--cost must be a number from 0 to ${MAX_AMOUNT}, not ${JSON.stringify(text)}`,
+    );
+  return cost;
+}
+
+/** `--result` as the JSON a replay will return. */
+function parseResult(text: string): Json {
+  try {
+    return JSON.parse(text) as Json;
+  } catch (error) {
+    throw new CliExit(EXIT.INVALID_INPUT, `--result is not JSON: ${(error as Error).message}`);
+  }
+}
 
 export function registerStoreCommands(program: Command) {
   program
@@ -183,9 +206,90 @@ export function registerStoreCommands(program: Command) {
   }
 
   program
+    .command('writs')
+    .description(
+      'list unsettled writs: after a crash, the calls that may have run, and the idempotency keys they hold',
+    )
+    .option('--store <file>', 'SQLite store', DEFAULT_STORE)
+    .option('--json', 'print JSON')
+    .action((opts: { store: string; json?: boolean }) =>
+      withStore(opts.store, async (store) => {
+        const open = await store.listOpenWrits(systemClock.now());
+        if (opts.json) return json(open);
+        if (open.length === 0) return out('no open writs');
+        table(
+          ['ID', 'TOOL', 'SESSION', 'ISSUED', 'EXPIRES', 'IDEMPOTENCY'],
+          open.map(({ writ, expired, claims }) => [
+            writ.id,
+            writ.tool,
+            writ.sessionId,
+            time(writ.issuedAt),
+            `${time(writ.expiresAt)}${expired ? ' (expired)' : ''}`,
+            claims.map((c) => `${c.key} ${c.status}`).join(', ') || '-',
+          ]),
+        );
+      }),
+    );
+
+  program
+    .command('settle')
+    .description(
+      'settle a writ by id, as its caller would have: resolves the idempotency keys a crashed call left in doubt',
+    )
+    .argument('<writ-id>', 'the writ, as `writ writs` lists it')
+    .requiredOption('--status <status>', `how the call ended: ${SETTLE_STATUSES.join(', ')}`)
+    .option('--cost <amount>', 'what it really cost (default: the amount held if it succeeded)')
+    .option('--result <json>', 'the result retries replay (with --status succeeded)')
+    .option('--store <file>', 'SQLite store', DEFAULT_STORE)
+    .option('--json', 'print JSON')
+    .action(
+      (
+        id: string,
+        opts: { status: string; cost?: string; result?: string; store: string; json?: boolean },
+      ) => {
+        const status = opts.status as (typeof SETTLE_STATUSES)[number];
+        if (!SETTLE_STATUSES.includes(status))
+          throw new CliExit(
+            EXIT.INVALID_INPUT,
+            `--status must be one of ${SETTLE_STATUSES.join(', ')}, not ${JSON.stringify(opts.status)}`,
+          );
+        const cost = opts.cost === undefined ? undefined : parseCost(opts.cost);
+        const result = opts.result === undefined ? undefined : parseResult(opts.result);
+        return withStore(opts.store, async (store) => {
+          let settled: SettleResult;
+          try {
+            settled = await store.settle({
+              now: systemClock.now(),
+              writId: id,
+              status,
+              ...(cost !== undefined && { cost }),
+              ...(result !== undefined && { result }),
+            });
+          } catch (error) {
+            // Unknown or already settled: the answer is no (1), as for an approval.
+            if (error instanceof WritError && error.code === 'WRIT_INVALID')
+              throw new CliExit(EXIT.FAILED, error.message);
+            throw error;
+          }
+          if (opts.json) return json(settled);
+          const overage = Object.entries(settled.overage).map(([key, n]) => `${key} +${n}`);
+          out(
+            [
+              `${id} settled ${status}`,
+              ...(overage.length > 0 ? [`overage ${overage.join(', ')}`] : []),
+              ...(settled.labelsAdded.length > 0
+                ? [`labels added ${settled.labelsAdded.join(', ')}`]
+                : []),
+            ].join('; '),
+          );
+        });
+      },
+    );
+
+  program
     .command('sweep')
     .description(
-      'remove records whose lifetime is over: idempotency claims past their TTL, nonces past their window, refilled rate buckets, settled writs past their expiry',
+      'remove records whose lifetime is over: idempotency claims past their TTL, nonces past their window, refilled rate buckets, settled writs past their expiry, unsettled ones a late settle can no longer change',
     )
     .option('--store <file>', 'SQLite store', DEFAULT_STORE)
     .option('--json', 'print JSON')

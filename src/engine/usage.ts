@@ -37,6 +37,7 @@ const STORE_METHODS = [
   'listApprovals',
   'decideApproval',
   'listBudgets',
+  'listOpenWrits',
   'sweep',
   'readLog',
   'logHead',

@@ -41,6 +41,7 @@ import type {
   AuthorizeRequest,
   BudgetState,
   DecisionLog,
+  OpenWrit,
   SessionRecord,
   SettleRequest,
   SettleResult,
@@ -156,9 +157,15 @@ export interface WritEngine {
   };
   budgets(): Promise<BudgetState[]>;
   /**
+   * Writs not settled yet, oldest first, with the idempotency claims they hold: after a
+   * crash, the calls that may or may not have run. Settling one by its id (`settle(id, …)`)
+   * resolves the claims it left `in_doubt`.
+   */
+  openWrits(): Promise<OpenWrit[]>;
+  /**
    * Removes records that can no longer change an answer — idempotency claims past their TTL,
-   * nonces past their window, refilled rate buckets, settled writs past their expiry, each
-   * a minute after (a decision in flight may have read an earlier time) — and reports what
+   * nonces past their window, refilled rate buckets, settled writs past their expiry,
+   * unsettled ones a day past it once their claims' TTL is over, each a minute after (a decision in flight may have read an earlier time) — and reports what
    * it removed. It looks at up to `limit` records of each kind (default 1,000)
    * and resumes where it stopped: call it now and then (`writ sweep` runs it to the end).
    */
@@ -695,6 +702,7 @@ export function createWrit(options: WritOptions): WritEngine {
       },
     },
     budgets: () => store.listBudgets(clock.now()),
+    openWrits: () => store.listOpenWrits(clock.now()),
     async sweep(options) {
       const limit = options?.limit ?? 1_000;
       if (!(Number.isSafeInteger(limit) && limit >= 1))

@@ -14,6 +14,7 @@ import type {
   AuthorizeResult,
   BudgetState,
   DecisionLog,
+  OpenWrit,
   SessionRecord,
   SettleRequest,
   SettleResult,
@@ -130,6 +131,9 @@ export abstract class KvStore implements Store {
 
   async listBudgets(now: number): Promise<BudgetState[]> {
     return this.own(ledger.listBudgets(this.view, now));
+  }
+  async listOpenWrits(now: number): Promise<OpenWrit[]> {
+    return this.own(ledger.listOpenWrits(this.view, now));
   }
   putPolicy(hash: string, sources: PolicySourceText[]): Promise<void> {
     const own = this.own(sources);

@@ -39,6 +39,7 @@ import type {
   AuthorizeResult,
   BudgetState,
   DecisionLog,
+  OpenWrit,
   SessionRecord,
   SettleRequest,
   SettleResult,
@@ -811,6 +812,27 @@ export function decideApproval(
   return decided;
 }
 
+/** The writs not settled yet, as of `now`, oldest first, with the claims they hold. */
+export function listOpenWrits(view: KvView, now: number): OpenWrit[] {
+  const open: OpenWrit[] = [];
+  for (const writ of view.list('writ') as (WritRecord | SettledWrit)[]) {
+    if (isSettled(writ)) continue;
+    const expired = writ.expiresAt <= now;
+    const claims: OpenWrit['claims'] = [];
+    for (const op of writ.ops) {
+      if (op.kind !== 'idempotency') continue;
+      const row = view.get('idem', op.key) as IdemRow | undefined;
+      if (row?.writId !== writ.id || row.status !== 'in_flight' || row.expiresAt <= now) continue;
+      if (!expired) claims.push({ key: op.key, status: 'in_flight' });
+      else if (row.onExpiry === 'in_doubt') claims.push({ key: op.key, status: 'in_doubt' });
+    }
+    open.push({ writ, expired, claims });
+  }
+  return open.sort(
+    (a, b) => a.writ.issuedAt - b.writ.issuedAt || a.writ.id.localeCompare(b.writ.id),
+  );
+}
+
 export function listBudgets(view: KvView, now: number): BudgetState[] {
   return (view.list('budget') as BudgetRow[])
     .map((stored) => {
@@ -842,8 +864,22 @@ const LIFETIME_OVER: Partial<Record<Kind, (record: never, now: number) => boolea
   idem: (row: IdemRow, now) => row.expiresAt <= now,
   nonce: (row: NonceRow, now) => row.expiresAt <= now,
   rate: (row: RateRow, now) => rateAhead(row, 1, now) === 0,
-  writ: (writ: WritRecord | SettledWrit, now) => isSettled(writ) && writ.expiresAt <= now,
+  writ: (writ: WritRecord | SettledWrit, now) =>
+    isSettled(writ) ? writ.expiresAt <= now : unsettledWritOver(writ, now),
 };
+
+/**
+ * An unsettled writ is kept while a late settle can still change something: correct a
+ * capture made at its expiry (for `LATE_SETTLE_MS`), or resolve an idempotency claim it left
+ * `in_doubt` (until the claim's TTL). After both, settling it would change nothing a store
+ * keeps, and an agent that died without settling must not leave its writ behind for ever.
+ */
+function unsettledWritOver(writ: WritRecord, now: number): boolean {
+  let end = writ.expiresAt + LATE_SETTLE_MS;
+  for (const op of writ.ops)
+    if (op.kind === 'idempotency') end = Math.max(end, writ.issuedAt + op.ttlMs);
+  return end <= now;
+}
 
 /** The kinds of records a sweep looks at. */
 export const SWEPT_KINDS = Object.keys(LIFETIME_OVER) as Kind[];

@@ -60,12 +60,15 @@ export interface Store {
   decideApproval(id: string, decision: ApprovalDecision, now: number): Promise<ApprovalRecord>;
   /** Budget keys with their state at `now`. */
   listBudgets(now: number): Promise<BudgetState[]>;
+  /** Writs not settled yet, oldest first, with the idempotency claims they hold at `now`. */
+  listOpenWrits(now: number): Promise<OpenWrit[]>;
   /**
    * Removes records whose lifetime ended a minute or more before `now` (a decision that read
    * an earlier `now` may still be waiting to use them) and that can no longer change any answer:
    * idempotency claims past their TTL, nonces past their window, rate buckets that have
-   * refilled, and settled writs past their expiry (settling one again then reports an
-   * unknown writ instead of a settled one). Budgets, leases (their fencing tokens must keep
+   * refilled, settled writs past their expiry (settling one again then reports an unknown
+   * writ instead of a settled one), and unsettled writs that a late settle can no longer
+   * change: `LATE_SETTLE_MS` past their expiry and past their idempotency claims' TTL. Budgets, leases (their fencing tokens must keep
    * growing), sessions, approvals and the log are kept. Looks at up to `limit` records of
    * each kind, resuming where the last sweep stopped, so that repeated sweeps visit every
    * record; `done` when this one reached the end of every kind.
@@ -182,6 +185,20 @@ export interface WritRecord {
   labels: string[];
   fencing: Record<string, number>;
   settled?: { at: number; status: SettleRequest['status']; cost?: number };
+}
+
+/** A writ nobody has settled, as of a point in time: what an operator looks at after a crash. */
+export interface OpenWrit {
+  writ: WritRecord;
+  /** Past its expiry: its holds and leases have lapsed; only a late settle can settle it now. */
+  expired: boolean;
+  /**
+   * The idempotency keys it still claims. Before its expiry they are `in_flight`; after it,
+   * `in_doubt` — a retry is refused until the writ is settled (a success then replays, a
+   * failure frees the key) or the claim's TTL ends. Claims of `on_expiry: retry` rules stop
+   * blocking at the expiry and are not listed after it.
+   */
+  claims: { key: string; status: 'in_flight' | 'in_doubt' }[];
 }
 
 /** A session's trusted state. `version` grows with every change. */

@@ -856,6 +856,48 @@ const idempotency: ConformanceCase[] = [
   ),
 
   example(
+    'idempotency: openWrits lists the calls that may have run; settling one by id resolves its doubt',
+    async ({ writ, clock }) => {
+      const w = writ(idemPolicy({ onExpiry: 'in_doubt' }));
+      const first = allowed(await w.authorize(keyed(100, 'K1')));
+      clock.advance(1);
+      const second = allowed(await w.authorize(keyed(50, 'K2')));
+      const done = allowed(await w.authorize(keyed(10, 'K3')));
+      await w.settle(done, { status: 'succeeded' });
+      const listed = async () =>
+        (await w.openWrits()).map((o) => [o.writ.id, o.expired, o.claims] as const);
+      expect(await listed()).toEqual([
+        [first.id, false, [{ key: KEY, status: 'in_flight' }]],
+        [second.id, false, [{ key: 'payments:K2', status: 'in_flight' }]],
+      ]);
+      const [open] = await w.openWrits();
+      expect(open!.writ).toMatchObject({
+        id: first.id,
+        decisionId: first.id.replace(/^wr_/, 'dec_'),
+        tool: 'send_money',
+        issuedAt: T0,
+        expiresAt: T0 + 15 * MINUTE,
+      });
+      expect(open!.writ.settled).toBeUndefined();
+
+      // The process died: past their expiry the keys are in doubt, and retries are refused.
+      clock.advance(15 * MINUTE);
+      expect(await listed()).toEqual([
+        [first.id, true, [{ key: KEY, status: 'in_doubt' }]],
+        [second.id, true, [{ key: 'payments:K2', status: 'in_doubt' }]],
+      ]);
+      // An operator who found out what happened settles them by id, with no writ in hand.
+      await w.settle(first.id, { status: 'succeeded', result: 'tx-1' });
+      await w.settle(second.id, { status: 'failed' });
+      expect(await w.openWrits()).toEqual([]);
+      const replay = await w.authorize(keyed(100, 'K1'));
+      expect(replay.outcome).toBe('replay');
+      expect(replay.result).toBe('tx-1');
+      allowed(await w.authorize(keyed(50, 'K2')));
+    },
+  ),
+
+  example(
     'idempotency: on_expiry: retry lets the key be claimed again',
     async ({ writ, clock }) => {
       const w = writ(idemPolicy({ onExpiry: 'retry' }));
@@ -2004,6 +2046,44 @@ const sweeps: ConformanceCase[] = [
     // And a swept key or nonce is simply free again, as it already was.
     allowed(await w.authorize(sweptPay(10, 'K1', clock.now())));
   }),
+
+  example(
+    'sweep: an unsettled writ goes once a late settle can change nothing',
+    async ({ writ, clock }) => {
+      const w = writ(
+        [
+          spendPolicy(['hold_ttl: 10m', 'on_expiry: capture']),
+          'idempotency:',
+          '  payments:',
+          `    match: 'tool == "send_money" && has(request.idempotencyKey)'`,
+          `    key: 'request.idempotencyKey'`,
+          '    ttl: 48h',
+          '',
+        ].join('\n'),
+      );
+      const captured = allowed(await w.authorize(pay(30)));
+      const inDoubt = allowed(await w.authorize(keyed(20, 'K1')));
+      expect((await w.openWrits()).map((o) => [o.writ.id, o.claims.length])).toEqual([
+        [captured.id, 0],
+        [inDoubt.id, 1],
+      ]);
+      // A late settle corrects the capture for a day after the writ's expiry (its 10-minute
+      // hold), and a sweep leaves a minute on top…
+      clock.advance(10 * MINUTE + DAY + MINUTE - 1);
+      expect((await w.sweep()).removed).toEqual({});
+      clock.advance(1);
+      // …and then it is final: that writ goes. The other still answers for its claim.
+      expect((await w.sweep()).removed).toEqual({ writ: 1 });
+      await rejectsWith(w.settle(captured, { status: 'failed' }), 'WRIT_INVALID');
+      expect((await w.openWrits()).map((o) => o.writ.id)).toEqual([inDoubt.id]);
+      // Until the claim's TTL is over (and the minute a sweep leaves after it).
+      clock.advance(2 * DAY - (10 * MINUTE + DAY) - 1);
+      expect((await w.sweep()).removed).toEqual({});
+      clock.advance(1);
+      expect((await w.sweep()).removed).toEqual({ idem: 1, writ: 1 });
+      expect(await w.openWrits()).toEqual([]);
+    },
+  ),
 
   example(
     'sweep: a claim just over stays for a decision that read an earlier time',

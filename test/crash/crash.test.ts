@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -99,5 +99,61 @@ describe('crash safety on SQLite (kill -9 mid-execution)', () => {
     } finally {
       await writ.close();
     }
+
+    // An operator resolves what the dead process left, with the CLI (on the real clock, long
+    // after these writs expired): it lists the two calls that may have run…
+    const open = cli('writs', '--json', '--store', dbPath);
+    expect(open.status, open.stderr).toBe(0);
+    expect(JSON.parse(open.stdout)).toEqual([
+      expect.objectContaining({
+        writ: expect.objectContaining({ id: before.inFlight.writ!.id, tool: 'send_money' }),
+        expired: true,
+        claims: [{ key: 'payments:pay-2', status: 'in_doubt' }],
+      }),
+      expect.objectContaining({
+        writ: expect.objectContaining({ id: before.deploy.writ!.id, tool: 'deploy' }),
+        expired: true,
+        claims: [],
+      }),
+    ]);
+    // …finds that the payment went through, and settles it with its receipt; once only.
+    const id = before.inFlight.writ!.id;
+    const settle = ['settle', id, '--status', 'succeeded', '--result', '{"receipt":"r-2"}'];
+    const settled = cli(...settle, '--store', dbPath);
+    expect(settled.status, settled.stderr).toBe(0);
+    expect(settled.stdout).toBe(`${id} settled succeeded\n`);
+    const again = cli(...settle, '--store', dbPath);
+    expect([again.status, again.stderr]).toEqual([
+      1,
+      `writ ${id} was already settled (succeeded)\n`,
+    ]);
+    expect(JSON.parse(cli('writs', '--json', '--store', dbPath).stdout)).toHaveLength(1);
+
+    // The retry now replays the receipt instead of paying a second time.
+    const after = createWrit({
+      policy: join(here, 'policy.yaml'),
+      store: sqliteStore({ path: dbPath }),
+      clock,
+    });
+    try {
+      const replayed = await after.authorize({
+        ...who,
+        tool: 'send_money',
+        args: { amount: 30 },
+        idempotencyKey: 'pay-2',
+      });
+      expect(replayed.outcome).toBe('replay');
+      expect(replayed.result).toEqual({ receipt: 'r-2' });
+      expect((await after.budgets())[0]).toMatchObject({ spent: 40, held: 0, remaining: 60 });
+    } finally {
+      await after.close();
+    }
   });
 });
+
+/** The writ CLI, as an operator runs it (from `dist/`: the test command builds first). */
+function cli(...args: string[]) {
+  return spawnSync(process.execPath, [join(here, '..', '..', 'bin', 'writ.js'), ...args], {
+    encoding: 'utf8',
+  });
+}
