@@ -1,5 +1,4 @@
 import { Environment } from '@marcbachmann/cel-js';
-import { serialize } from '@marcbachmann/cel-js/serialize';
 import type { Action } from '../core/action.js';
 import type { JsonObject } from '../core/json.js';
 import {
@@ -81,52 +80,65 @@ function helper(
 }
 
 function createEnvironment(): Environment {
-  return new Environment({ homogeneousAggregateLiterals: false })
-    .registerType('writ.Principal', {
-      ctor: PrincipalContext,
-      fields: { id: 'string', tenant: 'string', roles: 'list<string>', attrs: 'map<string, dyn>' },
-    })
-    .registerType('writ.Session', {
-      ctor: SessionContext,
-      fields: { id: 'string', attrs: 'map<string, dyn>', labels: 'list<string>' },
-    })
-    .registerType('writ.Request', {
-      ctor: RequestContext,
-      fields: {
-        idempotencyKey: 'string',
-        nonce: 'string',
-        issuedAt: TIMESTAMP,
-        meta: 'map<string, dyn>',
-      },
-    })
-    .registerType('writ.PathHelpers', PathHelpers)
-    .registerType('writ.UrlHelpers', UrlHelpers)
-    .registerType('writ.EmailHelpers', EmailHelpers)
-    .registerType('writ.GlobHelpers', GlobHelpers)
-    .registerType('writ.RegexHelpers', RegexHelpers)
-    .registerFunction(
-      helper('writ.PathHelpers', 'within', ['string', 'string'], 'bool', pathWithin),
-    )
-    .registerFunction(helper('writ.PathHelpers', 'normalize', ['string'], 'string', normalizePath))
-    .registerFunction(helper('writ.UrlHelpers', 'host', ['string'], 'string', urlHost))
-    .registerFunction(helper('writ.UrlHelpers', 'scheme', ['string'], 'string', urlScheme))
-    .registerFunction(helper('writ.EmailHelpers', 'domain', ['string'], 'string', emailDomain))
-    .registerFunction(helper('writ.GlobHelpers', 'match', ['string', 'string'], 'bool', globMatch))
-    .registerFunction(
-      helper('writ.RegexHelpers', 'matches', ['string', 'string'], 'bool', regexMatches),
-    )
-    .registerConstant('path', 'writ.PathHelpers', new PathHelpers())
-    .registerConstant('url', 'writ.UrlHelpers', new UrlHelpers())
-    .registerConstant('email', 'writ.EmailHelpers', new EmailHelpers())
-    .registerConstant('glob', 'writ.GlobHelpers', new GlobHelpers())
-    .registerConstant('re', 'writ.RegexHelpers', new RegexHelpers())
-    .registerVariable('tool', 'string')
-    .registerVariable('args', 'map<string, dyn>')
-    .registerVariable('principal', 'writ.Principal')
-    .registerVariable('session', 'writ.Session')
-    .registerVariable('request', 'writ.Request')
-    .registerVariable('estimate', 'map<string, double>')
-    .registerVariable('now', TIMESTAMP);
+  return (
+    new Environment({ homogeneousAggregateLiterals: false })
+      .registerType('writ.Principal', {
+        ctor: PrincipalContext,
+        fields: {
+          id: 'string',
+          tenant: 'string',
+          roles: 'list<string>',
+          attrs: 'map<string, dyn>',
+        },
+      })
+      .registerType('writ.Session', {
+        ctor: SessionContext,
+        fields: { id: 'string', attrs: 'map<string, dyn>', labels: 'list<string>' },
+      })
+      .registerType('writ.Request', {
+        ctor: RequestContext,
+        fields: {
+          idempotencyKey: 'string',
+          nonce: 'string',
+          issuedAt: TIMESTAMP,
+          meta: 'map<string, dyn>',
+        },
+      })
+      .registerType('writ.PathHelpers', PathHelpers)
+      .registerType('writ.UrlHelpers', UrlHelpers)
+      .registerType('writ.EmailHelpers', EmailHelpers)
+      .registerType('writ.GlobHelpers', GlobHelpers)
+      .registerType('writ.RegexHelpers', RegexHelpers)
+      .registerFunction(
+        helper('writ.PathHelpers', 'within', ['string', 'string'], 'bool', pathWithin),
+      )
+      .registerFunction(
+        helper('writ.PathHelpers', 'normalize', ['string'], 'string', normalizePath),
+      )
+      .registerFunction(helper('writ.UrlHelpers', 'host', ['string'], 'string', urlHost))
+      .registerFunction(helper('writ.UrlHelpers', 'scheme', ['string'], 'string', urlScheme))
+      .registerFunction(helper('writ.EmailHelpers', 'domain', ['string'], 'string', emailDomain))
+      .registerFunction(
+        helper('writ.GlobHelpers', 'match', ['string', 'string'], 'bool', globMatch),
+      )
+      .registerFunction(
+        helper('writ.RegexHelpers', 'matches', ['string', 'string'], 'bool', regexMatches),
+      )
+      // CEL's global form, which cel-js does not have; RE2 as well.
+      .registerFunction('matches(string, string): bool', regexMatches)
+      .registerConstant('path', 'writ.PathHelpers', new PathHelpers())
+      .registerConstant('url', 'writ.UrlHelpers', new UrlHelpers())
+      .registerConstant('email', 'writ.EmailHelpers', new EmailHelpers())
+      .registerConstant('glob', 'writ.GlobHelpers', new GlobHelpers())
+      .registerConstant('re', 'writ.RegexHelpers', new RegexHelpers())
+      .registerVariable('tool', 'string')
+      .registerVariable('args', 'map<string, dyn>')
+      .registerVariable('principal', 'writ.Principal')
+      .registerVariable('session', 'writ.Session')
+      .registerVariable('request', 'writ.Request')
+      .registerVariable('estimate', 'map<string, double>')
+      .registerVariable('now', TIMESTAMP)
+  );
 }
 
 let shared: Environment | undefined;
@@ -179,16 +191,18 @@ export function compileExpression(source: string, kind: ExpressionKind): Compile
     };
   }
   const parsed = env.parse(source) as unknown as { ast: AstNode };
-  const safe = withLinearRegexes(parsed.ast);
-  if ('message' in safe) return { ok: false, ...safe };
-  const run = safe.changed ? env.parse(serialize(safe.ast as never)) : env.parse(source);
+  const linear = withLinearRegexes(source, parsed.ast);
+  if (typeof linear !== 'string') return { ok: false, ...linear };
+  const run = env.parse(linear);
   return { ok: true, evaluate: (ctx) => run(ctx) };
 }
 
 interface AstNode {
   op: string;
   args: unknown;
-  start?: number;
+  /** Where the node's text is in the source: `start` inclusive, `end` exclusive. */
+  start: number;
+  end: number;
 }
 
 const isAst = (value: unknown): value is AstNode =>
@@ -197,39 +211,106 @@ const isAst = (value: unknown): value is AstNode =>
 /**
  * CEL specifies RE2 for `matches`, which runs in linear time; cel-js uses JavaScript's
  * backtracking engine, where `"^(a+)+$"` takes seconds on a 30-character argument — and
- * arguments come from the agent. Every `s.matches(p)` (and `matches(s, p)`) is rewritten to
- * `re.matches(s, p)`, which runs RE2. A constant pattern that is not valid RE2 is a load error.
+ * arguments come from the agent. Every `s.matches(p)` becomes `re.matches(s, p)`, which runs
+ * RE2 (the global `matches(s, p)` is registered to run RE2 itself), and a constant pattern
+ * that is not valid RE2 is a load error. The rewrite splices the source text: only the
+ * calls change, and every other character is the author's own. (Printing the rewritten
+ * syntax tree instead dropped parentheses that matter, `a - (b + c)` → `a - b + c`, and
+ * rounded numbers — a forbid that silently stopped forbidding.)
  */
 function withLinearRegexes(
+  source: string,
   root: AstNode,
-): { ast: AstNode; changed: boolean } | { message: string; offset: number } {
-  let changed = false;
+): string | { message: string; offset: number } {
+  const calls: MatchesCall[] = [];
+  const seen = new Set<unknown>();
+  let unplaced: AstNode | undefined;
   let invalid: { message: string; offset: number } | undefined;
-  const rewrite = (value: unknown): unknown => {
-    if (Array.isArray(value)) return value.map(rewrite);
-    if (!isAst(value)) return value;
-    const node = { ...value, args: rewrite(value.args) } as AstNode;
-    const args = node.args as unknown[];
-    let subject: unknown;
+  const find = (value: unknown): void => {
+    if (Array.isArray(value)) for (const item of value) find(item);
+    if (!isAst(value) || seen.has(value)) return;
+    seen.add(value);
+    const args = value.args as unknown[];
     let pattern: unknown;
-    if (node.op === 'rcall' && args[0] === 'matches' && (args[2] as unknown[]).length === 1) {
-      [subject, pattern] = [args[1], (args[2] as unknown[])[0]];
-    } else if (node.op === 'call' && args[0] === 'matches' && (args[1] as unknown[]).length === 2) {
-      [subject, pattern] = args[1] as unknown[];
-    } else return node;
+    if (value.op === 'rcall' && args[0] === 'matches' && (args[2] as unknown[]).length === 1) {
+      const subject = args[1];
+      pattern = (args[2] as unknown[])[0];
+      if (isAst(subject) && isAst(pattern)) {
+        const call = placeCall(source, value, subject);
+        if (call) calls.push(call);
+        else unplaced ??= value;
+      }
+    } else if (value.op === 'call' && args[0] === 'matches' && (args[1] as unknown[]).length === 2)
+      pattern = (args[1] as unknown[])[1];
     if (isAst(pattern) && pattern.op === 'value' && typeof pattern.args === 'string') {
       const problem = regexProblem(pattern.args);
       if (problem)
         invalid ??= {
           message: `invalid RE2 regular expression: ${problem}`,
-          offset: pattern.start ?? 0,
+          offset: pattern.start,
         };
     }
-    changed = true;
-    return { op: 'rcall', args: ['matches', { op: 'id', args: 're' }, [subject, pattern]] };
+    find(value.args);
   };
-  const ast = rewrite(root) as AstNode;
-  return invalid ?? { ast, changed };
+  find(root);
+  if (invalid) return invalid;
+  if (unplaced)
+    return { message: 'cannot place this matches() call in the text', offset: unplaced.start };
+  calls.sort((a, b) => a.start - b.start);
+  // The text of [start, end) with the calls inside it rewritten, outermost first (those
+  // nested in a call's subject or pattern are rewritten with it).
+  const emit = (start: number, end: number): string => {
+    let text = '';
+    let at = start;
+    for (const call of calls) {
+      if (call.start < at || call.end > end) continue;
+      text += source.slice(at, call.start);
+      text += `re.matches(${emit(call.start, call.subjectEnd)}, ${emit(call.patternStart, call.end - 1)})`;
+      at = call.end;
+    }
+    return text + source.slice(at, end);
+  };
+  return calls.length === 0 ? source : emit(0, source.length);
+}
+
+/** Where the parts of `subject.matches(pattern)` are in the source. */
+interface MatchesCall {
+  /** The start of the subject with its parentheses: `(a + b).matches(p)` starts at `(`. */
+  start: number;
+  /** Where the subject, with its parentheses, ends: at the `.` before `matches`. */
+  subjectEnd: number;
+  /** After the `(` that opens the argument list; the pattern ends before the call's `)`. */
+  patternStart: number;
+  end: number;
+}
+
+/**
+ * The parts of a `matches` call in the source. cel-js gives a call the range from its
+ * subject's first token to its closing parenthesis, and a parenthesized subject the range
+ * inside its parentheses; the parentheses around the subject and the argument list are
+ * found here by reading the text between. Undefined if the text is not laid out so.
+ */
+function placeCall(source: string, call: AstNode, subject: AstNode): MatchesCall | undefined {
+  const space = (i: number) => /\s/.test(source[i] ?? '');
+  let i = subject.end;
+  let closing = 0;
+  for (; i < source.length; i++) {
+    if (source[i] === ')') closing++;
+    else if (!space(i)) break;
+  }
+  if (source[i] !== '.') return undefined;
+  const subjectEnd = i;
+  for (i++; space(i); i++);
+  if (!source.startsWith('matches', i)) return undefined;
+  for (i += 'matches'.length; space(i); i++);
+  if (source[i] !== '(' || source[call.end - 1] !== ')') return undefined;
+  const patternStart = i + 1;
+  let start = subject.start;
+  for (let open = 0; open < closing; open++) {
+    for (start--; space(start); start--);
+    if (source[start] !== '(') return undefined;
+  }
+  return { start, subjectEnd, patternStart, end: call.end };
 }
 
 /**

@@ -44,4 +44,47 @@ describe('matches() runs RE2, in linear time', () => {
     expect(d.outcome).toBe('deny');
     expect(d.reasons[0]!.code).toBe('CONDITION_ERROR');
   });
+
+  it('rewrites only the calls: the rest of the expression means what its author wrote', () => {
+    // The rewrite used to print the whole syntax tree again, which dropped parentheses
+    // that matter and rounded numbers: each of these forbids was silently lost.
+    const cases: [string, Record<string, unknown>][] = [
+      ['args.body.matches("urgent") || 1000.0 - (500.0 + args.n) < 0.0', { n: 600 }],
+      ['args.body.matches("urgent") || 7 % (2 * 3) == 1', {}],
+      ['args.body.matches("urgent") || 2 - (3 - (4 - 5)) == -2', {}],
+      ['!args.body.matches("^x") || args.n > 0.0000000006', { body: 'xy', n: 0.0000000009 }],
+      ['args.body.matches("urgent") || args.n > 1e21', { n: 2e21 }],
+      ['args.body.matches("urgent") || args.body.contains("💣")', { body: 'a 💣' }],
+      ['(args.body + "x").matches(("a" + "b").substring(0, 1))', { body: 'a' }],
+      [
+        '( args.body ).matches( "^(a+)+$" ) || args.l.exists(v, v.matches("^[0-9]+$"))',
+        { l: ['x', '12'] },
+      ],
+      ['args.body.matches(args.body.matches("a") ? "b" : "z")', { body: 'ab' }],
+      ['matches(args.body, "b")', { body: 'ab' }],
+    ];
+    for (const [condition, args] of cases) {
+      const d = decideScope(
+        policy(condition),
+        {
+          tool: 'post',
+          args: { body: 'plain', ...args },
+          principal: { id: 'a' },
+          session: { id: 's' },
+        },
+        { now: 0, id: 'd' },
+      );
+      expect([condition, d.outcome, d.reasons[0]!.code]).toEqual([
+        condition,
+        'deny',
+        'DENIED_BY_RULE',
+      ]);
+    }
+  });
+
+  it('runs the global form matches(s, p) in RE2 too, and checks its constant pattern at load', () => {
+    const d = decide('matches(args.body, "^(a+)+$")', `${'a'.repeat(5_000)}b`);
+    expect(d.outcome).toBe('allow');
+    expect(() => policy('matches(args.body, "(?=x)")')).toThrow(/invalid RE2 regular expression/);
+  });
 });
