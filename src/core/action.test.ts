@@ -248,6 +248,11 @@ describe('ids read as what they are', () => {
   it('takes case and compatibility forms of one name as the same party', () => {
     expect(sameParty('agent-7', 'Agent-7')).toBe(true);
     expect(sameParty('agent-7', '\uff41gent-7')).toBe(true);
+    // Case-folded, not only lower-cased: a final sigma, and what upper case merges.
+    expect(sameParty('agentσ', 'AGENTΣ')).toBe(true);
+    expect(sameParty('agentς', 'agentσ')).toBe(true);
+    expect(sameParty('straße', 'STRASSE')).toBe(true);
+    expect(sameParty('ǆ-bot', 'ǅ-bot')).toBe(true);
     // Invisible characters do not make another party.
     for (const invisible of [
       '\u200b',

@@ -251,7 +251,7 @@ export function isId(value: unknown): value is string {
 
 /**
  * Whether two ids name the same party for the approver ≠ requester rule: equal once
- * invisible characters are dropped, compatibility-normalized (NFKC) and lower-cased, so
+ * invisible characters are dropped, compatibility-normalized (NFKC) and case-folded, so
  * that `Agent-7`, a full-width `ａgent-7` or `agent-7` with a zero-width joiner or a
  * variation selector cannot approve what `agent-7` asked for. (Look-alikes from other
  * scripts, a Cyrillic `а`, are other names: telling them apart is the approvers'
@@ -261,8 +261,14 @@ export function sameParty(a: string, b: string): boolean {
   return partyOf(a) === partyOf(b);
 }
 
+/**
+ * Case folding by way of upper case: lower-casing alone keeps apart what upper-casing
+ * merges — `AGENTΣ` lower-cases to a final `ς`, not the `σ` of `agentσ`, and `STRASSE` is
+ * `straße` upper-cased. Merging more names than full case folding would only refuses more
+ * self-approvals.
+ */
 function partyOf(id: string): string {
-  return id.replace(INVISIBLE, '').normalize('NFKC').toLowerCase();
+  return id.replace(INVISIBLE, '').normalize('NFKC').toUpperCase().toLowerCase().normalize('NFKC');
 }
 
 /**
