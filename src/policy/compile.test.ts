@@ -44,6 +44,19 @@ describe('policy loading: YAML problems', () => {
     ]);
   });
 
+  it('rejects a key YAML reads as a number, a boolean or null: keys are names', () => {
+    // Beside "2048", an unquoted 2048 silently replaced its rules; 1.10 named the tool 1.1.
+    const text =
+      'version: 1\ntools:\n  "2048":\n    - forbid: true\n  2048:\n    - allow: true\n  1.10: []\n  true: []\n  ~: []\n';
+    expect(errorsOf(text)).toEqual([
+      'p.yaml:5:3: key 2048 is read as the number 2048, not a name: quote it ("2048")',
+      'p.yaml:7:3: key 1.10 is read as the number 1.1, not a name: quote it ("1.10")',
+      'p.yaml:8:3: key true is read as the boolean true, not a name: quote it ("true")',
+      'p.yaml:9:3: key ~ is read as null, not a name: quote it ("~")',
+    ]);
+    expect(() => ok('version: 1\ntools:\n  "2048": [{ allow: true }]\n')).not.toThrow();
+  });
+
   it('rejects a duplicate top-level key', () => {
     expect(errorsOf('version: 1\nversion: 1\n')).toEqual([
       'p.yaml:2:1: duplicate key version: keys of a mapping must be unique',

@@ -52,8 +52,8 @@ export class YamlSourceFile {
       ),
     );
     if (yamlIssues.length > 0) return { ok: false, issues: yamlIssues };
-    const forbiddenKeys = file.#forbiddenKeys();
-    if (forbiddenKeys.length > 0) return { ok: false, issues: forbiddenKeys };
+    const keyIssues = file.#keyIssues();
+    if (keyIssues.length > 0) return { ok: false, issues: keyIssues };
 
     let value: unknown;
     try {
@@ -121,23 +121,32 @@ export class YamlSourceFile {
     return (node as Node | undefined) ?? keyNode;
   }
 
-  /** Keys that would reach an object's prototype if the document were ever merged naively. */
-  #forbiddenKeys(): SourceIssue[] {
+  /**
+   * Keys that are not names, and keys that would reach an object's prototype if the
+   * document were ever merged naively. Every key of a policy or a test file is a name — a
+   * tool, a budget, an argument — and YAML reads an unquoted `2048`, `1.10` or `true` as a
+   * number or a boolean: `1.10` would name the tool `1.1`, and `2048` beside `"2048"` would
+   * silently replace its rules, as JavaScript objects know only string keys.
+   */
+  #keyIssues(): SourceIssue[] {
     const issues: SourceIssue[] = [];
     const walk = (node: unknown) => {
       if (isMap(node)) {
         for (const pair of node.items) {
-          if (
-            isPair(pair) &&
-            isScalar(pair.key) &&
-            ['__proto__', 'constructor', 'prototype'].includes(String(pair.key.value))
-          ) {
-            issues.push(
-              this.issueAtOffset(
-                pair.key.range?.[0] ?? 0,
-                `key ${JSON.stringify(pair.key.value)} is not allowed`,
-              ),
-            );
+          if (isPair(pair) && isScalar(pair.key)) {
+            const { value } = pair.key;
+            const at = pair.key.range?.[0] ?? 0;
+            if (typeof value !== 'string') {
+              const written = keyAt(this.text, at);
+              issues.push(
+                this.issueAtOffset(
+                  at,
+                  `key ${written} is read as ${value === null ? 'null' : `the ${typeof value} ${String(value)}`}, not a name: quote it ("${written}")`,
+                ),
+              );
+            } else if (['__proto__', 'constructor', 'prototype'].includes(value)) {
+              issues.push(this.issueAtOffset(at, `key ${JSON.stringify(value)} is not allowed`));
+            }
           }
           walk(pair.value);
         }
