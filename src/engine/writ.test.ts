@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { manualClock } from '../core/clock.js';
+import { digestJson } from '../core/digest.js';
 import { WritError } from '../core/errors.js';
 import { DEFAULT_JSON_LIMITS } from '../core/json.js';
 import { MAX_AMOUNT } from '../core/plan.js';
+import { loadPolicy } from '../runtime/load-policy.js';
 import { memoryStore } from '../store/memory/index.js';
 import { createWrit, type WritOptions } from './writ.js';
 
@@ -250,5 +252,41 @@ describe('guard', () => {
     expect((await pending).outcome).toBe('allow');
     expect(ran).toEqual([{ to: 'bob', amount: 50 }]);
     expect(Object.getPrototypeOf(ran[0])).toBe(Object.prototype);
+  });
+});
+
+describe('what the log keeps of redacted values', () => {
+  const REDACTING = [
+    'version: 1',
+    'tools:',
+    '  login:',
+    '    - forbid: \'url.host(args.pw) == "x" || args[args.pw] == 1\'',
+    '    - allow: true',
+    'redact: [args.pw, session.attrs.token]',
+    '',
+  ].join('\n');
+
+  it('no reason quotes a redacted argument, and no session entry a redacted attribute', async () => {
+    const store = memoryStore();
+    const writ = createWrit({ policy: loadPolicy(REDACTING), store, clock: manualClock(0) });
+    await writ.sessions.open('s1', { token: 'TOKSECRET', team: 'ops' });
+    const decision = await writ.authorize({
+      tool: 'login',
+      args: { pw: 'S3CRETxyz' },
+      principal: { id: 'agent' },
+      session: { id: 's1' },
+    });
+    // The caller, who sent it, still sees why; the log does not keep it.
+    expect(decision.reasons[0]).toMatchObject({ code: 'CONDITION_ERROR' });
+    expect(decision.reasons[0]!.error).toContain('S3CRETxyz');
+    const log = await store.readLog(0, 10);
+    const text = JSON.stringify(log);
+    expect(text).not.toContain('S3CRET');
+    expect(text).not.toContain('TOKSECRET');
+    expect(log[0]!.session!.attrs).toEqual({ token: digestJson('TOKSECRET'), team: 'ops' });
+    expect(log[1]!.decision!.reasons[0]!.error).toContain('[redacted]');
+    // The store keeps the trusted attributes themselves: policies read them.
+    expect((await writ.sessions.get('s1'))!.attrs).toEqual({ token: 'TOKSECRET', team: 'ops' });
+    expect(await store.verifyLog()).toMatchObject({ ok: true, entries: 2 });
   });
 });

@@ -21,7 +21,7 @@ import {
   toJson,
 } from '../core/json.js';
 import { type IdempotencyOp, isAmount, MAX_AMOUNT, type PlanOp } from '../core/plan.js';
-import { redact } from '../log/redact.js';
+import { type Redacted, redact, scrubReasons } from '../log/redact.js';
 import {
   buildContext,
   type CelContext,
@@ -185,16 +185,33 @@ export interface GuardDefaults {
 const MAX_CONFLICT_RETRIES = 3;
 
 /** The action as the log keeps it. */
-type Logged = { action: JsonObject; redacted: string[] };
+type Logged = Redacted;
 
 function logOf(
   decision: Decision,
   logged: Logged,
   candidate: DecisionLog['candidate'],
 ): DecisionLog {
-  const log: DecisionLog = { decision, action: logged.action, redacted: logged.redacted };
-  if (candidate) log.candidate = candidate;
+  const { secrets } = logged;
+  const log: DecisionLog = {
+    decision: secrets.length === 0 ? decision : scrubbed(decision, secrets),
+    action: logged.action,
+    redacted: logged.redacted,
+  };
+  if (candidate)
+    log.candidate =
+      secrets.length === 0
+        ? candidate
+        : { ...candidate, reasons: scrubReasons(candidate.reasons, secrets) };
   return log;
+}
+
+/** The decision as the log keeps it: no reason quotes a value `redact:` hides. */
+function scrubbed(decision: Decision, secrets: readonly string[]): Decision {
+  const copy = { ...decision, reasons: scrubReasons(decision.reasons, secrets) };
+  if (decision.shadow)
+    copy.shadow = { ...decision.shadow, reasons: scrubReasons(decision.shadow.reasons, secrets) };
+  return copy;
 }
 
 /** What a candidate policy's scope rules say about the same action in the same context. */
@@ -677,7 +694,13 @@ export function createWrit(options: WritOptions): WritEngine {
           throw usage(
             `sessions.open: ${json.issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
           );
-        return store.putSession(id, json.value as JsonObject, clock.now());
+        const trusted = json.value as JsonObject;
+        // The log keeps the attributes as decisions log them: `session.attrs.*` paths of
+        // `redact:` hidden.
+        const logged = redact({ session: { attrs: trusted } }, policy.redact).action.session as {
+          attrs: JsonObject;
+        };
+        return store.putSession(id, trusted, clock.now(), logged.attrs);
       },
       get: (id) => store.getSession(id),
       list: () => store.listSessions(),

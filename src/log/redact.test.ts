@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { digestJson } from '../core/digest.js';
-import { redact } from './redact.js';
+import { redact, scrubReasons } from './redact.js';
 
 describe('redact', () => {
   const action = {
@@ -36,5 +36,39 @@ describe('redact', () => {
     expect(redact(action, ['args.missing.x']).redacted).toEqual([]);
     redact(action, ['args.card_number']);
     expect(JSON.stringify(action)).toBe(before);
+  });
+
+  it('returns what it hid as text might quote it, longest first', () => {
+    const { secrets } = redact({ args: { pw: 'S3CRET"x', pin: 1234, card: { number: '4111' } } }, [
+      'args.pw',
+      'args.pin',
+      'args.card',
+    ]);
+    expect(secrets).toEqual([
+      '{\\"number\\":\\"4111\\"}',
+      '{"number":"4111"}',
+      'S3CRET\\"x',
+      'S3CRET"x',
+      '1234',
+      '4111',
+    ]);
+  });
+});
+
+describe('scrubReasons', () => {
+  it('replaces hidden values in messages and errors, and leaves other reasons as they are', () => {
+    const plain = { code: 'ALLOWED_BY_RULE' as const, message: 'an allow rule matched' };
+    const failed = {
+      code: 'CONDITION_ERROR' as const,
+      message: 'a condition could not be evaluated',
+      rule: 'tools.pay[0]',
+      error: 'not a URL: "S3CRETxyz"; No such key: S3CRETxyz',
+    };
+    const [kept, scrubbed] = scrubReasons([plain, failed], ['S3CRETxyz']);
+    expect(kept).toBe(plain);
+    expect(scrubbed).toEqual({
+      ...failed,
+      error: 'not a URL: "[redacted]"; No such key: [redacted]',
+    });
   });
 });

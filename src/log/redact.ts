@@ -1,3 +1,4 @@
+import type { Reason } from '../core/decision.js';
 import { digestJson } from '../core/digest.js';
 import { isJsonObject, type Json, type JsonObject } from '../core/json.js';
 
@@ -7,20 +8,71 @@ import { isJsonObject, type Json, type JsonObject } from '../core/json.js';
  * canonical JSON, so the log proves what was sent without keeping it. Returns the concrete
  * paths replaced.
  */
-export function redact(
-  action: JsonObject,
-  patterns: readonly string[],
-): { action: JsonObject; redacted: string[] } {
-  if (patterns.length === 0) return { action, redacted: [] };
-  const redacted: string[] = [];
+export function redact(action: JsonObject, patterns: readonly string[]): Redacted {
+  if (patterns.length === 0) return { action, redacted: [], secrets: [] };
+  const found: Found = { paths: [], secrets: new Set() };
   let result: Json = action;
-  for (const pattern of patterns) result = redactPath(result, pattern.split('.'), [], redacted);
-  return { action: result as JsonObject, redacted: [...new Set(redacted)].sort() };
+  for (const pattern of patterns) result = redactPath(result, pattern.split('.'), [], found);
+  return {
+    action: result as JsonObject,
+    redacted: [...new Set(found.paths)].sort(),
+    // Longest first, so that a secret containing another is replaced whole.
+    secrets: [...found.secrets].sort((a, b) => b.length - a.length),
+  };
 }
 
-function redactPath(value: Json, rest: readonly string[], at: string[], found: string[]): Json {
+/** An action with its `redact:` paths replaced, and what was hidden. */
+export interface Redacted {
+  action: JsonObject;
+  /** The concrete paths replaced. */
+  redacted: string[];
+  /** The hidden values as text might quote them, for {@link scrubReasons}. */
+  secrets: string[];
+}
+
+interface Found {
+  paths: string[];
+  secrets: Set<string>;
+}
+
+/**
+ * `reasons` with every hidden value's text replaced, for the log: a condition's error can
+ * quote the value it failed on (`not a URL: "S3CRET"`, `No such key: S3CRET`), and the log
+ * must not keep in an error what it hides in the action.
+ */
+export function scrubReasons(reasons: Reason[], secrets: readonly string[]): Reason[] {
+  if (secrets.length === 0) return reasons;
+  const scrub = (text: string) =>
+    secrets.reduce((out, secret) => out.split(secret).join('[redacted]'), text);
+  return reasons.map((r) => {
+    const message = scrub(r.message);
+    const error = r.error === undefined ? undefined : scrub(r.error);
+    return message === r.message && error === r.error
+      ? r
+      : { ...r, message, ...(error !== undefined && { error }) };
+  });
+}
+
+/** Every text a value can show up as in a message: itself, its leaves, JSON-escaped too. */
+function collectSecrets(value: Json, into: Set<string>): void {
+  const add = (text: string) => {
+    if (text === '') return;
+    into.add(text);
+    const escaped = JSON.stringify(text).slice(1, -1);
+    if (escaped !== text) into.add(escaped);
+  };
+  if (typeof value === 'string') add(value);
+  else if (typeof value === 'number' || typeof value === 'boolean') add(String(value));
+  else if (value !== null) {
+    add(JSON.stringify(value));
+    for (const item of Object.values(value)) collectSecrets(item, into);
+  }
+}
+
+function redactPath(value: Json, rest: readonly string[], at: string[], found: Found): Json {
   if (rest.length === 0) {
-    found.push(at.join('.'));
+    found.paths.push(at.join('.'));
+    collectSecrets(value, found.secrets);
     return digestJson(value);
   }
   const [head, ...tail] = rest as [string, ...string[]];

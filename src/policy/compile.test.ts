@@ -57,6 +57,37 @@ describe('policy loading: YAML problems', () => {
     expect(() => ok('version: 1\ntools:\n  "2048": [{ allow: true }]\n')).not.toThrow();
   });
 
+  it('rejects a redact path that can never match, since it would log in clear what it names', () => {
+    const text = [
+      'version: 1',
+      'tools: { pay: [{ allow: true }] }',
+      'redact:',
+      '  - card_number',
+      '  - arg.card_number',
+      "  - ''",
+      '  - args.',
+      '  - args.items[0].pw',
+      '  - args..pw',
+      '  - args.card_number',
+      '  - args.*.password',
+      '  - args.items.0.pw',
+      '  - session.attrs.token',
+      '  - principal.attrs.ssn',
+      '  - meta.trace',
+      '',
+    ].join('\n');
+    const expected =
+      'matches nothing: a redact path is one of args, meta, principal.attrs, session.attrs followed by .key or .* parts (list items by index: args.items.0.pw)';
+    expect(errorsOf(text)).toEqual([
+      `p.yaml:4:5: "card_number" ${expected}`,
+      `p.yaml:5:5: "arg.card_number" ${expected}`,
+      `p.yaml:6:5: "" ${expected}`,
+      `p.yaml:7:5: "args." ${expected}`,
+      `p.yaml:8:5: "args.items[0].pw" ${expected}`,
+      `p.yaml:9:5: "args..pw" ${expected}`,
+    ]);
+  });
+
   it('rejects a duplicate top-level key', () => {
     expect(errorsOf('version: 1\nversion: 1\n')).toEqual([
       'p.yaml:2:1: duplicate key version: keys of a mapping must be unique',

@@ -380,7 +380,11 @@ class PolicyBuilder {
         ...(maxAgeMs !== undefined && { maxAgeMs }),
       };
     }
-    for (const path of doc.redact ?? []) this.redact.add(path);
+    for (const [i, path] of (doc.redact ?? []).entries()) {
+      const problem = redactPathProblem(path);
+      if (problem) this.issues.push(file.issueAt(['redact', i], problem));
+      else this.redact.add(path);
+    }
 
     const merged = { ...doc };
     delete merged.include;
@@ -619,4 +623,22 @@ function normalize(value: unknown): Json {
     return out;
   }
   return value as Json;
+}
+
+/** Where in the action a `redact:` path may point: the maps that carry the call's data. */
+const REDACT_ROOTS = ['args', 'meta', 'principal.attrs', 'session.attrs'];
+
+/**
+ * What is wrong with a `redact:` path, if anything. A path that can never match would log
+ * in clear what its author meant to hide — `card_number` without `args.`, `args[0]` —
+ * so it is a load error, as a misspelt variable in a condition is.
+ */
+function redactPathProblem(path: string): string | undefined {
+  const root = REDACT_ROOTS.find((r) => path === r || path.startsWith(`${r}.`));
+  const expected = `a redact path is one of ${REDACT_ROOTS.join(', ')} followed by .key or .* parts (list items by index: args.items.0.pw)`;
+  if (!root) return `${JSON.stringify(path)} matches nothing: ${expected}`;
+  const parts = path.slice(root.length + 1).split('.');
+  if (path !== root && parts.some((part) => part === '' || /[[\]]/.test(part)))
+    return `${JSON.stringify(path)} matches nothing: ${expected}`;
+  return undefined;
 }

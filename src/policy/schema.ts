@@ -169,7 +169,9 @@ export const PolicySchema = z
     redact: z
       .array(z.string())
       .optional()
-      .describe('Argument paths logged as digests, e.g. args.card_number.'),
+      .describe(
+        'Paths logged as digests, under args, meta, principal.attrs or session.attrs: args.card_number, args.*.password, args.items.0.pin.',
+      ),
   })
   .describe('A writ policy.');
 

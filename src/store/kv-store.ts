@@ -69,9 +69,15 @@ export abstract class KvStore implements Store {
   async getSession(id: string): Promise<SessionRecord | undefined> {
     return this.own(this.view.get('session', id) as SessionRecord | undefined);
   }
-  putSession(id: string, attrs: JsonObject, now: number): Promise<SessionRecord> {
+  putSession(
+    id: string,
+    attrs: JsonObject,
+    now: number,
+    loggedAttrs?: JsonObject,
+  ): Promise<SessionRecord> {
     const own = this.own(attrs);
-    return this.atomic((view) => this.own(ledger.putSession(view, id, own, now)));
+    const logged = loggedAttrs === undefined ? own : this.own(loggedAttrs);
+    return this.atomic((view) => this.own(ledger.putSession(view, id, own, now, logged)));
   }
   async listSessions(): Promise<SessionRecord[]> {
     return this.own(this.view.list('session') as SessionRecord[]).sort((a, b) =>

@@ -687,6 +687,7 @@ export function putSession(
   id: string,
   attrs: SessionRecord['attrs'],
   now: number,
+  loggedAttrs: SessionRecord['attrs'] = attrs,
 ): SessionRecord {
   const tx = new Tx(view);
   const existing = tx.get<SessionRecord>('session', id);
@@ -698,7 +699,11 @@ export function putSession(
     version: (existing?.version ?? 0) + 1,
   };
   tx.put('session', id, record);
-  tx.log({ at: isoTime(now), kind: 'session', session: { id, attrs, version: record.version } });
+  tx.log({
+    at: isoTime(now),
+    kind: 'session',
+    session: { id, attrs: loggedAttrs, version: record.version },
+  });
   tx.commit();
   return record;
 }

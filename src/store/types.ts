@@ -36,8 +36,17 @@ export interface Store {
   ): Promise<{ result: Json; writId: string } | undefined>;
   /** A session's trusted state, or `undefined` if never opened. */
   getSession(id: string): Promise<SessionRecord | undefined>;
-  /** Opens a session, or replaces its attributes; labels are kept. Bumps its version. */
-  putSession(id: string, attrs: JsonObject, now: number): Promise<SessionRecord>;
+  /**
+   * Opens a session, or replaces its attributes; labels are kept. Bumps its version. The log
+   * records `loggedAttrs` (the attributes with the policy's `redact:` paths replaced by
+   * digests), `attrs` when not given.
+   */
+  putSession(
+    id: string,
+    attrs: JsonObject,
+    now: number,
+    loggedAttrs?: JsonObject,
+  ): Promise<SessionRecord>;
   listSessions(): Promise<SessionRecord[]>;
   /**
    * Returns the open approval request for this action digest and policy, creating it as
