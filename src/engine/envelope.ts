@@ -1,13 +1,12 @@
-import { createHmac, createPublicKey, timingSafeEqual, verify } from 'node:crypto';
+import { createHmac, createPublicKey, type KeyObject, timingSafeEqual, verify } from 'node:crypto';
 import type { Action } from '../core/action.js';
 import { type Reason, reason } from '../core/decision.js';
 import { signingPayload } from '../core/digest.js';
+import { ED25519_SPKI_PREFIX, ed25519KeyBytes } from '../core/ed25519.js';
 import type { CompiledReplay } from '../policy/index.js';
 
 /** Looks up a secret by the name a policy gives (`hmac_secret_env`). */
 export type SecretSource = (name: string) => string | undefined;
-
-const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 
 /**
  * Checks the replay envelope before the policy runs: nonce present when required, request
@@ -67,17 +66,28 @@ function verifySignature(
       return given.length === expected.length && timingSafeEqual(given, expected);
     }
     if (scheme === 'ed25519' && key.ed25519 !== undefined) {
-      const raw = Buffer.from(key.ed25519, 'base64');
-      const der = raw.length === 32 ? Buffer.concat([ED25519_SPKI_PREFIX, raw]) : raw;
-      return verify(
-        null,
-        payload,
-        createPublicKey({ key: der, format: 'der', type: 'spki' }),
-        given,
-      );
+      const publicKey = ed25519PublicKey(key.ed25519);
+      return publicKey !== undefined && verify(null, payload, publicKey, given);
     }
   } catch {
     return false;
   }
   return false;
+}
+
+const publicKeys = new Map<string, KeyObject | undefined>();
+
+/** A policy's Ed25519 key as Node verifies with it, made once per key. */
+function ed25519PublicKey(base64: string): KeyObject | undefined {
+  if (publicKeys.has(base64)) return publicKeys.get(base64);
+  const bytes = ed25519KeyBytes(base64);
+  const key =
+    bytes &&
+    createPublicKey({
+      key: Buffer.concat([Buffer.from(ED25519_SPKI_PREFIX), bytes]),
+      format: 'der',
+      type: 'spki',
+    });
+  if (publicKeys.size < 1_000) publicKeys.set(base64, key);
+  return key;
 }

@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { formatIssue, PolicyError } from '../core/errors.js';
 import { compilePolicy } from './compile.js';
@@ -168,6 +169,34 @@ describe('policy loading: prototype keys', () => {
   ])('rejects __proto__, constructor and prototype as %s', (_, text, error) => {
     expect(errorsOf(text)).toEqual([error]);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+});
+
+describe('policy loading: signing keys', () => {
+  it('rejects a key that could verify nothing, which would deny every signed request', () => {
+    const good = generateKeyPairSync('ed25519').publicKey.export({ format: 'der', type: 'spki' });
+    const text = [
+      'version: 1',
+      'replay:',
+      '  keys:',
+      '    a: { ed25519: "not a key!!" }',
+      `    b: { ed25519: ${Buffer.from('x'.repeat(32)).toString('base64').slice(0, -4)} }`,
+      `    c: { ed25519: ${generateKeyPairSync('x25519').publicKey.export({ format: 'der', type: 'spki' }).toString('base64')} }`,
+      '    d: { hmac_secret_env: "" }',
+      '    e: { hmac_secret_env: "MY SECRET" }',
+      `    ok1: { ed25519: ${good.toString('base64')} }`,
+      `    ok2: { ed25519: ${good.subarray(-32).toString('base64')} }`,
+      '    ok3: { hmac_secret_env: WRIT_HMAC_1 }',
+      '',
+    ].join('\n');
+    const key = 'not an Ed25519 public key: base64 of its 32 raw bytes or of its SPKI DER';
+    expect(errorsOf(text)).toEqual([
+      `p.yaml:4:19: ${key}`,
+      `p.yaml:5:19: ${key}`,
+      `p.yaml:6:19: ${key}`,
+      'p.yaml:7:27: not an environment variable name: ""',
+      'p.yaml:8:27: not an environment variable name: "MY SECRET"',
+    ]);
   });
 });
 

@@ -1,6 +1,7 @@
 import type { ReasonCode } from '../core/codes.js';
 import { type Reason, reason } from '../core/decision.js';
 import { digestJson } from '../core/digest.js';
+import { ed25519KeyBytes } from '../core/ed25519.js';
 import type { SourceIssue } from '../core/errors.js';
 import { PolicyError } from '../core/errors.js';
 import type { Json, JsonObject } from '../core/json.js';
@@ -368,6 +369,25 @@ class PolicyBuilder {
             ),
           );
         }
+        // A key that cannot verify anything would deny every signed request of the
+        // principal at run time: the policy is wrong, and says so when it loads.
+        if (key.ed25519 !== undefined && ed25519KeyBytes(key.ed25519) === undefined)
+          this.issues.push(
+            file.issueAt(
+              ['replay', 'keys', principal, 'ed25519'],
+              'not an Ed25519 public key: base64 of its 32 raw bytes or of its SPKI DER',
+            ),
+          );
+        if (
+          key.hmac_secret_env !== undefined &&
+          !/^[A-Za-z_][A-Za-z0-9_]*$/.test(key.hmac_secret_env)
+        )
+          this.issues.push(
+            file.issueAt(
+              ['replay', 'keys', principal, 'hmac_secret_env'],
+              `not an environment variable name: ${JSON.stringify(key.hmac_secret_env)}`,
+            ),
+          );
         keys[principal] = {
           ...(key.ed25519 !== undefined && { ed25519: key.ed25519 }),
           ...(key.hmac_secret_env !== undefined && { hmacSecretEnv: key.hmac_secret_env }),
