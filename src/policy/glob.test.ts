@@ -27,6 +27,10 @@ describe('globToRegExp', () => {
     expect(globToRegExp('tools/[!x]').test('tools//')).toBe(false);
     expect(globToRegExp('tools/[^x]').test('tools//')).toBe(false);
     expect(globToRegExp('tools/**').test('tools/a/b')).toBe(true);
+    // As the README says: a forbid for every namespace needs **.
+    expect(globToRegExp('*delete*').test('github/delete_repo')).toBe(false);
+    expect(globToRegExp('**delete**').test('github/delete_repo')).toBe(true);
+    expect(globToRegExp('**delete**').test('delete')).toBe(true);
   });
 
   it('reads a ] right after [ or [! as part of the set', () => {
