@@ -1,6 +1,6 @@
 import { Environment } from '@marcbachmann/cel-js';
 import type { Action } from '../core/action.js';
-import type { JsonObject } from '../core/json.js';
+import type { Json, JsonObject } from '../core/json.js';
 import {
   emailDomain,
   globMatch,
@@ -194,7 +194,69 @@ export function compileExpression(source: string, kind: ExpressionKind): Compile
   const linear = withLinearRegexes(source, parsed.ast);
   if (typeof linear !== 'string') return { ok: false, ...linear };
   const run = env.parse(linear);
-  return { ok: true, evaluate: (ctx) => run(ctx) };
+  return {
+    ok: true,
+    evaluate: (ctx) => {
+      try {
+        return run(ctx);
+      } catch (error) {
+        const maps = withMaps(ctx);
+        if (!maps) throw error;
+        return run(maps);
+      }
+    },
+  };
+}
+
+/**
+ * The context with every object that has a key named `constructor` handed over as a `Map`,
+ * or undefined when there is none. cel-js tells a map from other types by an object's
+ * `constructor`, which such a key shadows: every condition that touched
+ * `{"lang": "ts", "constructor": "public"}` failed with "Unsupported type". Looked for only
+ * after an expression failed, so that no decision pays for the walk.
+ */
+function withMaps(ctx: CelContext): CelContext | undefined {
+  const [args, principal, session, meta] = [
+    ctx.args,
+    ctx.principal.attrs,
+    ctx.session.attrs,
+    ctx.request.meta,
+  ].map(hasConstructorKey);
+  if (!(args || principal || session || meta)) return undefined;
+  return {
+    tool: ctx.tool,
+    args: args ? asMaps(ctx.args) : ctx.args,
+    principal: principal
+      ? Object.assign(Object.create(PrincipalContext.prototype), ctx.principal, {
+          attrs: asMaps(ctx.principal.attrs),
+        })
+      : ctx.principal,
+    session: session
+      ? new SessionContext(ctx.session.id, asMaps(ctx.session.attrs), ctx.session.labels)
+      : ctx.session,
+    request: meta
+      ? Object.assign(Object.create(RequestContext.prototype), ctx.request, {
+          meta: asMaps(ctx.request.meta),
+        })
+      : ctx.request,
+    estimate: ctx.estimate,
+    now: ctx.now,
+  };
+}
+
+function hasConstructorKey(value: Json): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  if (Array.isArray(value)) return value.some(hasConstructorKey);
+  return Object.hasOwn(value, 'constructor') || Object.values(value).some(hasConstructorKey);
+}
+
+/** A JSON value with its objects that have a `constructor` key turned into `Map`s. */
+function asMaps<T extends Json>(value: T): T {
+  if (typeof value !== 'object' || value === null) return value;
+  if (Array.isArray(value)) return value.map(asMaps) as T;
+  const entries = Object.entries(value).map(([k, v]) => [k, asMaps(v)] as const);
+  if (Object.hasOwn(value, 'constructor')) return new Map(entries) as unknown as T;
+  return Object.assign(Object.create(null), Object.fromEntries(entries));
 }
 
 interface AstNode {

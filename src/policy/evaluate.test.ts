@@ -596,3 +596,32 @@ flow:
     expect(d.policyHash).toBe(load(text).hash);
   });
 });
+
+describe('objects with a key named constructor', () => {
+  it('are maps to conditions like any other object', () => {
+    const policy = compilePolicy({
+      path: 'p.yaml',
+      text: [
+        'version: 1',
+        'tools:',
+        '  codegen:',
+        `    - forbid: 'args.nested.constructor == "evil"'`,
+        `    - forbid: 'has(principal.attrs.constructor) && principal.attrs.constructor == "evil"'`,
+        `    - allow: 'args.lang == "ts" && args.constructor == "public" && has(args.nested.y)'`,
+        '',
+      ].join('\n'),
+    });
+    const decide = (args: object, attrs: object = {}) =>
+      decideScope(
+        policy,
+        { tool: 'codegen', args, principal: { id: 'a', attrs }, session: { id: 's' } },
+        { now: 0, id: 'd' },
+      );
+    const args = { lang: 'ts', constructor: 'public', nested: { y: 1, constructor: 'x' } };
+    expect(decide(args).outcome).toBe('allow');
+    expect(decide({ ...args, nested: { y: 1, constructor: 'evil' } }).reasons[0]).toMatchObject({
+      code: 'DENIED_BY_RULE',
+    });
+    expect(decide(args, { constructor: 'evil' }).outcome).toBe('deny');
+  });
+});
