@@ -325,6 +325,23 @@ describe('the CLI over the SQLite store the demo leaves', () => {
     expect(verify.stderr.trimEnd().split('\n')).toHaveLength(1);
   });
 
+  it('refuses to write, in one line, exit 2, to a store whose log head was deleted', () => {
+    const headless = join(dir, 'headless.db');
+    expect(writ('demo', '--store', headless).status).toBe(0);
+    const db = new Database(headless);
+    db.prepare("DELETE FROM shared WHERE kind = 'log-head'").run();
+    db.close();
+    const verify = writ('log', 'verify', '--store', headless);
+    expect(verify.status).toBe(1);
+    expect(verify.stderr).toMatch(
+      /^entry \d+: truncated — the log ends at \d+ and has no head record/,
+    );
+    const demo = writ('demo', '--store', headless);
+    expect(demo.status, demo.stderr).toBe(2);
+    expect(demo.stderr).toMatch(/^the store's log head is missing: log entry 1 is already there/);
+    expect(demo.stderr.trimEnd().split('\n')).toHaveLength(1);
+  });
+
   it('writ log tail --follow prints entries as they are written', async () => {
     const child = spawn(
       process.execPath,

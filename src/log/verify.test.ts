@@ -69,6 +69,13 @@ describe('the hash chain', () => {
     });
   });
 
+  it('names a log with entries and no head record as possibly truncated', () => {
+    const verifier = new ChainVerifier();
+    for (const row of rows(chain(10))) verifier.push(row);
+    expect(verifier.finish(undefined)).toMatchObject({ ok: false, seq: 11, problem: 'truncated' });
+    expect(new ChainVerifier().finish(undefined)).toEqual({ ok: true, entries: 0 });
+  });
+
   it('names a first entry that does not start the chain', () => {
     const stored = rows(chain(10))
       .slice(1)

@@ -17,7 +17,7 @@ export interface StoredRow {
 /**
  * Checks a log one row at a time, in storage order, so memory stays bounded however long
  * the log. `head` is the chain head the store recorded separately; without it a truncated
- * tail cannot be told from a short log.
+ * tail cannot be told from a short log, so a log with entries and no head does not verify.
  */
 export class ChainVerifier {
   #previous: LogHead = { seq: 0, hash: GENESIS_HASH };
@@ -63,10 +63,26 @@ export class ChainVerifier {
     return true;
   }
 
-  /** The verdict, checking the last entry against the recorded head. */
+  /**
+   * The verdict, checking the last entry against the recorded head. A head rewritten to an
+   * earlier entry's seq and hash, after the entries behind it were deleted, passes: that is
+   * rewriting the chain's end, which anyone who can write the store can do — only a head
+   * kept outside the store (a copy of `writ log verify`'s last report) can show it.
+   */
   finish(head: LogHead | undefined): ChainReport {
     if (this.#failure) return this.#failure;
     const last = this.#previous;
+    // Every write moves the head with its entry, so entries without a head mean the head was
+    // deleted: then a cut-off tail would pass for a shorter log.
+    if (!head && last.seq > 0) {
+      return {
+        ok: false,
+        entries: this.#count,
+        seq: last.seq + 1,
+        problem: 'truncated',
+        detail: `the log ends at ${last.seq} and has no head record to check that end against: entries after it may be missing`,
+      };
+    }
     if (head && head.seq > last.seq) {
       return {
         ok: false,
