@@ -1,4 +1,4 @@
-import { entryHash, GENESIS_HASH, type LogEntry, type LogHead } from './entry.js';
+import { GENESIS_HASH, type LogEntry, type LogHead, sealedHash } from './entry.js';
 
 /** What is wrong at the first bad place of a chain. */
 export type ChainProblem = 'edited' | 'deleted' | 'reordered' | 'truncated';
@@ -42,13 +42,15 @@ export class ChainVerifier {
       return fail(expected, 'deleted', `entries ${expected}–${row.seq - 1} are missing`);
     if (row.seq < expected)
       return fail(row.seq, 'reordered', `entry ${row.seq} comes after ${this.#previous.seq}`);
+    // Sealed: the stored text hashes to the hash it ends with, which is the entry's hash.
+    const hash = sealedHash(row.text);
+    const sealed = hash !== undefined && entry.hash === hash;
     if (entry.seq !== row.seq) {
-      return entry.hash === entryHash(entry)
+      return sealed
         ? fail(row.seq, 'reordered', `the entry stored at ${row.seq} is entry ${entry.seq}`)
         : fail(row.seq, 'edited', 'the content does not match its hash');
     }
-    if (entry.hash !== entryHash(entry))
-      return fail(row.seq, 'edited', 'the content does not match its hash');
+    if (!sealed) return fail(row.seq, 'edited', 'the content does not match its hash');
     if (entry.prevHash !== this.#previous.hash) {
       return row.seq === 1
         ? fail(1, 'edited', 'the first entry does not start the chain')

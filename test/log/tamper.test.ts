@@ -89,6 +89,28 @@ describe('tampering with a real SQLite log', () => {
     expect(await verify(path)).toMatchObject({ ok: false, seq: 11, problem: 'edited' });
   });
 
+  it('finds an edit that reads back the same through JSON.parse', async () => {
+    const outcomes = (db: Database.Database) => [
+      db.prepare("SELECT entry ->> '$.decision.outcome' FROM log WHERE seq = 11").pluck().get(),
+      entryAt(db, 11).decision!.outcome,
+    ];
+    for (const [edit, read] of [
+      // SQLite reads the first of two equal keys, JSON.parse the last.
+      [
+        `replace(entry, '"outcome":"allow"', '"outcome":"deny","outcome":"allow"')`,
+        ['deny', 'allow'],
+      ],
+      [`replace(entry, '{', '{ ')`, ['allow', 'allow']],
+    ] as const) {
+      const copy = await recorded();
+      tamper(copy, (db) => {
+        db.prepare(`UPDATE log SET entry = ${edit} WHERE seq = 11`).run();
+        expect(outcomes(db)).toEqual(read);
+      });
+      expect(await verify(copy)).toMatchObject({ ok: false, seq: 11, problem: 'edited' });
+    }
+  });
+
   it('finds an entry edited and rehashed, at that entry', async () => {
     tamper(path, (db) => {
       const entry = entryAt(db, 11);
