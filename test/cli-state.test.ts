@@ -325,6 +325,48 @@ describe('the CLI over the SQLite store the demo leaves', () => {
     expect(verify.stderr.trimEnd().split('\n')).toHaveLength(1);
   });
 
+  it('names a log row that is no entry, or another entry: verify exit 1, readers exit 2', () => {
+    for (const [seq, edit, detail, failure] of [
+      [
+        9,
+        "UPDATE log SET entry = 'null' WHERE seq = 9",
+        'edited — the entry is not a JSON object',
+        'is not a log entry: null',
+      ],
+      [
+        4,
+        'UPDATE log SET entry = (SELECT entry FROM log WHERE seq = 5) WHERE seq = 4',
+        'reordered — the entry stored at 4 is entry 5',
+        'holds entry 5',
+      ],
+    ] as const) {
+      const damaged = join(dir, `no-entry-${seq}.db`);
+      expect(writ('demo', '--store', damaged).status).toBe(0);
+      const db = new Database(damaged);
+      db.prepare(edit).run();
+      db.close();
+      const verify = writ('log', 'verify', '--store', damaged);
+      expect(verify.status, verify.stderr).toBe(1);
+      expect(verify.stderr).toBe(`entry ${seq}: ${detail}\n`);
+      for (const args of [
+        ['log', 'export'],
+        ['log', 'tail', '-n', '100'],
+      ]) {
+        const run = writ(...args, '--store', damaged);
+        expect(run.status, run.stderr).toBe(2);
+        expect(run.stderr).toBe(`the store's log entry ${seq} ${failure}\n`);
+      }
+    }
+    const early = join(dir, 'seq-zero.db');
+    expect(writ('demo', '--store', early).status).toBe(0);
+    const db = new Database(early);
+    db.prepare(`INSERT INTO log (seq, entry) VALUES (0, '{"seq":0}')`).run();
+    db.close();
+    expect(writ('log', 'verify', '--store', early).stderr).toBe(
+      'entry 0: edited — a row is stored at 0, before the first entry (1)\n',
+    );
+  });
+
   it('refuses to write, in one line, exit 2, to a store whose log head was deleted', () => {
     const headless = join(dir, 'headless.db');
     expect(writ('demo', '--store', headless).status).toBe(0);

@@ -66,6 +66,30 @@ describe('the hash chain', () => {
     }
   });
 
+  it('names valid JSON that is no entry as edited', () => {
+    for (const text of ['null', '5', '"x"', '[]']) {
+      const stored = rows(chain(10));
+      stored[3] = { seq: 4, text };
+      expect(verify(stored)).toEqual({
+        ok: false,
+        entries: 3,
+        seq: 4,
+        problem: 'edited',
+        detail: 'the entry is not a JSON object',
+      });
+    }
+  });
+
+  it('names a row stored before the first entry', () => {
+    expect(verify([{ seq: 0, text: '{"seq":0}' }, ...rows(chain(10))])).toEqual({
+      ok: false,
+      entries: 0,
+      seq: 0,
+      problem: 'edited',
+      detail: 'a row is stored at 0, before the first entry (1)',
+    });
+  });
+
   it('names an entry edited and rehashed, through the next link', () => {
     const entries = chain(10);
     const forged = chainEntry(entries[4], {

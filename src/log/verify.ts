@@ -37,11 +37,18 @@ export class ChainVerifier {
     } catch {
       return fail(row.seq, 'edited', 'the entry is not valid JSON');
     }
+    // Valid JSON that is no object (`null`, a number) has no fields to read.
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry))
+      return fail(row.seq, 'edited', 'the entry is not a JSON object');
     const expected = this.#previous.seq + 1;
     if (row.seq > expected)
       return fail(expected, 'deleted', `entries ${expected}–${row.seq - 1} are missing`);
-    if (row.seq < expected)
-      return fail(row.seq, 'reordered', `entry ${row.seq} comes after ${this.#previous.seq}`);
+    if (row.seq < expected) {
+      // Nothing read yet: a row before 1, where the chain starts, is one added to it.
+      return this.#previous.seq === 0
+        ? fail(row.seq, 'edited', `a row is stored at ${row.seq}, before the first entry (1)`)
+        : fail(row.seq, 'reordered', `entry ${row.seq} comes after ${this.#previous.seq}`);
+    }
     // Sealed: the stored text hashes to the hash it ends with, which is the entry's hash.
     const hash = sealedHash(row.text);
     const sealed = hash !== undefined && entry.hash === hash;

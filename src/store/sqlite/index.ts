@@ -305,9 +305,7 @@ class SqliteStore extends KvStore {
   }
 
   async readLog(afterSeq: number, limit: number): Promise<LogEntry[]> {
-    return this.#logAfter
-      .all(afterSeq, limit)
-      .map((row) => parseStored(row.entry, `log entry ${row.seq}`) as LogEntry);
+    return this.#logAfter.all(afterSeq, limit).map((row) => storedEntry(row.seq, row.entry));
   }
 
   async findDecision(id: string): Promise<LogEntry | undefined> {
@@ -420,6 +418,24 @@ function retryWhileLocked<T>(step: () => T): T {
     }
     Atomics.wait(sleeper, 0, 0, 5);
   }
+}
+
+/**
+ * A log row parsed, or a `STORE_FAILURE` naming it: a row that is no entry (`null`), or holds
+ * another entry, must be reported, not fail deep in a reader — which also pages on by the
+ * last entry's `seq`, and would read the same rows again for ever.
+ */
+function storedEntry(seq: number, text: string): LogEntry {
+  const record = `log entry ${seq}`;
+  const entry = parseStored(text, record) as Partial<LogEntry> | null;
+  const problem =
+    typeof entry?.seq !== 'number'
+      ? `is not a log entry: ${text.slice(0, 80)}`
+      : entry.seq !== seq
+        ? `holds entry ${entry.seq}`
+        : undefined;
+  if (problem) throw new WritError('STORE_FAILURE', `the store's ${record} ${problem}`, { record });
+  return entry as LogEntry;
 }
 
 /** The chain head as stored, or a `STORE_FAILURE`: a damaged head must not pass for none. */
