@@ -367,6 +367,23 @@ describe('the CLI over the SQLite store the demo leaves', () => {
     );
   });
 
+  it('writ explain refuses a decision index edited to point at another decision', () => {
+    const edited = join(dir, 'index-edited.db');
+    expect(writ('demo', '--store', edited).status).toBe(0);
+    const [first, second] = logEntries(edited).filter((e) => e.decision);
+    // Indexed first, as any look-up does; then pointed at the second decision.
+    expect(writ('explain', first!.decision!.id, '--store', edited).status).toBe(0);
+    const db = new Database(edited);
+    db.prepare('UPDATE decision SET seq = ? WHERE id = ?').run(second!.seq, first!.decision!.id);
+    db.close();
+    const run = writ('explain', first!.decision!.id, '--store', edited);
+    expect(run.status, run.stderr).toBe(2);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toBe(
+      `the store's decision index is wrong: it finds ${first!.decision!.id} at log entry ${second!.seq}, which is decision ${second!.decision!.id}\n`,
+    );
+  });
+
   it('refuses to write, in one line, exit 2, to a store whose log head was deleted', () => {
     const headless = join(dir, 'headless.db');
     expect(writ('demo', '--store', headless).status).toBe(0);

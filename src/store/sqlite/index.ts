@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import { WritError } from '../../core/errors.js';
 import type { LogEntry, LogHead } from '../../log/entry.js';
 import { type ChainReport, ChainVerifier } from '../../log/verify.js';
-import { KvStore } from '../kv-store.js';
+import { indexedDecision, KvStore } from '../kv-store.js';
 import type { Kind, KvView } from '../ledger.js';
 import type { Store } from '../types.js';
 import { Checkpointer } from './checkpointer.js';
@@ -312,7 +312,9 @@ class SqliteStore extends KvStore {
     await this.#whenUnlocked(() => this.#indexDecisions());
     const seq = this.#decisionSeq.get(id);
     const row = seq === undefined ? undefined : this.#entryAt.get(seq);
-    return row === undefined ? undefined : (parseStored(row.entry, `log entry ${seq}`) as LogEntry);
+    return row === undefined || seq === undefined
+      ? undefined
+      : indexedDecision(id, seq, storedEntry(seq, row.entry));
   }
 
   /**
