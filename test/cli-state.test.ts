@@ -255,6 +255,30 @@ describe('the CLI over the SQLite store the demo leaves', () => {
     }
   });
 
+  it('writ log export leaves out no entry whose time is not a time, and filters none by it', () => {
+    const odd = join(dir, 'odd-time.db');
+    expect(writ('demo', '--store', odd).status).toBe(0);
+    const db = new Database(odd);
+    db.prepare(`UPDATE log SET entry = replace(entry, '"at":"2', '"at":"x2') WHERE seq = 5`).run();
+    db.close();
+    const all = writ('log', 'export', '--store', odd);
+    expect(all.status, all.stderr).toBe(0);
+    const seqs = all.stdout
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as LogEntry).seq);
+    expect(seqs).toEqual(seqs.map((_, i) => i + 1));
+    expect(seqs).toContain(5);
+    for (const flag of ['--since', '--until']) {
+      const run = writ('log', 'export', '--store', odd, flag, '2000-01-01T00:00:00Z');
+      expect(run.status, run.stderr).toBe(2);
+      expect(run.stderr).toMatch(
+        /^the store's log entry 5 has no time to filter by: its at is "x2\d{3}-/,
+      );
+      expect(run.stderr.trimEnd().split('\n')).toHaveLength(1);
+    }
+  });
+
   it('writ replay names a line of valid JSON that is not a log entry', () => {
     const lines = writ('log', 'export', '--store', store).stdout.trim().split('\n');
     const session = lines.findIndex((l) => (JSON.parse(l) as LogEntry).kind === 'session');
