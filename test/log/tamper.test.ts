@@ -111,6 +111,19 @@ describe('tampering with a real SQLite log', () => {
     }
   });
 
+  it('reads an entry rewritten as a BLOB as the text its bytes are', async () => {
+    tamper(path, (db) =>
+      db.prepare('UPDATE log SET entry = CAST(entry AS BLOB) WHERE seq IN (11, 12)').run(),
+    );
+    expect(await verify(path)).toMatchObject({ ok: true, entries: 30 });
+    tamper(path, (db) =>
+      db
+        .prepare(`UPDATE log SET entry = CAST(replace(entry, '{', '{ ') AS BLOB) WHERE seq = 12`)
+        .run(),
+    );
+    expect(await verify(path)).toMatchObject({ ok: false, seq: 12, problem: 'edited' });
+  });
+
   it('finds an entry edited and rehashed, at that entry', async () => {
     tamper(path, (db) => {
       const entry = entryAt(db, 11);

@@ -130,7 +130,9 @@ class SqliteStore extends KvStore {
         return value;
       });
       this.#entryAt = db.prepare('SELECT entry FROM log WHERE seq = ?');
-      this.#allLog = db.prepare('SELECT seq, entry FROM log ORDER BY seq');
+      // As text: a row rewritten as a BLOB would be read as a Buffer, which the verifier,
+      // hashing the stored text, cannot read; its bytes are the text that must verify.
+      this.#allLog = db.prepare('SELECT seq, CAST(entry AS TEXT) AS entry FROM log ORDER BY seq');
       this.#logAfter = db.prepare('SELECT seq, entry FROM log WHERE seq > ? ORDER BY seq LIMIT ?');
       this.#decisionSeq = db.prepare<[string], number>('SELECT seq FROM decision WHERE id = ?');
       this.#decisionSeq.pluck();
