@@ -255,6 +255,30 @@ describe('the CLI over the SQLite store the demo leaves', () => {
     }
   });
 
+  it('writ log export leaves out no entry whose time is not a time, and filters none by it', () => {
+    const odd = join(dir, 'odd-time.db');
+    expect(writ('demo', '--store', odd).status).toBe(0);
+    const db = new Database(odd);
+    db.prepare(`UPDATE log SET entry = replace(entry, '"at":"2', '"at":"x2') WHERE seq = 5`).run();
+    db.close();
+    const all = writ('log', 'export', '--store', odd);
+    expect(all.status, all.stderr).toBe(0);
+    const seqs = all.stdout
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as LogEntry).seq);
+    expect(seqs).toEqual(seqs.map((_, i) => i + 1));
+    expect(seqs).toContain(5);
+    for (const flag of ['--since', '--until']) {
+      const run = writ('log', 'export', '--store', odd, flag, '2000-01-01T00:00:00Z');
+      expect(run.status, run.stderr).toBe(2);
+      expect(run.stderr).toMatch(
+        /^the store's log entry 5 has no time to filter by: its at is "x2\d{3}-/,
+      );
+      expect(run.stderr.trimEnd().split('\n')).toHaveLength(1);
+    }
+  });
+
   it('writ replay names a line of valid JSON that is not a log entry', () => {
     const lines = writ('log', 'export', '--store', store).stdout.trim().split('\n');
     const session = lines.findIndex((l) => (JSON.parse(l) as LogEntry).kind === 'session');
@@ -323,6 +347,82 @@ describe('the CLI over the SQLite store the demo leaves', () => {
     expect(verify.status, verify.stderr).toBe(2);
     expect(verify.stderr).toContain("the store's log head is not JSON");
     expect(verify.stderr.trimEnd().split('\n')).toHaveLength(1);
+  });
+
+  it('names a log row that is no entry, or another entry: verify exit 1, readers exit 2', () => {
+    for (const [seq, edit, detail, failure] of [
+      [
+        9,
+        "UPDATE log SET entry = 'null' WHERE seq = 9",
+        'edited — the entry is not a JSON object',
+        'is not a log entry: null',
+      ],
+      [
+        4,
+        'UPDATE log SET entry = (SELECT entry FROM log WHERE seq = 5) WHERE seq = 4',
+        'reordered — the entry stored at 4 is entry 5',
+        'holds entry 5',
+      ],
+    ] as const) {
+      const damaged = join(dir, `no-entry-${seq}.db`);
+      expect(writ('demo', '--store', damaged).status).toBe(0);
+      const db = new Database(damaged);
+      db.prepare(edit).run();
+      db.close();
+      const verify = writ('log', 'verify', '--store', damaged);
+      expect(verify.status, verify.stderr).toBe(1);
+      expect(verify.stderr).toBe(`entry ${seq}: ${detail}\n`);
+      for (const args of [
+        ['log', 'export'],
+        ['log', 'tail', '-n', '100'],
+      ]) {
+        const run = writ(...args, '--store', damaged);
+        expect(run.status, run.stderr).toBe(2);
+        expect(run.stderr).toBe(`the store's log entry ${seq} ${failure}\n`);
+      }
+    }
+    const early = join(dir, 'seq-zero.db');
+    expect(writ('demo', '--store', early).status).toBe(0);
+    const db = new Database(early);
+    db.prepare(`INSERT INTO log (seq, entry) VALUES (0, '{"seq":0}')`).run();
+    db.close();
+    expect(writ('log', 'verify', '--store', early).stderr).toBe(
+      'entry 0: edited — a row is stored at 0, before the first entry (1)\n',
+    );
+  });
+
+  it('writ explain refuses a decision index edited to point at another decision', () => {
+    const edited = join(dir, 'index-edited.db');
+    expect(writ('demo', '--store', edited).status).toBe(0);
+    const [first, second] = logEntries(edited).filter((e) => e.decision);
+    // Indexed first, as any look-up does; then pointed at the second decision.
+    expect(writ('explain', first!.decision!.id, '--store', edited).status).toBe(0);
+    const db = new Database(edited);
+    db.prepare('UPDATE decision SET seq = ? WHERE id = ?').run(second!.seq, first!.decision!.id);
+    db.close();
+    const run = writ('explain', first!.decision!.id, '--store', edited);
+    expect(run.status, run.stderr).toBe(2);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toBe(
+      `the store's decision index is wrong: it finds ${first!.decision!.id} at log entry ${second!.seq}, which is decision ${second!.decision!.id}\n`,
+    );
+  });
+
+  it('refuses to write, in one line, exit 2, to a store whose log head was deleted', () => {
+    const headless = join(dir, 'headless.db');
+    expect(writ('demo', '--store', headless).status).toBe(0);
+    const db = new Database(headless);
+    db.prepare("DELETE FROM shared WHERE kind = 'log-head'").run();
+    db.close();
+    const verify = writ('log', 'verify', '--store', headless);
+    expect(verify.status).toBe(1);
+    expect(verify.stderr).toMatch(
+      /^entry \d+: truncated — the log ends at \d+ and has no head record/,
+    );
+    const demo = writ('demo', '--store', headless);
+    expect(demo.status, demo.stderr).toBe(2);
+    expect(demo.stderr).toMatch(/^the store's log head is missing: log entry 1 is already there/);
+    expect(demo.stderr.trimEnd().split('\n')).toHaveLength(1);
   });
 
   it('writ log tail --follow prints entries as they are written', async () => {

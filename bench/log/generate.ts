@@ -53,7 +53,7 @@ export async function logWriter(rt: Runtime, path: string): Promise<LogWriter> {
   db.pragma('synchronous = OFF');
   const insert = db.prepare<[number, string]>('INSERT INTO log (seq, entry) VALUES (?, ?)');
   const putHead = db.prepare<[string]>(
-    `INSERT INTO state (kind, key, value) VALUES ('log-head', 'head', ?)
+    `INSERT INTO shared (kind, key, value) VALUES ('log-head', 'head', ?)
      ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value`,
   );
   const args = decision.decision!.action.args as Record<string, Json>;

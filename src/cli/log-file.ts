@@ -11,7 +11,9 @@ const reasons = z.array(z.looseObject({ code: z.string() }));
 /**
  * The fields of a log entry that `writ replay` reads, checked before it reads them: a line
  * of valid JSON that is not an entry (`{"a":1}`) must be named, not fail deep inside the
- * replay. Fields replay does not read (hashes, reservations) are left as they are.
+ * replay. Fields replay does not read (hashes, reservations) are left as they are: an
+ * exported file is a copy to re-decide, often part of the log (`--since`), not the record.
+ * The chain is checked where it is kept, on the stored text, by `writ log verify`.
  */
 const LogEntryLine = z
   .looseObject({

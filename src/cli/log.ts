@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import { open } from 'node:fs/promises';
 import type { Command } from 'commander';
+import { parseRfc3339 } from '../core/action.js';
 import { WritError } from '../core/errors.js';
 import type { LogEntry } from '../log/entry.js';
 import { locateRule } from '../log/explain.js';
@@ -50,6 +51,20 @@ function disagrees(e: LogEntry): boolean {
   if (!d) return false;
   if (d.shadow) return true;
   return d.candidate !== undefined && d.candidate.outcome !== d.outcome;
+}
+
+/**
+ * Whether an entry was written in [since, until). An entry whose `at` is no time cannot be
+ * placed on either side: it is named, never left out of the export without a word.
+ */
+function inWindow(e: LogEntry, since: number, until: number): boolean {
+  const at = typeof e.at === 'string' ? parseRfc3339(e.at) : undefined;
+  if (at === undefined)
+    throw new CliExit(
+      EXIT.INVALID_INPUT,
+      `the store's log entry ${e.seq} has no time to filter by: its at is ${JSON.stringify(e.at)}`,
+    );
+  return at >= since && at < until;
 }
 
 /** Where `log export` writes: standard output, or a file, each failure named in one line. */
@@ -151,12 +166,12 @@ export function registerLogCommands(program: Command) {
           opts.until === undefined
             ? Number.POSITIVE_INFINITY
             : parseTimeFlag('--until', opts.until);
+        const filtered = opts.since !== undefined || opts.until !== undefined;
         const sink = opts.output ? await fileSink(opts.output) : stdoutSink;
         try {
           let batch = '';
           for await (const e of entries(store)) {
-            const at = Date.parse(e.at);
-            if (at >= since && at < until) batch += `${JSON.stringify(e)}\n`;
+            if (!filtered || inWindow(e, since, until)) batch += `${JSON.stringify(e)}\n`;
             if (batch.length >= EXPORT_BATCH_CHARS) {
               await sink.write(batch);
               batch = '';

@@ -78,11 +78,11 @@ export interface LogHead {
 export const GENESIS_HASH = '0'.repeat(64);
 
 /**
- * The hash an entry must carry: SHA-256 over its JSON text without the hash, exactly as
- * stored. Not RFC 8785: the log hashes its own bytes, and text that `JSON.stringify` wrote
- * parses and prints back identically (integer-like keys already come first, numbers and
- * strings round-trip), so an entry read back from any store verifies — at a fraction of the
- * cost of canonicalizing every entry.
+ * The hash an entry must carry: SHA-256 over its JSON text without the hash. Not RFC 8785:
+ * the log hashes its own bytes, and text that `JSON.stringify` wrote parses and prints back
+ * identically (integer-like keys already come first, numbers and strings round-trip), so an
+ * entry read back from any store hashes the same. For an entry in hand; a stored entry is
+ * verified on its text ({@link sealedHash}), which parsing can hide edits from.
  */
 export function entryHash(entry: Omit<LogEntry, 'hash'> | LogEntry): string {
   const { hash: _ignored, ...content } = entry as LogEntry;
@@ -113,6 +113,25 @@ export function chainEntryText(
   const body = JSON.stringify(entry);
   entry.hash = sha256Hex(body);
   return { entry, text: `${body.slice(0, -1)},"hash":"${entry.hash}"}` };
+}
+
+/** How every stored entry ends: its hash as the last field (see {@link chainEntryText}). */
+const HASH_FIELD = ',"hash":"';
+const HASH_SUFFIX_LENGTH = HASH_FIELD.length + 64 + '"}'.length;
+
+/**
+ * The hash a stored entry's text is sealed with, or `undefined` when it is not sealed: the
+ * text must end with its hash as the last field, exactly as {@link chainEntryText} writes
+ * it, and SHA-256 of the text without that field must be that hash. The stored bytes are
+ * hashed, not what they parse to printed again: a parse hides a duplicated key
+ * (`JSON.parse` keeps the last, SQLite's `json_extract` the first) or added whitespace.
+ */
+export function sealedHash(text: string): string | undefined {
+  const at = text.length - HASH_SUFFIX_LENGTH;
+  if (at < 1 || !text.startsWith(HASH_FIELD, at) || !text.endsWith('"}')) return undefined;
+  const hash = text.slice(at + HASH_FIELD.length, -2);
+  // SHA-256 hex is 64 lower-case hex digits: equal to it, the field is well formed too.
+  return sha256Hex(`${text.slice(0, at)}}`) === hash ? hash : undefined;
 }
 
 /** A decision in the form the log keeps. */

@@ -20,8 +20,11 @@ export function locateRule(
   const hash = id.indexOf('#');
   const [fileName, ruleId] =
     hash === -1 ? [undefined, id] : [id.slice(0, hash), id.slice(hash + 1)];
+  const root = sources[0]?.path ?? '';
   const candidates =
-    fileName === undefined ? sources : sources.filter((s) => s.path.endsWith(fileName));
+    fileName === undefined
+      ? sources
+      : sources.filter((s) => includedName(root, s.path) === fileName);
   for (const source of candidates) {
     const lines = new LineCounter();
     const doc = parseDocument(source.text, { lineCounter: lines });
@@ -41,6 +44,16 @@ export function locateRule(
     }
   }
   return undefined;
+}
+
+/**
+ * The name rule ids give an included file, as the compiler gives it: its path relative to
+ * the root policy's folder, or the whole path when it is elsewhere. Matching the end of the
+ * path instead took `sub/common.yaml` for `common.yaml`.
+ */
+function includedName(root: string, path: string): string {
+  const folder = root.slice(0, Math.max(root.lastIndexOf('/'), root.lastIndexOf('\\')) + 1);
+  return folder && path.startsWith(folder) ? path.slice(folder.length) : path;
 }
 
 function findNode(root: unknown, id: string): Node | undefined {

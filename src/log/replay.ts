@@ -116,9 +116,12 @@ export async function replayLog(
     ids.script('wr', [recorded.writId]);
     ids.script('apr', [recorded.approvalId]);
     const decision = await writ.authorize(recorded.action);
-    // A decision is unchanged when everything but the policy that made it is the same.
+    // A decision is unchanged when everything but the policy that made it is the same. With
+    // paths redacted, the action replayed holds digests where the one decided on held
+    // values, so its digest cannot be the recorded one: all else is compared.
     const { policyHash: _new, ...now } = logDecision(decision, recorded.action, recorded.redacted);
     const { candidate: _candidate, policyHash: _old, ...before } = recorded;
+    if (recorded.redacted.length > 0) now.actionDigest = before.actionDigest;
     if (canonicalJson(now as unknown as Json) === canonicalJson(before as unknown as Json)) {
       report.unchanged++;
       return;

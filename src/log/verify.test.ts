@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { chainEntry, entryHash, type LogDraft, type LogEntry } from './entry.js';
+import {
+  chainEntry,
+  chainEntryText,
+  entryHash,
+  type LogDraft,
+  type LogEntry,
+  sealedHash,
+} from './entry.js';
 import { ChainVerifier, type StoredRow } from './verify.js';
 
 function draft(i: number): LogDraft {
@@ -36,6 +43,53 @@ describe('the hash chain', () => {
     expect(verify(stored)).toMatchObject({ ok: false, seq: 4, problem: 'edited' });
   });
 
+  it('names an entry whose stored text was changed in ways a JSON parse hides', () => {
+    const edits = [
+      // A duplicated key: JSON.parse keeps the last, SQLite's json_extract the first.
+      (text: string) => text.replace('"kind":"session"', '"kind":"decision","kind":"session"'),
+      (text: string) => text.replace('{', '{ '),
+      (text: string) => `${text}\n`,
+      // The same fields, the hash no longer last.
+      (text: string) => {
+        const { hash, ...rest } = JSON.parse(text) as LogEntry;
+        return JSON.stringify({ hash, ...rest });
+      },
+    ];
+    for (const edit of edits) {
+      const stored = rows(chain(10));
+      const text = edit(stored[3]!.text);
+      // Parsed, it hashes as it did: only its text shows the edit.
+      const parsed = JSON.parse(text) as LogEntry;
+      expect(entryHash(parsed)).toBe(parsed.hash);
+      stored[3] = { seq: 4, text };
+      expect(verify(stored)).toMatchObject({ ok: false, seq: 4, problem: 'edited' });
+    }
+  });
+
+  it('names valid JSON that is no entry as edited', () => {
+    for (const text of ['null', '5', '"x"', '[]']) {
+      const stored = rows(chain(10));
+      stored[3] = { seq: 4, text };
+      expect(verify(stored)).toEqual({
+        ok: false,
+        entries: 3,
+        seq: 4,
+        problem: 'edited',
+        detail: 'the entry is not a JSON object',
+      });
+    }
+  });
+
+  it('names a row stored before the first entry', () => {
+    expect(verify([{ seq: 0, text: '{"seq":0}' }, ...rows(chain(10))])).toEqual({
+      ok: false,
+      entries: 0,
+      seq: 0,
+      problem: 'edited',
+      detail: 'a row is stored at 0, before the first entry (1)',
+    });
+  });
+
   it('names an entry edited and rehashed, through the next link', () => {
     const entries = chain(10);
     const forged = chainEntry(entries[4], {
@@ -69,6 +123,13 @@ describe('the hash chain', () => {
     });
   });
 
+  it('names a log with entries and no head record as possibly truncated', () => {
+    const verifier = new ChainVerifier();
+    for (const row of rows(chain(10))) verifier.push(row);
+    expect(verifier.finish(undefined)).toMatchObject({ ok: false, seq: 11, problem: 'truncated' });
+    expect(new ChainVerifier().finish(undefined)).toEqual({ ok: true, entries: 0 });
+  });
+
   it('names a first entry that does not start the chain', () => {
     const stored = rows(chain(10))
       .slice(1)
@@ -82,13 +143,17 @@ describe('hashing the stored JSON text', () => {
     const fc = (await import('fast-check')).default;
     fc.assert(
       fc.property(fc.jsonValue(), fc.dictionary(fc.string(), fc.jsonValue()), (value, attrs) => {
-        const entry = chainEntry(undefined, {
+        const draft: LogDraft = {
           at: '2026-11-23T10:00:00Z',
           kind: 'session',
           session: { id: 's', attrs: { ...attrs, value } as never, version: 1 },
-        });
+        };
+        const entry = chainEntry(undefined, draft);
         const readBack = JSON.parse(JSON.stringify(entry)) as LogEntry;
         expect(entryHash(readBack)).toBe(entry.hash);
+        // What the ledger stores, and what stores kept before it serialized once.
+        expect(sealedHash(chainEntryText(undefined, draft).text)).toBe(entry.hash);
+        expect(sealedHash(JSON.stringify(entry))).toBe(entry.hash);
       }),
       { numRuns: 2000 },
     );
@@ -97,7 +162,6 @@ describe('hashing the stored JSON text', () => {
 
 describe('chainEntryText', () => {
   it('gives the text JSON.stringify would, hash last', async () => {
-    const { chainEntryText } = await import('./entry.js');
     const { entry, text } = chainEntryText(undefined, draft(3));
     expect(text).toBe(JSON.stringify(entry));
     expect(Object.keys(JSON.parse(text)).at(-1)).toBe('hash');

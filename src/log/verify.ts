@@ -1,4 +1,4 @@
-import { entryHash, GENESIS_HASH, type LogEntry, type LogHead } from './entry.js';
+import { GENESIS_HASH, type LogEntry, type LogHead, sealedHash } from './entry.js';
 
 /** What is wrong at the first bad place of a chain. */
 export type ChainProblem = 'edited' | 'deleted' | 'reordered' | 'truncated';
@@ -17,7 +17,7 @@ export interface StoredRow {
 /**
  * Checks a log one row at a time, in storage order, so memory stays bounded however long
  * the log. `head` is the chain head the store recorded separately; without it a truncated
- * tail cannot be told from a short log.
+ * tail cannot be told from a short log, so a log with entries and no head does not verify.
  */
 export class ChainVerifier {
   #previous: LogHead = { seq: 0, hash: GENESIS_HASH };
@@ -37,18 +37,27 @@ export class ChainVerifier {
     } catch {
       return fail(row.seq, 'edited', 'the entry is not valid JSON');
     }
+    // Valid JSON that is no object (`null`, a number) has no fields to read.
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry))
+      return fail(row.seq, 'edited', 'the entry is not a JSON object');
     const expected = this.#previous.seq + 1;
     if (row.seq > expected)
       return fail(expected, 'deleted', `entries ${expected}–${row.seq - 1} are missing`);
-    if (row.seq < expected)
-      return fail(row.seq, 'reordered', `entry ${row.seq} comes after ${this.#previous.seq}`);
+    if (row.seq < expected) {
+      // Nothing read yet: a row before 1, where the chain starts, is one added to it.
+      return this.#previous.seq === 0
+        ? fail(row.seq, 'edited', `a row is stored at ${row.seq}, before the first entry (1)`)
+        : fail(row.seq, 'reordered', `entry ${row.seq} comes after ${this.#previous.seq}`);
+    }
+    // Sealed: the stored text hashes to the hash it ends with, which is the entry's hash.
+    const hash = sealedHash(row.text);
+    const sealed = hash !== undefined && entry.hash === hash;
     if (entry.seq !== row.seq) {
-      return entry.hash === entryHash(entry)
+      return sealed
         ? fail(row.seq, 'reordered', `the entry stored at ${row.seq} is entry ${entry.seq}`)
         : fail(row.seq, 'edited', 'the content does not match its hash');
     }
-    if (entry.hash !== entryHash(entry))
-      return fail(row.seq, 'edited', 'the content does not match its hash');
+    if (!sealed) return fail(row.seq, 'edited', 'the content does not match its hash');
     if (entry.prevHash !== this.#previous.hash) {
       return row.seq === 1
         ? fail(1, 'edited', 'the first entry does not start the chain')
@@ -63,10 +72,26 @@ export class ChainVerifier {
     return true;
   }
 
-  /** The verdict, checking the last entry against the recorded head. */
+  /**
+   * The verdict, checking the last entry against the recorded head. A head rewritten to an
+   * earlier entry's seq and hash, after the entries behind it were deleted, passes: that is
+   * rewriting the chain's end, which anyone who can write the store can do — only a head
+   * kept outside the store (a copy of `writ log verify`'s last report) can show it.
+   */
   finish(head: LogHead | undefined): ChainReport {
     if (this.#failure) return this.#failure;
     const last = this.#previous;
+    // Every write moves the head with its entry, so entries without a head mean the head was
+    // deleted: then a cut-off tail would pass for a shorter log.
+    if (!head && last.seq > 0) {
+      return {
+        ok: false,
+        entries: this.#count,
+        seq: last.seq + 1,
+        problem: 'truncated',
+        detail: `the log ends at ${last.seq} and has no head record to check that end against: entries after it may be missing`,
+      };
+    }
     if (head && head.seq > last.seq) {
       return {
         ok: false,

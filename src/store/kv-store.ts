@@ -1,3 +1,4 @@
+import { WritError } from '../core/errors.js';
 import type { Json, JsonObject } from '../core/json.js';
 import type { IdempotencyOp } from '../core/plan.js';
 import type { LogEntry, LogHead } from '../log/entry.js';
@@ -21,6 +22,23 @@ import type {
   Store,
   SweepReport,
 } from './types.js';
+
+/**
+ * The log entry a store's decision index led to for decision `id`, checked to be that
+ * decision. The index is kept beside the hash chain, not in it, so nothing else would show
+ * an index edited to point at another entry — a look-up would answer with a different
+ * decision. A mismatch is a `STORE_FAILURE`, not "not found": the decision may well be in
+ * the log, and the store was changed outside writ, which must be said, not papered over.
+ */
+export function indexedDecision(id: string, seq: number, entry: LogEntry): LogEntry {
+  const found = entry.decision?.id;
+  if (found === id) return entry;
+  throw new WritError(
+    'STORE_FAILURE',
+    `the store's decision index is wrong: it finds ${id} at log entry ${seq}, which is ${found === undefined ? `a ${entry.kind} entry` : `decision ${found}`}`,
+    { record: 'decision index', id, seq },
+  );
+}
 
 /**
  * A {@link Store} over a key-value view that runs the {@link ledger} inside its own

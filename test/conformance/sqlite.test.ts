@@ -345,6 +345,39 @@ describe('sqlite: the decision index', () => {
       await b.close();
     }
   });
+
+  it('refuses an index edited to find a decision at another entry', async () => {
+    const path = freshPath();
+    const w = createWrit({
+      policy: PAY_POLICY,
+      store: sqliteStore({ path }),
+      clock: manualClock(T0),
+      ids: sequentialIds(),
+    });
+    const first = await w.authorize(pay(10, 'k1'));
+    await w.settle(first.writ!, { status: 'succeeded' });
+    const second = await w.authorize(pay(20, 'k2'));
+    // Indexed now: the look-up trusts the rows from here on.
+    expect((await w.store.findDecision(second.id))?.seq).toBe(3);
+    await w.close();
+    for (const [seq, which] of [
+      [3, `decision ${second.id}`],
+      [2, 'a settlement entry'],
+    ] as const) {
+      const db = new Database(path);
+      db.prepare('UPDATE decision SET seq = ? WHERE id = ?').run(seq, first.id);
+      db.close();
+      const store = sqliteStore({ path });
+      try {
+        await expect(store.findDecision(first.id)).rejects.toMatchObject({
+          code: 'STORE_FAILURE',
+          message: `the store's decision index is wrong: it finds ${first.id} at log entry ${seq}, which is ${which}`,
+        });
+      } finally {
+        await store.close();
+      }
+    }
+  });
 });
 
 /**

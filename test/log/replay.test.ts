@@ -7,6 +7,7 @@ import { createWrit } from '../../src/engine/writ.js';
 import type { LogEntry } from '../../src/log/entry.js';
 import { replayLog } from '../../src/log/replay.js';
 import { loadPolicy } from '../../src/runtime/load-policy.js';
+import { memoryStore } from '../../src/store/memory/index.js';
 import { sqliteStore } from '../../src/store/sqlite/index.js';
 import type { Store } from '../../src/store/types.js';
 
@@ -163,5 +164,51 @@ describe('writ replay', () => {
     expect(report.notReplayable.map((n) => n.paths)).toEqual(
       charges.map(() => ['args.card_number']),
     );
+  });
+
+  it('decides a decision with redacted arguments that no rule reads, as it was recorded', async () => {
+    const policy = (rule: string) =>
+      loadPolicy(
+        [
+          'version: 1',
+          'tools:',
+          '  save_note:',
+          `    - ${rule}`,
+          'rate_limits:',
+          "  notes: { match: 'true', per: 'principal.id', rate: 2/1m, burst: 2 }",
+          'redact: [args.secret]',
+          '',
+        ].join('\n'),
+      );
+    const store = memoryStore();
+    const writ = createWrit({
+      policy: policy('allow: \'args.title != ""\''),
+      store,
+      clock: manualClock('2026-11-23T08:00:00Z'),
+      ids: sequentialIds(),
+    });
+    for (const title of ['a', '', 'b', 'c'])
+      await writ.authorize({
+        tool: 'save_note',
+        args: { title, secret: `s3cret-${title}` },
+        principal: { id: 'agent' },
+        session: { id: 's' },
+      });
+    const recorded = await store.readLog(0, 100);
+    await writ.close();
+    expect(recorded.map((e) => e.decision!.outcome)).toEqual(['allow', 'deny', 'allow', 'deny']);
+    expect(recorded.every((e) => e.decision!.redacted[0] === 'args.secret')).toBe(true);
+
+    const same = await replayLog(recorded, policy('allow: \'args.title != ""\''));
+    expect(same).toMatchObject({ decisions: 4, unchanged: 4, changed: [], notReplayable: [] });
+    // What can be compared still is: a rule that decides otherwise changes the decisions.
+    const stricter = await replayLog(recorded, policy('allow: \'args.title == "a"\''));
+    // The third call is refused now; so the fourth, rate limited before, finds the bucket
+    // with room and is refused by the rule instead: same outcome, other reasons.
+    expect(stricter.changed.map((c) => [c.seq, c.before.outcome, c.after.outcome])).toEqual([
+      [3, 'allow', 'deny'],
+      [4, 'deny', 'deny'],
+    ]);
+    expect(stricter.changed[1]!.before.reasons[0]!.code).toBe('RATE_LIMITED');
   });
 });

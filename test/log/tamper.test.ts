@@ -89,6 +89,41 @@ describe('tampering with a real SQLite log', () => {
     expect(await verify(path)).toMatchObject({ ok: false, seq: 11, problem: 'edited' });
   });
 
+  it('finds an edit that reads back the same through JSON.parse', async () => {
+    const outcomes = (db: Database.Database) => [
+      db.prepare("SELECT entry ->> '$.decision.outcome' FROM log WHERE seq = 11").pluck().get(),
+      entryAt(db, 11).decision!.outcome,
+    ];
+    for (const [edit, read] of [
+      // SQLite reads the first of two equal keys, JSON.parse the last.
+      [
+        `replace(entry, '"outcome":"allow"', '"outcome":"deny","outcome":"allow"')`,
+        ['deny', 'allow'],
+      ],
+      [`replace(entry, '{', '{ ')`, ['allow', 'allow']],
+    ] as const) {
+      const copy = await recorded();
+      tamper(copy, (db) => {
+        db.prepare(`UPDATE log SET entry = ${edit} WHERE seq = 11`).run();
+        expect(outcomes(db)).toEqual(read);
+      });
+      expect(await verify(copy)).toMatchObject({ ok: false, seq: 11, problem: 'edited' });
+    }
+  });
+
+  it('reads an entry rewritten as a BLOB as the text its bytes are', async () => {
+    tamper(path, (db) =>
+      db.prepare('UPDATE log SET entry = CAST(entry AS BLOB) WHERE seq IN (11, 12)').run(),
+    );
+    expect(await verify(path)).toMatchObject({ ok: true, entries: 30 });
+    tamper(path, (db) =>
+      db
+        .prepare(`UPDATE log SET entry = CAST(replace(entry, '{', '{ ') AS BLOB) WHERE seq = 12`)
+        .run(),
+    );
+    expect(await verify(path)).toMatchObject({ ok: false, seq: 12, problem: 'edited' });
+  });
+
   it('finds an entry edited and rehashed, at that entry', async () => {
     tamper(path, (db) => {
       const entry = entryAt(db, 11);
@@ -118,6 +153,44 @@ describe('tampering with a real SQLite log', () => {
   it('finds a truncated tail', async () => {
     tamper(path, (db) => db.prepare('DELETE FROM log WHERE seq > 20').run());
     expect(await verify(path)).toMatchObject({ ok: false, seq: 21, problem: 'truncated' });
+  });
+
+  it('finds a truncated tail whose head record was deleted with it', async () => {
+    tamper(path, (db) => {
+      db.prepare('DELETE FROM log WHERE seq > 20').run();
+      db.prepare("DELETE FROM shared WHERE kind = 'log-head'").run();
+    });
+    expect(await verify(path)).toMatchObject({ ok: false, seq: 21, problem: 'truncated' });
+  });
+
+  it('refuses to append after the head record was deleted or set back', async () => {
+    const edits: [(db: Database.Database) => void, string][] = [
+      [(db) => db.prepare("DELETE FROM shared WHERE kind = 'log-head'").run(), 'missing'],
+      [
+        (db) =>
+          db
+            .prepare("UPDATE shared SET value = ? WHERE kind = 'log-head'")
+            .run(JSON.stringify({ seq: 20, hash: entryAt(db, 20).hash })),
+        'behind its log',
+      ],
+    ];
+    for (const [edit, state] of edits) {
+      const copy = await recorded();
+      tamper(copy, edit);
+      const store = sqliteStore({ path: copy });
+      try {
+        await expect(
+          store.putSession('s2', {}, Date.parse('2026-11-23T10:00:00Z')),
+        ).rejects.toMatchObject({
+          code: 'STORE_FAILURE',
+          message: expect.stringContaining(`the store's log head is ${state}: log entry `),
+        });
+      } finally {
+        await store.close();
+      }
+      // Nothing was written: the log still ends where it did.
+      tamper(copy, (db) => expect(db.prepare('SELECT max(seq) FROM log').pluck().get()).toBe(30));
+    }
   });
 
   it('writ log verify exits 1 naming the first bad entry', () => {
@@ -152,7 +225,7 @@ describe('a long log', () => {
         });
         insert.run(head.seq, JSON.stringify(head));
       }
-      db.prepare(`INSERT INTO state (kind, key, value) VALUES ('log-head', 'head', ?)`).run(
+      db.prepare(`INSERT INTO shared (kind, key, value) VALUES ('log-head', 'head', ?)`).run(
         JSON.stringify({ seq: head!.seq, hash: head!.hash }),
       );
     })();

@@ -1,6 +1,6 @@
 import type { LogEntry, LogHead } from '../../log/entry.js';
 import { type ChainReport, ChainVerifier } from '../../log/verify.js';
-import { KvStore } from '../kv-store.js';
+import { indexedDecision, KvStore } from '../kv-store.js';
 import type { Kind, KvView } from '../ledger.js';
 import type { Store } from '../types.js';
 
@@ -42,7 +42,7 @@ class MemoryStore extends KvStore {
     const seq = this.#decisions.get(id);
     return seq === undefined || seq > this.#log.length
       ? undefined
-      : JSON.parse(this.#log.text(seq));
+      : indexedDecision(id, seq, JSON.parse(this.#log.text(seq)));
   }
 
   async verifyLog(): Promise<ChainReport> {

@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import { WritError } from '../../core/errors.js';
 import type { LogEntry, LogHead } from '../../log/entry.js';
 import { type ChainReport, ChainVerifier } from '../../log/verify.js';
-import { KvStore } from '../kv-store.js';
+import { indexedDecision, KvStore } from '../kv-store.js';
 import type { Kind, KvView } from '../ledger.js';
 import type { Store } from '../types.js';
 import { Checkpointer } from './checkpointer.js';
@@ -130,7 +130,9 @@ class SqliteStore extends KvStore {
         return value;
       });
       this.#entryAt = db.prepare('SELECT entry FROM log WHERE seq = ?');
-      this.#allLog = db.prepare('SELECT seq, entry FROM log ORDER BY seq');
+      // As text: a row rewritten as a BLOB would be read as a Buffer, which the verifier,
+      // hashing the stored text, cannot read; its bytes are the text that must verify.
+      this.#allLog = db.prepare('SELECT seq, CAST(entry AS TEXT) AS entry FROM log ORDER BY seq');
       this.#logAfter = db.prepare('SELECT seq, entry FROM log WHERE seq > ? ORDER BY seq LIMIT ?');
       this.#decisionSeq = db.prepare<[string], number>('SELECT seq FROM decision WHERE id = ?');
       this.#decisionSeq.pluck();
@@ -305,16 +307,16 @@ class SqliteStore extends KvStore {
   }
 
   async readLog(afterSeq: number, limit: number): Promise<LogEntry[]> {
-    return this.#logAfter
-      .all(afterSeq, limit)
-      .map((row) => parseStored(row.entry, `log entry ${row.seq}`) as LogEntry);
+    return this.#logAfter.all(afterSeq, limit).map((row) => storedEntry(row.seq, row.entry));
   }
 
   async findDecision(id: string): Promise<LogEntry | undefined> {
     await this.#whenUnlocked(() => this.#indexDecisions());
     const seq = this.#decisionSeq.get(id);
     const row = seq === undefined ? undefined : this.#entryAt.get(seq);
-    return row === undefined ? undefined : (parseStored(row.entry, `log entry ${seq}`) as LogEntry);
+    return row === undefined || seq === undefined
+      ? undefined
+      : indexedDecision(id, seq, storedEntry(seq, row.entry));
   }
 
   /**
@@ -420,6 +422,24 @@ function retryWhileLocked<T>(step: () => T): T {
     }
     Atomics.wait(sleeper, 0, 0, 5);
   }
+}
+
+/**
+ * A log row parsed, or a `STORE_FAILURE` naming it: a row that is no entry (`null`), or holds
+ * another entry, must be reported, not fail deep in a reader — which also pages on by the
+ * last entry's `seq`, and would read the same rows again for ever.
+ */
+function storedEntry(seq: number, text: string): LogEntry {
+  const record = `log entry ${seq}`;
+  const entry = parseStored(text, record) as Partial<LogEntry> | null;
+  const problem =
+    typeof entry?.seq !== 'number'
+      ? `is not a log entry: ${text.slice(0, 80)}`
+      : entry.seq !== seq
+        ? `holds entry ${entry.seq}`
+        : undefined;
+  if (problem) throw new WritError('STORE_FAILURE', `the store's ${record} ${problem}`, { record });
+  return entry as LogEntry;
 }
 
 /** The chain head as stored, or a `STORE_FAILURE`: a damaged head must not pass for none. */

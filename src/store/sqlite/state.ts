@@ -126,7 +126,7 @@ export class CachedState {
    */
   flush(): void {
     this.#uncommitted = true;
-    for (const { seq, text } of this.#log) this.#append.run(seq, text);
+    for (const { seq, text } of this.#log) this.#appendEntry(seq, text);
     for (const [id, { kind, key, value }] of this.#pending) {
       const table = this.#table(kind);
       if (value === ABSENT) table.remove.run(kind, key);
@@ -135,6 +135,27 @@ export class CachedState {
     }
     this.#log.length = 0;
     this.#pending.clear();
+  }
+
+  /**
+   * Inserts a log row. The ledger numbers an entry after the head record, so a row already
+   * at that number means the head was deleted or set back outside writ: appending anyway
+   * would fork the chain, so the write fails closed, naming the head.
+   */
+  #appendEntry(seq: number, text: string): void {
+    try {
+      this.#append.run(seq, text);
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== 'SQLITE_CONSTRAINT_PRIMARYKEY') throw error;
+      // Read as committed: the head this transaction writes is flushed after the log rows.
+      const head = this.#tables.shared.select.get('log-head', 'head');
+      throw new WritError(
+        'STORE_FAILURE',
+        `the store's log head is ${head === undefined ? 'missing' : 'behind its log'}: log entry ${seq} is already there (changed outside writ; writ log verify shows where)`,
+        { record: 'log head' },
+        { cause: error },
+      );
+    }
   }
 
   /** The transaction committed: what `flush` put in the cache is now in the database. */
