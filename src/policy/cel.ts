@@ -55,6 +55,9 @@ export class RequestContext {
   }
 }
 
+/** The constant whose `matches(s, p)` runs RE2 (see {@link withLinearRegexes}). */
+const RE2 = '__re2';
+
 class PathHelpers {}
 class UrlHelpers {}
 class EmailHelpers {}
@@ -130,7 +133,7 @@ function createEnvironment(): Environment {
       .registerConstant('url', 'writ.UrlHelpers', new UrlHelpers())
       .registerConstant('email', 'writ.EmailHelpers', new EmailHelpers())
       .registerConstant('glob', 'writ.GlobHelpers', new GlobHelpers())
-      .registerConstant('re', 'writ.RegexHelpers', new RegexHelpers())
+      .registerConstant(RE2, 'writ.RegexHelpers', new RegexHelpers())
       .registerVariable('tool', 'string')
       .registerVariable('args', 'map<string, dyn>')
       .registerVariable('principal', 'writ.Principal')
@@ -190,10 +193,12 @@ export function compileExpression(source: string, kind: ExpressionKind): Compile
       offset: 0,
     };
   }
-  const parsed = env.parse(source) as unknown as { ast: AstNode };
-  const linear = withLinearRegexes(source, parsed.ast);
-  if (typeof linear !== 'string') return { ok: false, ...linear };
-  const run = env.parse(linear);
+  const reserved = new RegExp(`\\b${RE2}\\b`).exec(source);
+  if (reserved)
+    return { ok: false, message: `${RE2} is a name writ keeps for itself`, offset: reserved.index };
+  const run = env.parse(source);
+  const invalid = withLinearRegexes(run.ast as unknown as AstNode);
+  if (invalid) return { ok: false, ...invalid };
   return {
     ok: true,
     evaluate: (ctx) => {
@@ -262,46 +267,40 @@ function asMaps<T extends Json>(value: T): T {
 interface AstNode {
   op: string;
   args: unknown;
-  /** Where the node's text is in the source: `start` inclusive, `end` exclusive. */
   start: number;
-  end: number;
 }
 
 const isAst = (value: unknown): value is AstNode =>
   typeof value === 'object' && value !== null && typeof (value as AstNode).op === 'string';
 
+/** A node that reads {@link RE2}, to put in place of a `matches` call's receiver. */
+let re2Node: AstNode | undefined;
+
 /**
  * CEL specifies RE2 for `matches`, which runs in linear time; cel-js uses JavaScript's
  * backtracking engine, where `"^(a+)+$"` takes seconds on a 30-character argument — and
- * arguments come from the agent. Every `s.matches(p)` becomes `re.matches(s, p)`, which runs
- * RE2 (the global `matches(s, p)` is registered to run RE2 itself), and a constant pattern
- * that is not valid RE2 is a load error. The rewrite splices the source text: only the
- * calls change, and every other character is the author's own. (Printing the rewritten
- * syntax tree instead dropped parentheses that matter, `a - (b + c)` → `a - b + c`, and
- * rounded numbers — a forbid that silently stopped forbidding.)
+ * arguments come from the agent. Every `s.matches(p)` in the parsed expression becomes
+ * `__re2.matches(s, p)`, which runs RE2, by changing the call's node in place: its
+ * receiver and arguments, nothing else. (The global `matches(s, p)` is registered to run
+ * RE2 itself.) The text is never printed again: printing the tree dropped parentheses that
+ * matter (`a - (b + c)` became `a - b + c`) and rounded numbers, and splicing the text
+ * depended on cel-js's source ranges, which are not exact around parentheses. A constant
+ * pattern that is not valid RE2 is a load error.
  */
-function withLinearRegexes(
-  source: string,
-  root: AstNode,
-): string | { message: string; offset: number } {
-  const calls: MatchesCall[] = [];
-  const seen = new Set<unknown>();
-  let unplaced: AstNode | undefined;
+function withLinearRegexes(root: AstNode): { message: string; offset: number } | undefined {
+  re2Node ??= celEnvironment().parse(RE2).ast as unknown as AstNode;
   let invalid: { message: string; offset: number } | undefined;
-  const find = (value: unknown): void => {
-    if (Array.isArray(value)) for (const item of value) find(item);
+  const seen = new Set<unknown>();
+  const visit = (value: unknown): void => {
+    if (Array.isArray(value)) for (const item of value) visit(item);
     if (!isAst(value) || seen.has(value)) return;
     seen.add(value);
     const args = value.args as unknown[];
+    visit(args);
     let pattern: unknown;
     if (value.op === 'rcall' && args[0] === 'matches' && (args[2] as unknown[]).length === 1) {
-      const subject = args[1];
       pattern = (args[2] as unknown[])[0];
-      if (isAst(subject) && isAst(pattern)) {
-        const call = placeCall(source, value, subject);
-        if (call) calls.push(call);
-        else unplaced ??= value;
-      }
+      value.args = ['matches', re2Node, [args[1], pattern]];
     } else if (value.op === 'call' && args[0] === 'matches' && (args[1] as unknown[]).length === 2)
       pattern = (args[1] as unknown[])[1];
     if (isAst(pattern) && pattern.op === 'value' && typeof pattern.args === 'string') {
@@ -312,67 +311,9 @@ function withLinearRegexes(
           offset: pattern.start,
         };
     }
-    find(value.args);
   };
-  find(root);
-  if (invalid) return invalid;
-  if (unplaced)
-    return { message: 'cannot place this matches() call in the text', offset: unplaced.start };
-  calls.sort((a, b) => a.start - b.start);
-  // The text of [start, end) with the calls inside it rewritten, outermost first (those
-  // nested in a call's subject or pattern are rewritten with it).
-  const emit = (start: number, end: number): string => {
-    let text = '';
-    let at = start;
-    for (const call of calls) {
-      if (call.start < at || call.end > end) continue;
-      text += source.slice(at, call.start);
-      text += `re.matches(${emit(call.start, call.subjectEnd)}, ${emit(call.patternStart, call.end - 1)})`;
-      at = call.end;
-    }
-    return text + source.slice(at, end);
-  };
-  return calls.length === 0 ? source : emit(0, source.length);
-}
-
-/** Where the parts of `subject.matches(pattern)` are in the source. */
-interface MatchesCall {
-  /** The start of the subject with its parentheses: `(a + b).matches(p)` starts at `(`. */
-  start: number;
-  /** Where the subject, with its parentheses, ends: at the `.` before `matches`. */
-  subjectEnd: number;
-  /** After the `(` that opens the argument list; the pattern ends before the call's `)`. */
-  patternStart: number;
-  end: number;
-}
-
-/**
- * The parts of a `matches` call in the source. cel-js gives a call the range from its
- * subject's first token to its closing parenthesis, and a parenthesized subject the range
- * inside its parentheses; the parentheses around the subject and the argument list are
- * found here by reading the text between. Undefined if the text is not laid out so.
- */
-function placeCall(source: string, call: AstNode, subject: AstNode): MatchesCall | undefined {
-  const space = (i: number) => /\s/.test(source[i] ?? '');
-  let i = subject.end;
-  let closing = 0;
-  for (; i < source.length; i++) {
-    if (source[i] === ')') closing++;
-    else if (!space(i)) break;
-  }
-  if (source[i] !== '.') return undefined;
-  const subjectEnd = i;
-  for (i++; space(i); i++);
-  if (!source.startsWith('matches', i)) return undefined;
-  for (i += 'matches'.length; space(i); i++);
-  if (source[i] !== '(' || source[call.end - 1] !== ')') return undefined;
-  const patternStart = i + 1;
-  let start = subject.start;
-  for (let open = 0; open < closing; open++) {
-    for (start--; space(start); start--);
-    if (source[start] !== '(') return undefined;
-  }
-  return { start, subjectEnd, patternStart, end: call.end };
+  visit(root);
+  return invalid;
 }
 
 /**

@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { parseAction } from '../core/action.js';
 import { PolicyError } from '../core/errors.js';
 import { decideScope } from '../engine/decide.js';
+import { compileExpression } from './cel.js';
 import { compilePolicy } from './compile.js';
+import { buildContext } from './evaluate.js';
 
 const policy = (condition: string) =>
   compilePolicy({
@@ -9,12 +12,15 @@ const policy = (condition: string) =>
     text: `version: 1\ntools:\n  post:\n    - forbid: '${condition}'\n    - allow: true\n`,
   });
 
+const call = (body: string) => ({
+  tool: 'post',
+  args: { body },
+  principal: { id: 'a' },
+  session: { id: 's' },
+});
+
 const decide = (condition: string, body: string) =>
-  decideScope(
-    policy(condition),
-    { tool: 'post', args: { body }, principal: { id: 'a' }, session: { id: 's' } },
-    { now: 0, id: 'd' },
-  );
+  decideScope(policy(condition), call(body), { now: 0, id: 'd' });
 
 describe('matches() runs RE2, in linear time', () => {
   it('keeps CEL semantics: a partial match, anchors and flags', () => {
@@ -62,6 +68,11 @@ describe('matches() runs RE2, in linear time', () => {
       ],
       ['args.body.matches(args.body.matches("a") ? "b" : "z")', { body: 'ab' }],
       ['matches(args.body, "b")', { body: 'ab' }],
+      // Parentheses inside the subject, comments, a loop variable named re.
+      ['(args.body + (args.t)).matches("ab")', { body: 'a', t: 'b' }],
+      ['((args.body) + args.t).matches("ab")', { body: 'a', t: 'b' }],
+      ['string((args.body + (args.t)).matches("a")) == "true"', { body: 'a', t: 'b' }],
+      ['args.l.all(re, re.matches("^ok"))', { l: ['ok1', 'ok2'] }],
     ];
     for (const [condition, args] of cases) {
       const d = decideScope(
@@ -86,5 +97,18 @@ describe('matches() runs RE2, in linear time', () => {
     const d = decide('matches(args.body, "^(a+)+$")', `${'a'.repeat(5_000)}b`);
     expect(d.outcome).toBe('allow');
     expect(() => policy('matches(args.body, "(?=x)")')).toThrow(/invalid RE2 regular expression/);
+  });
+
+  it('rewrites a call with a comment between its subject and .matches', () => {
+    const compiled = compileExpression('args.body // why\n  .matches("^pl")', 'condition');
+    const parsed = parseAction(call('plain'));
+    if (!compiled.ok || !parsed.ok) throw new Error('expected both to be valid');
+    expect(compiled.evaluate(buildContext(parsed.action, 0))).toBe(true);
+  });
+
+  it('keeps the name of the constant it calls RE2 through for itself', () => {
+    expect(() => policy('args.l.all(__re2, __re2.matches("a"))')).toThrow(
+      /__re2 is a name writ keeps for itself/,
+    );
   });
 });
