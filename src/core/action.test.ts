@@ -253,6 +253,15 @@ describe('ids read as what they are', () => {
     expect(sameParty('agentς', 'agentσ')).toBe(true);
     expect(sameParty('straße', 'STRASSE')).toBe(true);
     expect(sameParty('ǆ-bot', 'ǅ-bot')).toBe(true);
+    expect(sameParty('straße', 'STRAẞE')).toBe(true);
+    // Whatever one case mapping merges, so does sameParty: every code point is the same
+    // party as its lower and its upper case.
+    for (let cp = 0; cp <= 0x1ffff; cp++) {
+      if (cp >= 0xd800 && cp <= 0xdfff) continue;
+      const c = String.fromCodePoint(cp);
+      if (!sameParty(`a${c}`, `a${c.toLowerCase()}`) || !sameParty(`a${c}`, `a${c.toUpperCase()}`))
+        expect.fail(`U+${cp.toString(16)} (${c}) is another party in another case`);
+    }
     // Invisible characters do not make another party.
     for (const invisible of [
       '\u200b',

@@ -262,13 +262,20 @@ export function sameParty(a: string, b: string): boolean {
 }
 
 /**
- * Case folding by way of upper case: lower-casing alone keeps apart what upper-casing
- * merges — `AGENTΣ` lower-cases to a final `ς`, not the `σ` of `agentσ`, and `STRASSE` is
- * `straße` upper-cased. Merging more names than full case folding would only refuses more
- * self-approvals.
+ * Case folding by way of lower, upper and lower case again: lower-casing alone keeps apart
+ * what upper-casing merges — `AGENTΣ` lower-cases to a final `ς`, not the `σ` of `agentσ`,
+ * and `STRASSE` is `straße` upper-cased — while upper-casing alone keeps apart what
+ * lower-casing merges: the capital `ẞ` stays itself upper-cased, and lower-cases to `ß`.
+ * Merging more names than full case folding would only refuse more self-approvals.
  */
 function partyOf(id: string): string {
-  return id.replace(INVISIBLE, '').normalize('NFKC').toUpperCase().toLowerCase().normalize('NFKC');
+  return id
+    .replace(INVISIBLE, '')
+    .normalize('NFKC')
+    .toLowerCase()
+    .toUpperCase()
+    .toLowerCase()
+    .normalize('NFKC');
 }
 
 /**
