@@ -56,6 +56,22 @@ describe('policy loading: YAML problems', () => {
       'p.yaml:9:3: key ~ is read as null, not a name: quote it ("~")',
     ]);
     expect(() => ok('version: 1\ntools:\n  "2048": [{ allow: true }]\n')).not.toThrow();
+    const aliased = [
+      'version: 1',
+      "budgets: { b: { limit: &n 2048, window: 1d, cost: '1.0' } }",
+      'tools:',
+      '  "2048":',
+      '    - forbid: true',
+      '  *n :',
+      '    - allow: true',
+      '  ? [a]',
+      '  : []',
+      '',
+    ].join('\n');
+    expect(errorsOf(aliased)).toEqual([
+      'p.yaml:6:3: a key must be a name written out, not an alias or a collection',
+      'p.yaml:8:5: a key must be a name written out, not an alias or a collection',
+    ]);
   });
 
   it('rejects a redact path that can never match, since it would log in clear what it names', () => {

@@ -133,7 +133,17 @@ export class YamlSourceFile {
     const walk = (node: unknown) => {
       if (isMap(node)) {
         for (const pair of node.items) {
-          if (isPair(pair) && isScalar(pair.key)) {
+          // An alias (`*n :`) or a collection is no name: an alias of a number slipped past
+          // the checks below and replaced a quoted key's rules.
+          if (isPair(pair) && pair.key !== null && !isScalar(pair.key)) {
+            const at = (pair.key as Node).range?.[0] ?? 0;
+            issues.push(
+              this.issueAtOffset(
+                at,
+                'a key must be a name written out, not an alias or a collection',
+              ),
+            );
+          } else if (isPair(pair) && isScalar(pair.key)) {
             const { value } = pair.key;
             const at = pair.key.range?.[0] ?? 0;
             if (typeof value !== 'string') {
