@@ -221,13 +221,14 @@ export function compileExpression(source: string, kind: ExpressionKind): Compile
  * after an expression failed, so that no decision pays for the walk.
  */
 function withMaps(ctx: CelContext): CelContext | undefined {
-  const [args, principal, session, meta] = [
+  const [args, principal, session, meta, estimate] = [
     ctx.args,
     ctx.principal.attrs,
     ctx.session.attrs,
     ctx.request.meta,
+    ctx.estimate,
   ].map(hasConstructorKey);
-  if (!(args || principal || session || meta)) return undefined;
+  if (!(args || principal || session || meta || estimate)) return undefined;
   return {
     tool: ctx.tool,
     args: args ? asMaps(ctx.args) : ctx.args,
@@ -244,7 +245,7 @@ function withMaps(ctx: CelContext): CelContext | undefined {
           meta: asMaps(ctx.request.meta),
         })
       : ctx.request,
-    estimate: ctx.estimate,
+    estimate: estimate ? asMaps(ctx.estimate) : ctx.estimate,
     now: ctx.now,
   };
 }

@@ -623,5 +623,20 @@ describe('objects with a key named constructor', () => {
       code: 'DENIED_BY_RULE',
     });
     expect(decide(args, { constructor: 'evil' }).outcome).toBe('deny');
+    const estimated = decideScope(
+      compilePolicy({
+        path: 'p.yaml',
+        text: "version: 1\ntools:\n  t:\n    - forbid: 'estimate.tokens > 1000.0'\n    - allow: true\n",
+      }),
+      {
+        tool: 't',
+        args: {},
+        principal: { id: 'a' },
+        session: { id: 's' },
+        estimate: { tokens: 5, constructor: 1 },
+      },
+      { now: 0, id: 'd' },
+    );
+    expect(estimated.outcome).toBe('allow');
   });
 });
