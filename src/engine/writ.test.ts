@@ -260,9 +260,12 @@ describe('what the log keeps of redacted values', () => {
     'version: 1',
     'tools:',
     '  login:',
-    '    - forbid: \'url.host(args.pw) == "x" || args[args.pw] == 1\'',
+    '    - forbid: \'has(args.pw) && (url.host(args.pw) == "x" || args[args.pw] == 1)\'',
+    '    - forbid: \'has(args.probe) && url.host(session.attrs.token) == "x"\'',
     '    - allow: true',
-    'redact: [args.pw, session.attrs.token]',
+    'rate_limits:',
+    "  per-card: { match: 'has(args.card)', per: 'args.card', rate: 1/1h, burst: 1 }",
+    'redact: [args.pw, args.card, session.attrs.token]',
     '',
   ].join('\n');
 
@@ -285,8 +288,23 @@ describe('what the log keeps of redacted values', () => {
     expect(text).not.toContain('TOKSECRET');
     expect(log[0]!.session!.attrs).toEqual({ token: digestJson('TOKSECRET'), team: 'ops' });
     expect(log[1]!.decision!.reasons[0]!.error).toContain('[redacted]');
+    // A hidden attribute of the opened session, quoted by a condition's error; a key built
+    // from a hidden argument, in a reservation and in the reason that refuses the next call.
+    const who = { principal: { id: 'agent' }, session: { id: 's1' } };
+    const quoted = await writ.authorize({ ...who, tool: 'login', args: { probe: 1 } });
+    expect(quoted.reasons[0]!.error).toContain('TOKSECRET');
+    const card = { ...who, tool: 'login', args: { card: '4111111111111111' } };
+    expect((await writ.authorize(card)).outcome).toBe('allow');
+    expect((await writ.authorize(card)).reasons[0]).toMatchObject({
+      code: 'RATE_LIMITED',
+      key: 'per-card:4111111111111111',
+    });
+    const all = JSON.stringify(await store.readLog(0, 10));
+    for (const secret of ['S3CRET', 'TOKSECRET', '4111111111111111'])
+      expect(all).not.toContain(secret);
+    expect(all).toContain('"key":"per-card:[redacted]"');
     // The store keeps the trusted attributes themselves: policies read them.
     expect((await writ.sessions.get('s1'))!.attrs).toEqual({ token: 'TOKSECRET', team: 'ops' });
-    expect(await store.verifyLog()).toMatchObject({ ok: true, entries: 2 });
+    expect(await store.verifyLog()).toMatchObject({ ok: true, entries: 5 });
   });
 });

@@ -21,7 +21,7 @@ import {
   toJson,
 } from '../core/json.js';
 import { type IdempotencyOp, isAmount, MAX_AMOUNT, type PlanOp } from '../core/plan.js';
-import { type Redacted, redact, scrubReasons } from '../log/redact.js';
+import { type Redacted, redact } from '../log/redact.js';
 import {
   buildContext,
   type CelContext,
@@ -192,26 +192,18 @@ function logOf(
   logged: Logged,
   candidate: DecisionLog['candidate'],
 ): DecisionLog {
-  const { secrets } = logged;
-  const log: DecisionLog = {
-    decision: secrets.length === 0 ? decision : scrubbed(decision, secrets),
-    action: logged.action,
-    redacted: logged.redacted,
-  };
-  if (candidate)
-    log.candidate =
-      secrets.length === 0
-        ? candidate
-        : { ...candidate, reasons: scrubReasons(candidate.reasons, secrets) };
+  const log: DecisionLog = { decision, action: logged.action, redacted: logged.redacted };
+  if (logged.secrets.length > 0) log.secrets = logged.secrets;
+  if (candidate) log.candidate = candidate;
   return log;
 }
 
-/** The decision as the log keeps it: no reason quotes a value `redact:` hides. */
-function scrubbed(decision: Decision, secrets: readonly string[]): Decision {
-  const copy = { ...decision, reasons: scrubReasons(decision.reasons, secrets) };
-  if (decision.shadow)
-    copy.shadow = { ...decision.shadow, reasons: scrubReasons(decision.shadow.reasons, secrets) };
-  return copy;
+/** `logged` with the hidden values among a session's attributes added to its secrets. */
+function withSecretsOf(attrs: JsonObject, logged: Logged, patterns: readonly string[]): Logged {
+  const { secrets } = redact({ session: { attrs } }, patterns);
+  if (secrets.length === 0) return logged;
+  const all = [...new Set([...logged.secrets, ...secrets])].sort((a, b) => b.length - a.length);
+  return { ...logged, secrets: all };
 }
 
 /** What a candidate policy's scope rules say about the same action in the same context. */
@@ -375,6 +367,9 @@ export function createWrit(options: WritOptions): WritEngine {
     logged: Logged | undefined,
   ): Promise<Decision | undefined> {
     const session = await store.getSession(action.session.id);
+    // What the host opened the session with is what the policy reads: a value of it that
+    // `redact:` hides must not show in the log either (a condition error quoting it).
+    if (logged && session?.opened) logged = withSecretsOf(session.attrs, logged, policy.redact);
     const view: SessionView = session?.opened
       ? { attrs: session.attrs, labels: session.labels }
       : { attrs: action.session.attrs, labels: session?.labels ?? [] };

@@ -1,6 +1,7 @@
 import type { Reason } from '../core/decision.js';
 import { digestJson } from '../core/digest.js';
 import { isJsonObject, type Json, type JsonObject } from '../core/json.js';
+import type { LoggedDecision } from './entry.js';
 
 /**
  * Replaces the values at `redact:` paths of an action (`args.card_number`,
@@ -42,15 +43,47 @@ interface Found {
  */
 export function scrubReasons(reasons: Reason[], secrets: readonly string[]): Reason[] {
   if (secrets.length === 0) return reasons;
-  const scrub = (text: string) =>
-    secrets.reduce((out, secret) => out.split(secret).join('[redacted]'), text);
+  const scrub = scrubber(secrets);
   return reasons.map((r) => {
     const message = scrub(r.message);
     const error = r.error === undefined ? undefined : scrub(r.error);
-    return message === r.message && error === r.error
+    const key = r.key === undefined ? undefined : scrub(r.key);
+    return message === r.message && error === r.error && key === r.key
       ? r
-      : { ...r, message, ...(error !== undefined && { error }) };
+      : {
+          ...r,
+          message,
+          ...(error !== undefined && { error }),
+          ...(key !== undefined && { key }),
+        };
   });
+}
+
+/**
+ * A decision as the log keeps it, with no hidden value in its reasons (those of its shadow
+ * and candidate verdicts too) or in the keys of its reservations: a budget or rate limit
+ * `per:` a redacted argument has that argument in its key.
+ */
+export function scrubDecision(logged: LoggedDecision, secrets: readonly string[]): LoggedDecision {
+  if (secrets.length === 0) return logged;
+  const scrub = scrubber(secrets);
+  const out: LoggedDecision = { ...logged, reasons: scrubReasons(logged.reasons, secrets) };
+  if (logged.shadow)
+    out.shadow = { ...logged.shadow, reasons: scrubReasons(logged.shadow.reasons, secrets) };
+  if (logged.candidate)
+    out.candidate = {
+      ...logged.candidate,
+      reasons: scrubReasons(logged.candidate.reasons, secrets),
+    };
+  if (logged.reservations)
+    out.reservations = logged.reservations.map((r) =>
+      isJsonObject(r) && typeof r.key === 'string' ? { ...r, key: scrub(r.key) } : r,
+    );
+  return out;
+}
+
+function scrubber(secrets: readonly string[]): (text: string) => string {
+  return (text) => secrets.reduce((out, secret) => out.split(secret).join('[redacted]'), text);
 }
 
 /** Every text a value can show up as in a message: itself, its leaves, JSON-escaped too. */

@@ -30,6 +30,7 @@ import {
   type LogHead,
   logDecision,
 } from '../log/entry.js';
+import { scrubDecision } from '../log/redact.js';
 import type { PolicySourceText } from '../policy/index.js';
 import type {
   ApprovalDecision,
@@ -340,7 +341,9 @@ export function record(view: KvView, log: DecisionLog, now: number): LogEntry {
 function decisionEntry(decision: Decision, log: DecisionLog, now: number): LogDraft {
   const logged = logDecision(decision, log.action, log.redacted);
   if (log.candidate) logged.candidate = log.candidate;
-  return { at: isoTime(now), kind: 'decision', decision: logged };
+  // Scrubbed here, where the final reasons are known: a refusal by an invariant names its key.
+  const hidden = log.secrets ? scrubDecision(logged, log.secrets) : logged;
+  return { at: isoTime(now), kind: 'decision', decision: hidden };
 }
 
 function checkPreconditions(tx: Tx, req: AuthorizeRequest): AuthorizeResult | undefined {

@@ -148,6 +148,11 @@ export interface DecisionLog {
   action: JsonObject;
   redacted: string[];
   candidate?: CandidateVerdict;
+  /**
+   * The values `redact:` hides, as text might quote them: the entry shows none of them — not
+   * in a reason's message, error or key, nor in a reservation's key.
+   */
+  secrets?: string[];
 }
 
 /** The second phase of a writ. */
