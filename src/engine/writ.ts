@@ -692,10 +692,11 @@ export function createWrit(options: WritOptions): WritEngine {
         const trusted = json.value as JsonObject;
         // The log keeps the attributes as decisions log them: `session.attrs.*` paths of
         // `redact:` hidden.
-        const logged = redact({ session: { attrs: trusted } }, policy.redact).action.session as {
-          attrs: JsonObject;
-        };
-        return store.putSession(id, trusted, clock.now(), logged.attrs);
+        const logged = redact({ session: { attrs: trusted } }, policy.redact);
+        return store.putSession(id, trusted, clock.now(), {
+          attrs: (logged.action.session as { attrs: JsonObject }).attrs,
+          redacted: logged.redacted,
+        });
       },
       get: (id) => store.getSession(id),
       list: () => store.listSessions(),

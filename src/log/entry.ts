@@ -16,7 +16,11 @@ export interface LogEntry {
   decision?: LoggedDecision;
   settlement?: LoggedSettlement;
   approval?: LoggedApproval;
-  session?: { id: string; attrs: JsonObject; version: number };
+  /**
+   * A session opened or changed: its attributes with `redact:`ed paths as digests, and
+   * which paths those are (absent when none), so that a replay knows what it cannot read.
+   */
+  session?: { id: string; attrs: JsonObject; version: number; redacted?: string[] };
   /** Hash of the previous entry; 64 zeros for the first. */
   prevHash: string;
   /** SHA-256 over the canonical JSON of every other field. */

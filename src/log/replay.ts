@@ -63,6 +63,8 @@ export async function replayLog(
   const ids = new ScriptedIds();
   const writ = createWrit({ policy, store: memoryStore(), clock, ids, log: false });
   const reads = policy.reads;
+  /** Per session, the attribute paths its last session entry holds as digests. */
+  const hiddenInSession = new Map<string, string[]>();
   const report: ReplayReport = {
     decisions: 0,
     unchanged: 0,
@@ -78,6 +80,7 @@ export async function replayLog(
       clock.set(entry.at);
       if (entry.session) {
         await writ.sessions.open(entry.session.id, entry.session.attrs);
+        hiddenInSession.set(entry.session.id, entry.session.redacted ?? []);
       } else if (entry.approval) {
         const { id, status, by, note } = entry.approval;
         const decide = status === 'approved' ? writ.approvals.approve : writ.approvals.deny;
@@ -105,7 +108,14 @@ export async function replayLog(
       report.invalid++;
       return;
     }
-    const hidden = recorded.redacted.filter((path) =>
+    // What the log holds only as digests: paths of the action, and of the attributes the
+    // session was opened with, which the replayed session holds as digests too.
+    const session = (recorded.action.session as { id?: unknown } | undefined)?.id;
+    const redacted = [
+      ...recorded.redacted,
+      ...(typeof session === 'string' ? (hiddenInSession.get(session) ?? []) : []),
+    ];
+    const hidden = [...new Set(redacted)].filter((path) =>
       reads.some((read) => overlaps(read, path.split('.'))),
     );
     if (hidden.length > 0) {

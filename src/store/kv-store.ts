@@ -15,6 +15,7 @@ import type {
   AuthorizeResult,
   BudgetState,
   DecisionLog,
+  LoggedAttrs,
   OpenWrit,
   SessionRecord,
   SettleRequest,
@@ -91,11 +92,11 @@ export abstract class KvStore implements Store {
     id: string,
     attrs: JsonObject,
     now: number,
-    loggedAttrs?: JsonObject,
+    logged?: LoggedAttrs,
   ): Promise<SessionRecord> {
     const own = this.own(attrs);
-    const logged = loggedAttrs === undefined ? own : this.own(loggedAttrs);
-    return this.atomic((view) => this.own(ledger.putSession(view, id, own, now, logged)));
+    const asLogged = logged === undefined ? { attrs: own, redacted: [] } : this.own(logged);
+    return this.atomic((view) => this.own(ledger.putSession(view, id, own, now, asLogged)));
   }
   async listSessions(): Promise<SessionRecord[]> {
     return this.own(this.view.list('session') as SessionRecord[]).sort((a, b) =>

@@ -40,6 +40,7 @@ import type {
   AuthorizeResult,
   BudgetState,
   DecisionLog,
+  LoggedAttrs,
   OpenWrit,
   SessionRecord,
   SettleRequest,
@@ -690,7 +691,7 @@ export function putSession(
   id: string,
   attrs: SessionRecord['attrs'],
   now: number,
-  loggedAttrs: SessionRecord['attrs'] = attrs,
+  logged: LoggedAttrs = { attrs, redacted: [] },
 ): SessionRecord {
   const tx = new Tx(view);
   const existing = tx.get<SessionRecord>('session', id);
@@ -705,7 +706,12 @@ export function putSession(
   tx.log({
     at: isoTime(now),
     kind: 'session',
-    session: { id, attrs: loggedAttrs, version: record.version },
+    session: {
+      id,
+      attrs: logged.attrs,
+      version: record.version,
+      ...(logged.redacted.length > 0 && { redacted: logged.redacted }),
+    },
   });
   tx.commit();
   return record;

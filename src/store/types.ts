@@ -38,14 +38,14 @@ export interface Store {
   getSession(id: string): Promise<SessionRecord | undefined>;
   /**
    * Opens a session, or replaces its attributes; labels are kept. Bumps its version. The log
-   * records `loggedAttrs` (the attributes with the policy's `redact:` paths replaced by
-   * digests), `attrs` when not given.
+   * records `logged` (the attributes with the policy's `redact:` paths replaced by digests,
+   * and those paths), `attrs` when not given.
    */
   putSession(
     id: string,
     attrs: JsonObject,
     now: number,
-    loggedAttrs?: JsonObject,
+    logged?: LoggedAttrs,
   ): Promise<SessionRecord>;
   listSessions(): Promise<SessionRecord[]>;
   /**
@@ -213,6 +213,13 @@ export interface OpenWrit {
    * blocking at the expiry and are not listed after it.
    */
   claims: { key: string; status: 'in_flight' | 'in_doubt' }[];
+}
+
+/** A session's attributes as the log records them. */
+export interface LoggedAttrs {
+  attrs: JsonObject;
+  /** The paths (`session.attrs.token`) whose values `attrs` holds as digests. */
+  redacted: string[];
 }
 
 /** A session's trusted state. `version` grows with every change. */

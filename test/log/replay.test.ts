@@ -211,4 +211,42 @@ describe('writ replay', () => {
     ]);
     expect(stricter.changed[1]!.before.reasons[0]!.code).toBe('RATE_LIMITED');
   });
+
+  it('does not decide on digests of session attributes: it lists those decisions', async () => {
+    const policy = loadPolicy(
+      [
+        'version: 1',
+        'tools:',
+        `  login: [{ allow: 'session.attrs.token == "TOK"' }]`,
+        '  ping: [{ allow: true }]',
+        'redact: [session.attrs.token]',
+        '',
+      ].join('\n'),
+    );
+    const store = memoryStore();
+    const writ = createWrit({
+      policy,
+      store,
+      clock: manualClock('2026-11-23T08:00:00Z'),
+      ids: sequentialIds(),
+    });
+    await writ.sessions.open('s1', { token: 'TOK' });
+    for (const tool of ['login', 'ping'])
+      await writ.authorize({ tool, args: {}, principal: { id: 'agent' }, session: { id: 's1' } });
+    const recorded = await store.readLog(0, 100);
+    await writ.close();
+    expect(recorded[0]!.session).toMatchObject({ redacted: ['session.attrs.token'] });
+    expect(recorded.slice(1).map((e) => e.decision!.outcome)).toEqual(['allow', 'allow']);
+    const report = await replayLog(recorded, policy);
+    // The policy reads the hidden token: decisions in that session are not replayable,
+    // rather than falsely "changed" (as for arguments, what the policy reads anywhere counts).
+    expect(report).toMatchObject({ decisions: 2, unchanged: 0, changed: [] });
+    expect(report.notReplayable).toEqual(
+      [1, 2].map((i) => ({
+        seq: i + 1,
+        decisionId: recorded[i]!.decision!.id,
+        paths: ['session.attrs.token'],
+      })),
+    );
+  });
 });
