@@ -200,18 +200,23 @@ describe('policy loading: signing keys', () => {
       `    c: { ed25519: ${generateKeyPairSync('x25519').publicKey.export({ format: 'der', type: 'spki' }).toString('base64')} }`,
       '    d: { hmac_secret_env: "" }',
       '    e: { hmac_secret_env: "MY SECRET" }',
+      `    f: { ed25519: ${Buffer.from([1, ...new Array(31).fill(0)]).toString('base64')} }`,
+      `    g: { ed25519: ${Buffer.from('c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa', 'hex').toString('base64')} }`,
       `    ok1: { ed25519: ${good.toString('base64')} }`,
       `    ok2: { ed25519: ${good.subarray(-32).toString('base64')} }`,
       '    ok3: { hmac_secret_env: WRIT_HMAC_1 }',
       '',
     ].join('\n');
-    const key = 'not an Ed25519 public key: base64 of its 32 raw bytes or of its SPKI DER';
+    const key =
+      'not a usable Ed25519 public key: base64 of its 32 raw bytes or of its SPKI DER, and not a point of small order (one accepts forged signatures)';
     expect(errorsOf(text)).toEqual([
       `p.yaml:4:19: ${key}`,
       `p.yaml:5:19: ${key}`,
       `p.yaml:6:19: ${key}`,
       'p.yaml:7:27: not an environment variable name: ""',
       'p.yaml:8:27: not an environment variable name: "MY SECRET"',
+      `p.yaml:9:19: ${key}`,
+      `p.yaml:10:19: ${key}`,
     ]);
   });
 });

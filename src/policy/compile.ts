@@ -375,7 +375,7 @@ class PolicyBuilder {
           this.issues.push(
             file.issueAt(
               ['replay', 'keys', principal, 'ed25519'],
-              'not an Ed25519 public key: base64 of its 32 raw bytes or of its SPKI DER',
+              'not a usable Ed25519 public key: base64 of its 32 raw bytes or of its SPKI DER, and not a point of small order (one accepts forged signatures)',
             ),
           );
         if (
