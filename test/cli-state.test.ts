@@ -462,6 +462,12 @@ describe('the CLI over the SQLite store the demo leaves', () => {
       [['--status', 'failed', '--cost', '-1'], '--cost must be a number from 0 to'],
       [['--status', 'failed', '--cost', ''], '--cost must be a number from 0 to'],
       [['--status', 'succeeded', '--result', '{x'], '--result is not JSON'],
+      [['--status', 'failed', '--cost', '0x10'], '--cost must be a number from 0 to'],
+      [
+        ['--status', 'succeeded', '--result', '1e400'],
+        '--result: result: Infinity is not a JSON number',
+      ],
+      [['--status', 'failed', '--result', '{}'], '--result goes with --status succeeded only'],
     ] as const) {
       const run = writ('settle', id, ...flags, '--store', store);
       expect([run.status, run.stderr]).toEqual([2, expect.stringContaining(error)]);

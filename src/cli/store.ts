@@ -2,7 +2,7 @@ import { existsSync, statSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import type { Command } from 'commander';
 import { WritError } from '../core/errors.js';
-import type { Json } from '../core/json.js';
+import { type Json, toJson } from '../core/json.js';
 import { isAmount, MAX_AMOUNT } from '../core/plan.js';
 import { systemClock } from '../runtime/system.js';
 import { sqliteStore } from '../store/sqlite/index.js';
@@ -72,8 +72,9 @@ const SWEPT_NAMES: Record<string, string> = {
 const SETTLE_STATUSES = ['succeeded', 'failed', 'cancelled'] as const;
 
 function parseCost(text: string): number {
-  const cost = Number(text);
-  if (text.trim() === '' || !isAmount(cost))
+  // Decimal only: Number() would also read 0x10 as 16 and ' 5 ' as 5.
+  const cost = /^\d+(\.\d+)?([eE][+-]?\d+)?$/.test(text) ? Number(text) : Number.NaN;
+  if (!isAmount(cost))
     throw new CliExit(
       EXIT.INVALID_INPUT,
       `--cost must be a number from 0 to ${MAX_AMOUNT}, not ${JSON.stringify(text)}`,
@@ -81,13 +82,21 @@ function parseCost(text: string): number {
   return cost;
 }
 
-/** `--result` as the JSON a replay will return. */
+/** `--result` as the JSON a replay will return, held to the limits the library holds it to. */
 function parseResult(text: string): Json {
+  let value: unknown;
   try {
-    return JSON.parse(text) as Json;
+    value = JSON.parse(text);
   } catch (error) {
     throw new CliExit(EXIT.INVALID_INPUT, `--result is not JSON: ${(error as Error).message}`);
   }
+  const json = toJson(value, 'result');
+  if (!json.ok)
+    throw new CliExit(
+      EXIT.INVALID_INPUT,
+      `--result: ${json.issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
+    );
+  return json.value;
 }
 
 export function registerStoreCommands(program: Command) {
@@ -254,6 +263,10 @@ export function registerStoreCommands(program: Command) {
             `--status must be one of ${SETTLE_STATUSES.join(', ')}, not ${JSON.stringify(opts.status)}`,
           );
         const cost = opts.cost === undefined ? undefined : parseCost(opts.cost);
+        // Only a success stores a result for retries to replay: one given with another
+        // status would be kept nowhere.
+        if (opts.result !== undefined && status !== 'succeeded')
+          throw new CliExit(EXIT.INVALID_INPUT, '--result goes with --status succeeded only');
         const result = opts.result === undefined ? undefined : parseResult(opts.result);
         return withStore(opts.store, async (store) => {
           let settled: SettleResult;
