@@ -131,7 +131,7 @@ export function registerStoreCommands(program: Command) {
     .option('--json', 'print JSON')
     .action((opts: { store: string; json?: boolean }) =>
       withStore(opts.store, async (store) => {
-        const sessions = await store.listSessions();
+        const sessions = await store.listSessions(systemClock.now());
         if (opts.json) return json(sessions);
         if (sessions.length === 0) return out('no sessions yet');
         table(

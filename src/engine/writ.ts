@@ -366,7 +366,7 @@ export function createWrit(options: WritOptions): WritEngine {
     digest: string,
     logged: Logged | undefined,
   ): Promise<Decision | undefined> {
-    const session = await store.getSession(action.session.id);
+    const session = await store.getSession(action.session.id, now);
     // What the host opened the session with is what the policy reads: a value of it that
     // `redact:` hides must not show in the log either (a condition error quoting it).
     if (logged && session?.opened) logged = withSecretsOf(session.attrs, logged, policy.redact);
@@ -698,8 +698,8 @@ export function createWrit(options: WritOptions): WritEngine {
           redacted: logged.redacted,
         });
       },
-      get: (id) => store.getSession(id),
-      list: () => store.listSessions(),
+      get: (id) => store.getSession(id, clock.now()),
+      list: () => store.listSessions(clock.now()),
     },
     approvals: {
       async list(status) {

@@ -85,8 +85,8 @@ export abstract class KvStore implements Store {
   ): Promise<{ result: Json; writId: string } | undefined> {
     return this.own(ledger.findReplay(this.view, claims, now));
   }
-  async getSession(id: string): Promise<SessionRecord | undefined> {
-    return this.own(this.view.get('session', id) as SessionRecord | undefined);
+  async getSession(id: string, now: number): Promise<SessionRecord | undefined> {
+    return this.own(ledger.getSession(this.view, id, now));
   }
   putSession(
     id: string,
@@ -98,10 +98,8 @@ export abstract class KvStore implements Store {
     const asLogged = logged === undefined ? { attrs: own, redacted: [] } : this.own(logged);
     return this.atomic((view) => this.own(ledger.putSession(view, id, own, now, asLogged)));
   }
-  async listSessions(): Promise<SessionRecord[]> {
-    return this.own(this.view.list('session') as SessionRecord[]).sort((a, b) =>
-      a.id.localeCompare(b.id),
-    );
+  async listSessions(now: number): Promise<SessionRecord[]> {
+    return this.own(ledger.listSessions(this.view, now));
   }
   requestApproval(request: ApprovalRecord, log?: DecisionLog): Promise<ApprovalRecord> {
     const own = this.own(request);

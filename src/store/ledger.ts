@@ -349,7 +349,7 @@ function decisionEntry(decision: Decision, log: DecisionLog, now: number): LogDr
 
 function checkPreconditions(tx: Tx, req: AuthorizeRequest): AuthorizeResult | undefined {
   if (req.sessionVersion !== undefined) {
-    const session = tx.get<SessionRecord>('session', req.sessionId);
+    const { session } = sessionAt(tx.get<StoredSession>('session', req.sessionId), req.now);
     if ((session?.version ?? 0) !== req.sessionVersion)
       return { status: 'conflict', on: 'session' };
   }
@@ -371,7 +371,63 @@ function reserve(tx: Tx, req: AuthorizeRequest): StepOutcome {
     if (outcome) return outcome;
   }
   tx.put('writ', req.writ.id, copyWrit(req.writ, fencing));
+  if (req.writ.labels.length > 0) addPendingLabels(tx, req.writ, req.now);
   return { status: 'granted', fencing };
+}
+
+/**
+ * Labels a writ gives its session if its call ran. They wait on the session record until the
+ * writ is settled — and from its expiry they are on the session whether or not it ever is:
+ * a call nobody settled may have run and shown the agent what it read (fail closed).
+ */
+interface PendingLabels {
+  writ: string;
+  labels: string[];
+  expiresAt: number;
+}
+
+/** A session as stored: its labels, and those of its unsettled writs, pending. */
+interface StoredSession extends SessionRecord {
+  pending?: PendingLabels[];
+}
+
+/**
+ * A session as of `now`, and the labels still pending: those of writs that expired unsettled
+ * are on it, each counting as one change of its version, so that a decision evaluated on the
+ * session before one expired conflicts and is evaluated again.
+ */
+function sessionAt(
+  stored: StoredSession | undefined,
+  now: number,
+): { session: SessionRecord | undefined; pending: PendingLabels[] } {
+  if (!stored) return { session: undefined, pending: [] };
+  const { pending = [], ...session } = stored;
+  const open: PendingLabels[] = [];
+  let labels: Set<string> | undefined;
+  for (const entry of pending) {
+    if (entry.expiresAt > now) open.push(entry);
+    else {
+      labels ??= new Set(session.labels);
+      for (const label of entry.labels) labels.add(label);
+      session.version++;
+    }
+  }
+  if (labels) session.labels = [...labels].sort();
+  return { session, pending: open };
+}
+
+/** Writes a session with its pending labels (none: no `pending` field). */
+function putStoredSession(tx: Tx, session: SessionRecord, pending: PendingLabels[]) {
+  tx.put('session', session.id, pending.length > 0 ? { ...session, pending } : session);
+}
+
+function addPendingLabels(tx: Tx, writ: WritRecord, now: number) {
+  const { session, pending } = sessionAt(tx.get<StoredSession>('session', writ.sessionId), now);
+  putStoredSession(
+    tx,
+    session ?? { id: writ.sessionId, attrs: {}, opened: false, labels: [], version: 0 },
+    [...pending, { writ: writ.id, labels: writ.labels, expiresAt: writ.expiresAt }],
+  );
 }
 
 function apply(
@@ -646,19 +702,39 @@ export function settle(view: KvView, req: SettleRequest): SettleResult {
 
   let labelsAdded: string[] = [];
   // Labels mark what the agent may have seen: a failed call ran too, and its error can carry
-  // what it read (fail closed); a cancelled one never ran.
-  if (req.status !== 'cancelled' && writ.labels.length > 0) {
-    const session = tx.get<SessionRecord>('session', writ.sessionId);
+  // what it read (fail closed); a cancelled one never ran — unless its writ expired first,
+  // which put its labels on the session then.
+  const stored = tx.get<StoredSession>('session', writ.sessionId);
+  const { session, pending } = sessionAt(stored, req.now);
+  const mine = pending.find((p) => p.writ === writ.id);
+  if (session && (mine || (stored?.pending?.length ?? 0) !== pending.length)) {
+    const labels = new Set(session.labels);
+    if (req.status !== 'cancelled') labelsAdded = writ.labels.filter((l) => !labels.has(l));
+    const changed = labelsAdded.length > 0;
+    putStoredSession(
+      tx,
+      changed
+        ? { ...session, labels: [...labels, ...labelsAdded].sort(), version: session.version + 1 }
+        : session,
+      mine ? without(pending, writ.id) : pending,
+    );
+  } else if (req.status !== 'cancelled' && writ.labels.length > 0) {
+    // A writ from before labels waited on the session, or one whose labels have been put on
+    // it at its expiry: what is not there yet is added.
     const labels = new Set(session?.labels ?? []);
     labelsAdded = writ.labels.filter((l) => !labels.has(l));
     if (labelsAdded.length > 0) {
-      tx.put('session', writ.sessionId, {
-        id: writ.sessionId,
-        attrs: session?.attrs ?? {},
-        opened: session?.opened ?? false,
-        labels: [...labels, ...labelsAdded].sort(),
-        version: (session?.version ?? 0) + 1,
-      } satisfies SessionRecord);
+      putStoredSession(
+        tx,
+        {
+          id: writ.sessionId,
+          attrs: session?.attrs ?? {},
+          opened: session?.opened ?? false,
+          labels: [...labels, ...labelsAdded].sort(),
+          version: (session?.version ?? 0) + 1,
+        },
+        pending,
+      );
     }
   }
   const how: NonNullable<WritRecord['settled']> = { at: req.now, status: req.status };
@@ -694,7 +770,7 @@ export function putSession(
   logged: LoggedAttrs = { attrs, redacted: [] },
 ): SessionRecord {
   const tx = new Tx(view);
-  const existing = tx.get<SessionRecord>('session', id);
+  const { session: existing, pending } = sessionAt(tx.get<StoredSession>('session', id), now);
   const record: SessionRecord = {
     id,
     attrs,
@@ -702,7 +778,7 @@ export function putSession(
     labels: existing?.labels ?? [],
     version: (existing?.version ?? 0) + 1,
   };
-  tx.put('session', id, record);
+  putStoredSession(tx, record, pending);
   tx.log({
     at: isoTime(now),
     kind: 'session',
@@ -715,6 +791,17 @@ export function putSession(
   });
   tx.commit();
   return record;
+}
+
+/** A session as of `now`, with the labels of writs that expired unsettled. */
+export function getSession(view: KvView, id: string, now: number): SessionRecord | undefined {
+  return sessionAt(view.get('session', id) as StoredSession | undefined, now).session;
+}
+
+export function listSessions(view: KvView, now: number): SessionRecord[] {
+  return (view.list('session') as StoredSession[])
+    .map((stored) => sessionAt(stored, now).session!)
+    .sort((a, b) => a.id.localeCompare(b.id));
 }
 
 /** An approval as of `now`: open requests and unused grants past their expiry are expired. */
@@ -883,10 +970,11 @@ const LIFETIME_OVER: Partial<Record<Kind, (record: never, now: number) => boolea
 };
 
 /**
- * An unsettled writ is kept while a late settle can still change something: correct a
- * capture made at its expiry (for `LATE_SETTLE_MS`), or resolve an idempotency claim it left
- * `in_doubt` (until the claim's TTL). After both, settling it would change nothing a store
- * keeps, and an agent that died without settling must not leave its writ behind for ever.
+ * An unsettled writ is kept while a late settle matters: to correct a capture made at its
+ * expiry (for `LATE_SETTLE_MS`), or resolve an idempotency claim it left `in_doubt` (until
+ * the claim's TTL). Its labels went on its session at its expiry. What a settle later still
+ * could do — record the cost of a call whose hold was released — is given up: an agent that
+ * died without settling must not leave its writ behind for ever.
  */
 function unsettledWritOver(writ: WritRecord, now: number): boolean {
   let end = writ.expiresAt + LATE_SETTLE_MS;

@@ -34,8 +34,11 @@ export interface Store {
     claims: IdempotencyOp[],
     now: number,
   ): Promise<{ result: Json; writId: string } | undefined>;
-  /** A session's trusted state, or `undefined` if never opened. */
-  getSession(id: string): Promise<SessionRecord | undefined>;
+  /**
+   * A session's trusted state at `now`, or `undefined` if never opened and never labelled.
+   * The labels of writs that expired unsettled are on it: such a call may have run.
+   */
+  getSession(id: string, now: number): Promise<SessionRecord | undefined>;
   /**
    * Opens a session, or replaces its attributes; labels are kept. Bumps its version. The log
    * records `logged` (the attributes with the policy's `redact:` paths replaced by digests,
@@ -47,7 +50,7 @@ export interface Store {
     now: number,
     logged?: LoggedAttrs,
   ): Promise<SessionRecord>;
-  listSessions(): Promise<SessionRecord[]>;
+  listSessions(now: number): Promise<SessionRecord[]>;
   /**
    * Returns the open approval request for this action digest and policy, creating it as
    * `pending` when there is none (so retries of the same call share one request); with
@@ -76,9 +79,11 @@ export interface Store {
    * an earlier `now` may still be waiting to use them) and that can no longer change any answer:
    * idempotency claims past their TTL, nonces past their window, rate buckets that have
    * refilled, settled writs past their expiry (settling one again then reports an unknown
-   * writ instead of a settled one), and unsettled writs that a late settle can no longer
-   * change: `LATE_SETTLE_MS` past their expiry and past their idempotency claims' TTL. Budgets, leases (their fencing tokens must keep
-   * growing), sessions, approvals and the log are kept. Looks at up to `limit` records of
+   * writ instead of a settled one), and unsettled writs `LATE_SETTLE_MS` past their expiry
+   * and past their idempotency claims' TTL — a late settle can no longer correct a capture or
+   * resolve a claim then, and their labels went on the session at their expiry; one settled
+   * after that is an unknown writ, and a cost it reports is not recorded. Budgets, leases
+   * (their fencing tokens must keep growing), sessions, approvals and the log are kept. Looks at up to `limit` records of
    * each kind, resuming where the last sweep stopped, so that repeated sweeps visit every
    * record; `done` when this one reached the end of every kind.
    */

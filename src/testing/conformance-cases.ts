@@ -1271,6 +1271,62 @@ const sessions: ConformanceCase[] = [
     },
   ),
 
+  example(
+    'sessions: a call nobody settled labels its session when its writ expires, for good',
+    async ({ writ, clock }) => {
+      const w = writ(SESSIONS);
+      await w.sessions.open('run-1', { payees: ['bob'] });
+      const crashed = allowed(await w.authorize(browse()));
+      // While the call runs its result has not reached the agent: nothing is labelled yet.
+      clock.advance(15 * MINUTE - 1);
+      expect(await w.sessions.get('run-1')).toMatchObject({ labels: [], version: 1 });
+      const before = allowed(await w.authorize(sendTo('bob')));
+      // From the writ's expiry the call may have run: its labels are on the session (one
+      // more version), though nobody settled it — and a sweep that forgets the writ keeps them.
+      clock.advance(1);
+      expect(await w.sessions.get('run-1')).toMatchObject({
+        labels: ['untrusted-content'],
+        version: 2,
+      });
+      denied(await w.authorize(sendTo('bob')), { code: 'DENIED_BY_RULE', rule: 'flow[0]' });
+      clock.advance(DAY + HOUR);
+      await w.sweep();
+      await rejectsWith(w.settle(crashed, { status: 'cancelled' }), 'WRIT_INVALID');
+      await rejectsWith(w.settle(before, { status: 'succeeded' }), 'WRIT_INVALID');
+      expect(await w.sessions.list()).toEqual([
+        {
+          id: 'run-1',
+          attrs: { payees: ['bob'] },
+          opened: true,
+          labels: ['untrusted-content'],
+          version: 2,
+        },
+      ]);
+    },
+  ),
+
+  example(
+    'sessions: a late settle does not take back labels an expiry gave; an early cancel leaves none',
+    async ({ writ, clock }) => {
+      const w = writ(SESSIONS);
+      await w.sessions.open('run-1', { payees: ['bob'] });
+      const late = allowed(await w.authorize(browse()));
+      const early = allowed(await w.authorize(browse()));
+      expect((await w.settle(early, { status: 'cancelled' })).labelsAdded).toEqual([]);
+      clock.advance(15 * MINUTE);
+      expect((await w.settle(late, { status: 'cancelled' })).labelsAdded).toEqual([]);
+      expect(await w.sessions.get('run-1')).toMatchObject({
+        labels: ['untrusted-content'],
+        version: 2,
+      });
+      // Reopening keeps them too.
+      expect(await w.sessions.open('run-1', { payees: ['bob'] })).toMatchObject({
+        labels: ['untrusted-content'],
+        version: 3,
+      });
+    },
+  ),
+
   example('sessions: labels stick to sessions the host never opened', async ({ writ }) => {
     const w = writ(SESSIONS);
     await w.settle(allowed(await w.authorize(browse())), { status: 'succeeded' });
@@ -1289,12 +1345,12 @@ const sessions: ConformanceCase[] = [
   }),
 
   example('sessions: get and list', async ({ store }) => {
-    expect(await store.getSession('nope')).toBeUndefined();
-    expect(await store.listSessions()).toEqual([]);
+    expect(await store.getSession('nope', T0)).toBeUndefined();
+    expect(await store.listSessions(T0)).toEqual([]);
     await store.putSession('b', { n: 2 }, T0);
     await store.putSession('a', { n: 1 }, T0);
     await store.putSession('b', { n: 3 }, T0);
-    expect(await store.listSessions()).toEqual([
+    expect(await store.listSessions(T0)).toEqual([
       { id: 'a', attrs: { n: 1 }, opened: true, labels: [], version: 1 },
       { id: 'b', attrs: { n: 3 }, opened: true, labels: [], version: 2 },
     ]);
@@ -1806,7 +1862,7 @@ const snapshots: ConformanceCase[] = [
       attrs.payees.push('mallory');
       opened.attrs.payees = ['eve'];
       opened.labels.push('x');
-      const read = await store.getSession('run-1');
+      const read = await store.getSession('run-1', T0);
       expect(read).toEqual({
         id: 'run-1',
         attrs: { payees: ['bob'] },
@@ -1815,8 +1871,8 @@ const snapshots: ConformanceCase[] = [
         version: 1,
       });
       read!.version = 99;
-      (await store.listSessions())[0]!.labels.push('y');
-      expect(await store.getSession('run-1')).toEqual({
+      (await store.listSessions(T0))[0]!.labels.push('y');
+      expect(await store.getSession('run-1', T0)).toEqual({
         id: 'run-1',
         attrs: { payees: ['bob'] },
         opened: true,

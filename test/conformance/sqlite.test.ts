@@ -764,7 +764,7 @@ describe('sqlite: schema migrations', () => {
       expect(await store.listBudgets(T0)).toEqual([
         { key: 'spend', limit: 100, spent: 25, held: 0, remaining: 75, windowEnd: null },
       ]);
-      expect((await store.getSession('s1'))?.version).toBe(1);
+      expect((await store.getSession('s1', T0))?.version).toBe(1);
       await expect(store.settle({ now: T0, writId: 'w-old', status: 'failed' })).rejects.toThrow(
         'already settled (succeeded)',
       );
@@ -811,7 +811,7 @@ describe('sqlite: schema migrations, version 4', () => {
       expect(settled.labelsAdded).toEqual(['untrusted-content']);
       expect(settled.writ.labels).toEqual(['untrusted-content']);
       expect(settled.writ).not.toHaveProperty('labelsOnSuccess');
-      expect((await store.getSession('s1'))?.labels).toEqual(['untrusted-content']);
+      expect((await store.getSession('s1', T0))?.labels).toEqual(['untrusted-content']);
     } finally {
       await store.close();
     }
@@ -1076,7 +1076,7 @@ describe('sqlite: WAL checkpoints from a worker thread', () => {
       expect(run).toEqual({ code: 0, stdout: 'done\n', stderr: '' });
       const store = sqliteStore({ path });
       try {
-        expect(await store.listSessions()).toHaveLength(200);
+        expect(await store.listSessions(T0)).toHaveLength(200);
       } finally {
         await store.close();
       }
