@@ -703,27 +703,14 @@ export function settle(view: KvView, req: SettleRequest): SettleResult {
   let labelsAdded: string[] = [];
   // Labels mark what the agent may have seen: a failed call ran too, and its error can carry
   // what it read (fail closed); a cancelled one never ran — unless its writ expired first,
-  // which put its labels on the session then.
-  const stored = tx.get<StoredSession>('session', writ.sessionId);
-  const { session, pending } = sessionAt(stored, req.now);
-  const mine = pending.find((p) => p.writ === writ.id);
-  if (session && (mine || (stored?.pending?.length ?? 0) !== pending.length)) {
-    const labels = new Set(session.labels);
-    if (req.status !== 'cancelled') labelsAdded = writ.labels.filter((l) => !labels.has(l));
-    const changed = labelsAdded.length > 0;
-    putStoredSession(
-      tx,
-      changed
-        ? { ...session, labels: [...labels, ...labelsAdded].sort(), version: session.version + 1 }
-        : session,
-      mine ? without(pending, writ.id) : pending,
-    );
-  } else if (req.status !== 'cancelled' && writ.labels.length > 0) {
-    // A writ from before labels waited on the session, or one whose labels have been put on
-    // it at its expiry: what is not there yet is added.
+  // which put its labels on the session then (`sessionAt`), where they stay.
+  if (writ.labels.length > 0) {
+    const stored = tx.get<StoredSession>('session', writ.sessionId);
+    const { session, pending } = sessionAt(stored, req.now);
+    const open = without(pending, writ.id);
     const labels = new Set(session?.labels ?? []);
-    labelsAdded = writ.labels.filter((l) => !labels.has(l));
-    if (labelsAdded.length > 0) {
+    if (req.status !== 'cancelled') labelsAdded = writ.labels.filter((l) => !labels.has(l));
+    if (labelsAdded.length > 0 || open.length !== (stored?.pending?.length ?? 0)) {
       putStoredSession(
         tx,
         {
@@ -731,9 +718,9 @@ export function settle(view: KvView, req: SettleRequest): SettleResult {
           attrs: session?.attrs ?? {},
           opened: session?.opened ?? false,
           labels: [...labels, ...labelsAdded].sort(),
-          version: (session?.version ?? 0) + 1,
+          version: (session?.version ?? 0) + (labelsAdded.length > 0 ? 1 : 0),
         },
-        pending,
+        open,
       );
     }
   }
