@@ -14,6 +14,34 @@ import type { ExecuteOptions, GuardDefaults, WritOptions } from './writ.js';
 
 export const usage = (message: string) => new WritError('USAGE', message);
 
+/**
+ * A value as a message shows it, its type in view — text quoted, so that `"5"` is not read
+ * as 5; a bigint with its `n` — and without throwing: reporting a bad value (a symbol, an
+ * object that cannot be turned into text) must not fail in turn.
+ */
+export function shown(value: unknown): string {
+  try {
+    switch (typeof value) {
+      case 'string':
+        return JSON.stringify(value);
+      case 'bigint':
+        return `${value}n`;
+      case 'symbol':
+        return value.toString();
+      case 'function':
+        return 'a function';
+      case 'object':
+        if (value === null) return 'null';
+        return Array.isArray(value) ? 'an array' : 'an object';
+      default:
+        return String(value);
+    }
+  } catch {
+    // A revoked proxy, which even Array.isArray cannot look at.
+    return `an unreadable ${typeof value}`;
+  }
+}
+
 export const APPROVAL_STATUSES: readonly ApprovalStatus[] = [
   'pending',
   'approved',

@@ -140,6 +140,34 @@ describe('execute settles a call that ran, whatever its cost function does', () 
         },
         /cost\(result\) threw: no price/,
       ],
+      // What is thrown need not be an Error: reporting it must not throw in turn, before
+      // the call is settled.
+      [
+        () => {
+          throw null;
+        },
+        /cost\(result\) threw: null/,
+      ],
+      [
+        () => {
+          throw undefined;
+        },
+        /cost\(result\) threw: undefined/,
+      ],
+      [
+        () => {
+          throw 'no price today';
+        },
+        /cost\(result\) threw: no price today;/,
+      ],
+      [
+        () => {
+          throw Object.create(null);
+        },
+        /cost\(result\) threw: unreadable error/,
+      ],
+      [() => Object.create(null), /not an object/],
+      [() => '5' as never, /not "5"/],
     ];
     let ran = 0;
     for (const [cost, message] of costs) {
@@ -147,9 +175,27 @@ describe('execute settles a call that ran, whatever its cost function does', () 
       await expect(run).rejects.toThrow(message);
       await expect(run).rejects.toMatchObject({ code: 'USAGE' });
     }
-    expect(ran).toBe(3);
+    expect(ran).toBe(costs.length);
     // Nothing is left held: each call was captured at the 4 it held.
-    expect(await writ.budgets()).toMatchObject([{ spent: 12, held: 0 }]);
+    expect(await writ.budgets()).toMatchObject([{ spent: 4 * costs.length, held: 0 }]);
+    expect(await writ.openWrits()).toEqual([]);
+  });
+
+  it('settles a call whose result throws a non-Error when serialised, and keeps null for replays', async () => {
+    const policy = `${POLICY_WITH_BUDGET}idempotency:\n  once:\n    key: 'request.idempotencyKey'\n`;
+    const writ = createWrit({ policy });
+    const keyed = { ...action, idempotencyKey: 'k1' };
+    const run = writ.execute(keyed, () => ({
+      toJSON() {
+        throw undefined;
+      },
+    }));
+    await expect(run).rejects.toThrow(/the result is not JSON: undefined; the call succeeded/);
+    expect(await writ.openWrits()).toEqual([]);
+    expect(await writ.budgets()).toMatchObject([{ spent: 4, held: 0 }]);
+    // Settled, so a retry replays rather than finding the key in flight (or in doubt later).
+    const retry = await writ.execute(keyed, () => 'ran again');
+    expect(retry).toMatchObject({ outcome: 'replay', result: null });
   });
 
   it('takes waitForApproval: null as no wait, and Infinity as no time limit', async () => {
@@ -164,6 +210,29 @@ describe('execute settles a call that ran, whatever its cost function does', () 
     await expect(writ.execute(action, () => 1, { throwOnDeny: 'no' as never })).rejects.toThrow(
       /throwOnDeny must be true or false, not "no"/,
     );
+  });
+});
+
+describe('a store that rejects with something other than an Error', () => {
+  it('still gets a denial, STORE_UNAVAILABLE, not an exception from authorize', async () => {
+    const inner = memoryStore();
+    const store = new Proxy(inner, {
+      get(target, name) {
+        if (name === 'authorize') return () => Promise.reject('disk full');
+        const value = Reflect.get(target, name);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const writ = createWrit({ policy: POLICY, store });
+    const decided = await writ.authorize({
+      tool: 't',
+      principal: { id: 'p' },
+      session: { id: 's' },
+    });
+    expect(decided).toMatchObject({ outcome: 'deny' });
+    expect(decided.reasons).toEqual([
+      { code: 'STORE_UNAVAILABLE', message: expect.any(String), error: 'disk full' },
+    ]);
   });
 });
 

@@ -14,6 +14,7 @@ import { actionDigest, digestJson } from '../core/digest.js';
 import { WritError } from '../core/errors.js';
 import {
   DEFAULT_JSON_LIMITS,
+  errorMessage,
   isJsonObject,
   type Json,
   type JsonLimits,
@@ -57,6 +58,7 @@ import {
   checkExecute,
   checkGuard,
   checkOptions,
+  shown,
   usage,
 } from './usage.js';
 
@@ -224,11 +226,11 @@ function costOf<T>(
   try {
     amount = cost(value);
   } catch (error) {
-    return `cost(result) threw: ${(error as Error).message}`;
+    return `cost(result) threw: ${errorMessage(error)}`;
   }
   return isAmount(amount)
     ? amount
-    : `cost(result) must return a number from 0 to ${MAX_AMOUNT}, not ${String(amount)}`;
+    : `cost(result) must return a number from 0 to ${MAX_AMOUNT}, not ${shown(amount)}`;
 }
 
 /**
@@ -241,7 +243,7 @@ function storableResult(value: unknown, limits: JsonLimits): { value: Json } | s
   try {
     plain = value === undefined ? null : jsonCopy(value);
   } catch (error) {
-    return `the result is not JSON: ${(error as Error).message}`;
+    return `the result is not JSON: ${errorMessage(error)}`;
   }
   const json = toJson(plain, 'result', limits);
   return json.ok
@@ -343,7 +345,7 @@ export function createWrit(options: WritOptions): WritEngine {
 
   function storeFailure(id: string, now: number, digest: string, error: unknown): Decision {
     return decision(id, now, digest, 'deny', [
-      reason('STORE_UNAVAILABLE', { error: (error as Error).message }),
+      reason('STORE_UNAVAILABLE', { error: errorMessage(error) }),
     ]);
   }
 
