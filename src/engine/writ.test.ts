@@ -213,6 +213,25 @@ describe('execute settles a call that ran, whatever its cost function does', () 
   });
 });
 
+describe('execute settles the writ it authorized', () => {
+  it('whatever the tool does to the writ and decision it is given', async () => {
+    const writ = createWrit({ policy: POLICY });
+    const action = { tool: 't', principal: { id: 'p' }, session: { id: 's' } };
+    const other = await writ.authorize(action);
+    const done = await writ.execute(action, (ctx) => {
+      ctx.writ.id = other.writ!.id;
+      ctx.decision.writ!.id = other.writ!.id;
+      ctx.decision.reasons.length = 0;
+      return 'ok';
+    });
+    // The other call's writ is still open for its owner; this call's is settled.
+    expect((await writ.openWrits()).map((open) => open.writ.id)).toEqual([other.writ!.id]);
+    expect(done.decision.writ!.id).not.toBe(other.writ!.id);
+    expect(done.decision.reasons).toMatchObject([{ code: 'ALLOWED_BY_RULE' }]);
+    await writ.settle(other.writ!, { status: 'cancelled' });
+  });
+});
+
 describe('a store that rejects with something other than an Error', () => {
   it('still gets a denial, STORE_UNAVAILABLE, not an exception from authorize', async () => {
     const inner = memoryStore();

@@ -604,10 +604,14 @@ export function createWrit(options: WritOptions): WritEngine {
         decision: decided,
       };
     }
-    const writ = decided.writ;
+    // The tool gets its own copy of the decision and writ: what it does to them must change
+    // neither which writ is settled (a changed id would settle another call's writ, and
+    // leave this one open) nor the decision execute returns.
+    const writ = decided.writ.id;
+    const seen = jsonCopy(decided);
     let value: T;
     try {
-      value = await fn({ writ, decision: decided });
+      value = await fn({ writ: seen.writ!, decision: seen });
     } catch (error) {
       await settle(writ, { status: 'failed' });
       throw error;
@@ -628,7 +632,7 @@ export function createWrit(options: WritOptions): WritEngine {
     // good as any; with one, a retry would get null for the tool's result, so say so now.
     if (
       typeof stored === 'string' &&
-      writ.reservations.some((r) => isJsonObject(r) && r.kind === 'idempotency')
+      decided.writ.reservations.some((r) => isJsonObject(r) && r.kind === 'idempotency')
     )
       throw usage(`${stored}; the call succeeded and was settled, with null kept for replays`);
     return { outcome: 'allow', result: value, decision: decided };
