@@ -171,9 +171,15 @@ describe('execute settles a call that ran, whatever its cost function does', () 
     ];
     let ran = 0;
     for (const [cost, message] of costs) {
-      const run = writ.execute(action, () => ++ran, { cost });
+      const run = writ.execute(action, () => ({ ran: ++ran }), { cost });
       await expect(run).rejects.toThrow(message);
-      await expect(run).rejects.toMatchObject({ code: 'USAGE' });
+      // The error says the call succeeded and carries its result and decision, which a
+      // caller would otherwise have lost.
+      await expect(run).rejects.toMatchObject({
+        code: 'USAGE',
+        message: expect.stringMatching(/its result and decision are in this error's data/),
+        data: { outcome: 'allow', result: { ran }, decision: { outcome: 'allow' } },
+      });
     }
     expect(ran).toBe(costs.length);
     // Nothing is left held: each call was captured at the 4 it held.
@@ -191,6 +197,10 @@ describe('execute settles a call that ran, whatever its cost function does', () 
       },
     }));
     await expect(run).rejects.toThrow(/the result is not JSON: undefined; the call succeeded/);
+    // The error says the call ran, and carries what it returned.
+    const error = (await run.catch((e: unknown) => e)) as WritError;
+    expect(error.data).toMatchObject({ outcome: 'allow', decision: { outcome: 'allow' } });
+    expect(error.data.result).toHaveProperty('toJSON');
     expect(await writ.openWrits()).toEqual([]);
     expect(await writ.budgets()).toMatchObject([{ spent: 4, held: 0 }]);
     // Settled, so a retry replays rather than finding the key in flight (or in doubt later).

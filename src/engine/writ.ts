@@ -132,7 +132,11 @@ export interface WritEngine {
   authorize(action: unknown): Promise<Decision>;
   /** Settles a writ once. Throws `WRIT_INVALID` for an unknown or already settled writ. */
   settle(writ: Writ | string, outcome: SettleOutcome): Promise<SettleResult>;
-  /** Authorizes, runs `fn` only when allowed, and settles with its outcome. */
+  /**
+   * Authorizes, runs `fn` only when allowed, and settles with its outcome. A call that ran
+   * is settled even when its cost function or result cannot be used; the `USAGE` error
+   * that then reports it carries the result and decision in its `data`.
+   */
   execute<T>(
     action: unknown,
     fn: (ctx: GuardContext) => T | Promise<T>,
@@ -626,15 +630,22 @@ export function createWrit(options: WritOptions): WritEngine {
       result: typeof stored === 'string' ? null : stored.value,
       ...(typeof cost === 'number' && { cost }),
     });
-    if (typeof cost === 'string')
-      throw usage(`${cost}; the call succeeded and was settled at the amount it held`);
+    // The call succeeded: a caller told of a mistake now must still be able to tell that it
+    // ran, and get what it returned.
+    const succeeded = (problem: string, settled: string) =>
+      new WritError(
+        'USAGE',
+        `${problem}; the call succeeded and was settled ${settled} (its result and decision are in this error's data)`,
+        { outcome: 'allow', result: value, decision: decided },
+      );
+    if (typeof cost === 'string') throw succeeded(cost, 'at the amount it held');
     // Only a replay would read the stored result: without an idempotency claim, null is as
     // good as any; with one, a retry would get null for the tool's result, so say so now.
     if (
       typeof stored === 'string' &&
       decided.writ.reservations.some((r) => isJsonObject(r) && r.kind === 'idempotency')
     )
-      throw usage(`${stored}; the call succeeded and was settled, with null kept for replays`);
+      throw succeeded(stored, 'with null kept for replays');
     return { outcome: 'allow', result: value, decision: decided };
   }
 
