@@ -242,6 +242,63 @@ describe('execute settles the writ it authorized', () => {
   });
 });
 
+describe('when execute cannot settle a call that ran', () => {
+  const action = { tool: 't', principal: { id: 'p' }, session: { id: 's' } };
+  const settleError = async (run: Promise<unknown>) => {
+    const error = await run.then(
+      () => expect.fail('execute resolved'),
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(WritError);
+    return error as WritError;
+  };
+
+  it("the settle failure is thrown with the tool's result in its data", async () => {
+    const writ = createWrit({ policy: POLICY });
+    // An operator (here the tool itself) settled the writ while the tool ran.
+    const error = await settleError(
+      writ.execute(action, async (ctx) => {
+        await writ.settle(ctx.writ.id, { status: 'failed' });
+        return { transferred: true };
+      }),
+    );
+    expect(error).toMatchObject({
+      code: 'WRIT_INVALID',
+      message: expect.stringMatching(/already settled .*; the call had succeeded/),
+      data: { outcome: 'allow', result: { transferred: true }, decision: { outcome: 'allow' } },
+    });
+    expect(error.cause).toMatchObject({ code: 'WRIT_INVALID' });
+  });
+
+  it("the settle failure is thrown with the tool's error as its cause", async () => {
+    const writ = createWrit({ policy: POLICY });
+    const failed = new Error('bank timeout');
+    const settled = await settleError(
+      writ.execute(action, async (ctx) => {
+        await writ.settle(ctx.writ.id, { status: 'cancelled' });
+        throw failed;
+      }),
+    );
+    expect(settled).toMatchObject({
+      code: 'WRIT_INVALID',
+      message: expect.stringMatching(/the tool had failed/),
+    });
+    expect(settled.cause).toBe(failed);
+    // A store closed meanwhile throws no WritError of its own: the failure is the store's.
+    const closed = await settleError(
+      writ.execute(action, async () => {
+        await writ.close();
+        throw failed;
+      }),
+    );
+    expect(closed).toMatchObject({
+      code: 'STORE_FAILURE',
+      message: expect.stringMatching(/closed/),
+    });
+    expect(closed.cause).toBe(failed);
+  });
+});
+
 describe('a store that rejects with something other than an Error', () => {
   it('still gets a denial, STORE_UNAVAILABLE, not an exception from authorize', async () => {
     const inner = memoryStore();

@@ -617,7 +617,7 @@ export function createWrit(options: WritOptions): WritEngine {
     try {
       value = await fn({ writ: seen.writ!, decision: seen });
     } catch (error) {
-      await settle(writ, { status: 'failed' });
+      await settleRan(writ, { status: 'failed' }, { error }, decided);
       throw error;
     }
     const stored = storableResult(value, limits);
@@ -625,11 +625,16 @@ export function createWrit(options: WritOptions): WritEngine {
     // The call ran: it is settled whatever its cost function did or its result was, so that
     // nothing stays held for it. A cost that cannot be used settles it at what it held, a
     // result that cannot be stored as null; then either is reported.
-    await settle(writ, {
-      status: 'succeeded',
-      result: typeof stored === 'string' ? null : stored.value,
-      ...(typeof cost === 'number' && { cost }),
-    });
+    await settleRan(
+      writ,
+      {
+        status: 'succeeded',
+        result: typeof stored === 'string' ? null : stored.value,
+        ...(typeof cost === 'number' && { cost }),
+      },
+      { result: value },
+      decided,
+    );
     // The call succeeded: a caller told of a mistake now must still be able to tell that it
     // ran, and get what it returned.
     const succeeded = (problem: string, settled: string) =>
@@ -647,6 +652,40 @@ export function createWrit(options: WritOptions): WritEngine {
     )
       throw succeeded(stored, 'with null kept for replays');
     return { outcome: 'allow', result: value, decision: decided };
+  }
+
+  /**
+   * Settles the writ of a call that ran. When that fails — the tool or an operator settled
+   * it already, the store closed meanwhile — neither is lost: the settle failure is thrown,
+   * since the caller must learn that the call's record is not what execute meant it to be,
+   * with the tool's error as its `cause` (a chain every runtime prints), or the tool's
+   * result in its `data` as a successful call's other errors carry it.
+   */
+  async function settleRan(
+    writId: string,
+    outcome: SettleOutcome,
+    ran: { error: unknown } | { result: unknown },
+    decided: Decision,
+  ): Promise<void> {
+    try {
+      await settle(writId, outcome);
+    } catch (failure) {
+      const code = failure instanceof WritError ? failure.code : 'STORE_FAILURE';
+      const cannot = `execute could not settle writ ${writId}: ${errorMessage(failure)}`;
+      if ('error' in ran)
+        throw new WritError(
+          code,
+          `${cannot}; the tool had failed (its error is this error's cause)`,
+          { decision: decided, settleError: failure },
+          { cause: ran.error },
+        );
+      throw new WritError(
+        code,
+        `${cannot}; the call had succeeded (its result and decision are in this error's data)`,
+        { outcome: 'allow', result: ran.result, decision: decided },
+        { cause: failure },
+      );
+    }
   }
 
   async function waitForApproval(
