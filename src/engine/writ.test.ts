@@ -340,6 +340,23 @@ describe('approvals through the engine', () => {
     expect(ran).toBe(false);
   });
 
+  it('waits no longer than its timeout when the poll interval is longer', async () => {
+    const policy = 'version: 1\ntools:\n  t:\n    - require_approval: true\n';
+    const action = { tool: 't', principal: { id: 'p' }, session: { id: 's' } };
+    // With the system clock, and with one that stands still.
+    for (const writ of [
+      createWrit({ policy }),
+      createWrit({ policy, clock: manualClock(Date.parse('2026-11-23T10:00:00Z')) }),
+    ]) {
+      const started = performance.now();
+      const waited = await writ.execute(action, () => 1, {
+        waitForApproval: { timeoutMs: 100, pollMs: 3_000 },
+      });
+      expect(waited.outcome).toBe('approval_required');
+      expect(performance.now() - started).toBeLessThan(1_000);
+    }
+  });
+
   it('checks the approver before any store sees it', async () => {
     const inner = memoryStore();
     const decided: unknown[] = [];

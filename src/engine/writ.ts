@@ -695,16 +695,17 @@ export function createWrit(options: WritOptions): WritEngine {
   ): Promise<Decision> {
     const pollMs = wait.pollMs ?? 500;
     const deadline = clock.now() + wait.timeoutMs;
-    // Bounded by polls as well as by the clock: the waits are real timers, and an injected
-    // clock (a test's, a simulation's) need not move while they pass.
-    const polls = Math.ceil(wait.timeoutMs / pollMs);
     let current = pending;
-    for (
-      let n = 0;
-      current.outcome === 'approval_required' && clock.now() < deadline && n < polls;
-      n++
-    ) {
-      await new Promise((resolve) => setTimeout(resolve, pollMs));
+    // Bounded by the time slept as well as by the clock: the waits are real timers, and an
+    // injected clock (a test's, a simulation's) need not move while they pass.
+    for (let slept = 0; current.outcome === 'approval_required'; ) {
+      const left = Math.min(deadline - clock.now(), wait.timeoutMs - slept);
+      if (!(left > 0)) break;
+      // The last wait is only what is left: a poll longer than the timeout must not hold
+      // the caller past it (timeoutMs 100 with pollMs 3000 returned after 3 s).
+      const ms = Math.min(pollMs, left);
+      await new Promise((resolve) => setTimeout(resolve, ms));
+      slept += ms;
       current = await authorize(action);
     }
     return current;
