@@ -48,6 +48,12 @@ describe('createWrit options', () => {
       [{ policy: POLICY, limits: { depth: 3 } }, /limits has no depth; it takes maxDepth/],
       [{ policy: POLICY, limits: 5 }, /limits must be an object/],
       [{ policy: '' }, /loadPolicy expects a policy file path or YAML text/],
+      // A misspelt option would leave its default in place without a word.
+      [
+        { policy: POLICY, writTTLMs: 1 },
+        /there is no option writTTLMs; the options are policy, store, clock, ids, writTtlMs,/,
+      ],
+      [{ policy: POLICY, stroe: {} }, /there is no option stroe/],
     ];
     for (const [options, message] of cases) expect(usageError(options)).toMatch(message);
   });
@@ -105,6 +111,18 @@ describe('the engine refuses misuse before anything is reserved', () => {
       await usage(writ.execute(action, () => 1, { waitForApproval: { timeoutMs: 10, pollMs: 0 } })),
     ).toMatch(/pollMs must be milliseconds above 0/);
     expect(await usage(writ.execute(action, () => 1, { cost: 3 as never }))).toMatch(/cost must/);
+    // Misspelt options, which would otherwise be ignored.
+    const misspelt: [unknown, RegExp][] = [
+      [
+        { throwOnDenied: true },
+        /options have no throwOnDenied; they are throwOnDeny, cost, waitForApproval/,
+      ],
+      [{ waitForAproval: { timeoutMs: 10 } }, /options have no waitForAproval/],
+      [{ waitForApproval: { timeout: 10 } }, /waitForApproval has no timeout; it takes timeoutMs/],
+      [{ waitForApproval: 1000 }, /waitForApproval must be an object .*, not 1000/],
+    ];
+    for (const [options, message] of misspelt)
+      expect(await usage(writ.execute(action, () => 1, options as never))).toMatch(message);
     const defaults = { principal: { id: 'p' }, session: 's' };
     expect(() => writ.guard('bad tool!', () => 1, defaults)).toThrow(/is not a tool name/);
     expect(() => writ.guard('t', 5 as never, defaults)).toThrow(/tool as a function/);
@@ -112,6 +130,19 @@ describe('the engine refuses misuse before anything is reserved', () => {
     expect(() => writ.guard('t', () => 1, { principal: { id: 'p' } } as never)).toThrow(
       /defaults.session/,
     );
+    expect(() => writ.guard('t', () => 1, defaults, { throwOnDenied: true } as never)).toThrow(
+      /options have no throwOnDenied/,
+    );
+    // A misspelling, or what the guard sets itself.
+    for (const key of ['idempotencykey', 'tool', 'args'])
+      expect(() => writ.guard('t', () => 1, { ...defaults, [key]: 'x' })).toThrow(
+        new RegExp(`defaults have no ${key}; they take principal, session, idempotencyKey`),
+      );
+    const guarded = writ.guard('t', () => 1, defaults);
+    expect(await usage(guarded({}, { idempotency: 'k' } as never))).toMatch(
+      /a call's defaults have no idempotency/,
+    );
+    expect(await usage(guarded({}, 'k' as never))).toMatch(/adds to the defaults with an object/);
     expect(await usage(writ.sessions.open('', {}))).toMatch(/the session id must be/);
     expect(await usage(writ.sessions.open('s', 'x' as never))).toMatch(/attrs must be an object/);
     expect(await usage(writ.sessions.open('s', [] as never))).toMatch(/attrs must be an object/);

@@ -57,6 +57,7 @@ import {
   checkApprover,
   checkExecute,
   checkGuard,
+  checkGuardKeys,
   checkOptions,
   shown,
   usage,
@@ -719,7 +720,10 @@ export function createWrit(options: WritOptions): WritEngine {
     execute,
     guard(tool, fn, defaults, guardOptions) {
       checkGuard(tool, fn, defaults, guardOptions ?? {});
-      return (args, extra = {}) => {
+      return async (args, extra = {}) => {
+        if (typeof extra !== 'object' || extra === null)
+          throw usage('guard: a call adds to the defaults with an object, such as { meta }');
+        checkGuardKeys("a call's defaults", extra);
         const merged = { ...defaults, ...extra };
         const session =
           typeof merged.session === 'string' ? { id: merged.session } : merged.session;
