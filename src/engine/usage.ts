@@ -136,7 +136,7 @@ export function checkExecute<T>(fn: unknown, options: ExecuteOptions<T> | null):
   if (cost !== undefined && typeof cost !== 'function')
     throw usage('cost must be a function from the result to its cost');
   if (throwOnDeny !== undefined && typeof throwOnDeny !== 'boolean')
-    throw usage(`throwOnDeny must be true or false, not ${JSON.stringify(throwOnDeny)}`);
+    throw usage(`throwOnDeny must be true or false, not ${shown(throwOnDeny)}`);
   if (wait === undefined || wait === null) return;
   if (typeof wait !== 'object')
     throw usage(
@@ -147,21 +147,19 @@ export function checkExecute<T>(fn: unknown, options: ExecuteOptions<T> | null):
     throw usage(`waitForApproval has no ${unknownWait}; it takes ${WAIT_OPTIONS.join(', ')}`);
   // Infinity waits until someone decides; NaN or a negative number is a mistake.
   if (!(typeof wait.timeoutMs === 'number' && wait.timeoutMs >= 0))
-    throw usage(
-      `waitForApproval.timeoutMs must be milliseconds ≥ 0, not ${String(wait.timeoutMs)}`,
-    );
+    throw usage(`waitForApproval.timeoutMs must be milliseconds ≥ 0, not ${shown(wait.timeoutMs)}`);
   if (
     wait.pollMs !== undefined &&
     !(typeof wait.pollMs === 'number' && wait.pollMs > 0 && Number.isFinite(wait.pollMs))
   )
-    throw usage(`waitForApproval.pollMs must be milliseconds above 0, not ${String(wait.pollMs)}`);
+    throw usage(`waitForApproval.pollMs must be milliseconds above 0, not ${shown(wait.pollMs)}`);
 }
 
 /** Who decides an approval, and their note: checked before any store sees them. */
 export function checkApprover(by: { approver: string; note?: string } | undefined): void {
   checkApproverId(by?.approver);
   if (by?.note !== undefined && typeof by.note !== 'string')
-    throw usage(`an approval note must be text, not ${JSON.stringify(by.note)}`);
+    throw usage(`an approval note must be text, not ${shown(by.note)}`);
 }
 
 /**
@@ -197,9 +195,9 @@ export function checkOptions(options: WritOptions): void {
     writTtlMs !== undefined &&
     !(typeof writTtlMs === 'number' && writTtlMs > 0 && Number.isFinite(writTtlMs))
   )
-    throw refuse(`writTtlMs must be a number of milliseconds above 0, not ${String(writTtlMs)}`);
+    throw refuse(`writTtlMs must be a number of milliseconds above 0, not ${shown(writTtlMs)}`);
   if (log !== undefined && typeof log !== 'boolean')
-    throw refuse(`log must be true or false, not ${JSON.stringify(log)}`);
+    throw refuse(`log must be true or false, not ${shown(log)}`);
   if (options.limits !== undefined) {
     if (typeof options.limits !== 'object' || options.limits === null)
       throw refuse('limits must be an object such as { maxDepth: 32 }');
@@ -209,7 +207,7 @@ export function checkOptions(options: WritOptions): void {
       throw refuse(`limits has no ${unknownLimit}; it takes ${names.join(', ')}`);
     for (const [name, value] of Object.entries(options.limits)) {
       if (!(Number.isSafeInteger(value) && (value as number) >= 1))
-        throw refuse(`limits.${name} must be a whole number ≥ 1, not ${String(value)}`);
+        throw refuse(`limits.${name} must be a whole number ≥ 1, not ${shown(value)}`);
     }
   }
   if (secrets !== undefined && typeof secrets !== 'function')
@@ -224,7 +222,7 @@ export function checkGuard<T>(
   options: ExecuteOptions<T>,
 ): void {
   if (typeof tool !== 'string' || !TOOL_NAME.test(tool))
-    throw usage(`guard: ${JSON.stringify(tool)} is not a tool name`);
+    throw usage(`guard: ${shown(tool)} is not a tool name`);
   checkExecute(fn, options);
   if (typeof defaults === 'object' && defaults !== null) checkGuardKeys('defaults', defaults);
   if (!isId(defaults?.principal?.id))

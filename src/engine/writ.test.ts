@@ -40,7 +40,8 @@ describe('createWrit options', () => {
       [{ policy: POLICY, clock: { now: 1_000 } }, /clock must have a now\(\)/],
       [{ policy: POLICY, ids: {} }, /ids must have a next\(kind\)/],
       [{ policy: POLICY, writTtlMs: -5 }, /writTtlMs must be .* above 0, not -5/],
-      [{ policy: POLICY, writTtlMs: '60000' }, /writTtlMs must be .* not 60000/],
+      // Text shows as text: "not 60000" would hide that the value was a string.
+      [{ policy: POLICY, writTtlMs: '60000' }, /writTtlMs must be .* not "60000"$/],
       [{ policy: POLICY, writTtlMs: Number.POSITIVE_INFINITY }, /writTtlMs/],
       [{ policy: POLICY, log: 'no' }, /log must be true or false, not "no"/],
       [{ policy: POLICY, secrets: { KEY: 'x' } }, /secrets must be a function/],
@@ -153,6 +154,30 @@ describe('the engine refuses misuse before anything is reserved', () => {
     expect(await writ.budgets()).toEqual([]);
     expect(await writ.sessions.list()).toEqual([]);
     expect((await writ.store.verifyLog()).entries).toBe(0);
+  });
+
+  it('shows a bad value with its type, and never fails to show it', async () => {
+    const writ = createWrit({ policy: POLICY_WITH_BUDGET });
+    // A value is shown with its type, and one that cannot be turned into text (a symbol)
+    // still gets a USAGE error rather than a TypeError from the message.
+    const held = await writ.authorize(action);
+    const shownWithType: [unknown, RegExp][] = [
+      [{ status: 'succeeded', cost: Symbol('x') }, /settle cost must be .*, not Symbol\(x\)$/],
+      [{ status: 'succeeded', cost: '5' }, /settle cost must be .*, not "5"$/],
+      [{ status: 'succeeded', cost: 5n }, /settle cost must be .*, not 5n$/],
+      [{ status: 'success' }, /settle status must be .*, not "success"$/],
+      [{ status: Symbol('ok') }, /settle status must be .*, not Symbol\(ok\)$/],
+    ];
+    for (const [outcome, message] of shownWithType)
+      expect(await usage(writ.settle(held.writ!, outcome as never))).toMatch(message);
+    await writ.settle(held.writ!, { status: 'cancelled' });
+    expect(
+      await usage(writ.execute(action, () => 1, { waitForApproval: { timeoutMs: '10' as never } })),
+    ).toMatch(/timeoutMs must be milliseconds ≥ 0, not "10"$/);
+    expect(await usage(writ.execute(action, () => 1, { throwOnDeny: 1n as never }))).toMatch(
+      /throwOnDeny must be true or false, not 1n$/,
+    );
+    expect(await usage(writ.sweep({ limit: '5' as never }))).toMatch(/not "5"$/);
   });
 });
 

@@ -564,11 +564,13 @@ export function createWrit(options: WritOptions): WritEngine {
     if (!['succeeded', 'failed', 'cancelled'].includes(outcome.status)) {
       throw new WritError(
         'USAGE',
-        `settle status must be succeeded, failed or cancelled, not ${String(outcome.status)}`,
+        `settle status must be succeeded, failed or cancelled, not ${shown(outcome.status)}`,
       );
     }
     if (outcome.cost !== undefined && !isAmount(outcome.cost))
-      throw usage(`settle cost must be a number from 0 to ${MAX_AMOUNT}, not ${outcome.cost}`);
+      throw usage(
+        `settle cost must be a number from 0 to ${MAX_AMOUNT}, not ${shown(outcome.cost)}`,
+      );
     let result: Json | undefined;
     if (outcome.result !== undefined) {
       const json = toJson(outcome.result, 'result', limits);
@@ -766,7 +768,7 @@ export function createWrit(options: WritOptions): WritEngine {
       async list(status) {
         if (status !== undefined && !APPROVAL_STATUSES.includes(status))
           throw usage(
-            `approvals.list: status must be one of ${APPROVAL_STATUSES.join(', ')}, not ${JSON.stringify(status)}`,
+            `approvals.list: status must be one of ${APPROVAL_STATUSES.join(', ')}, not ${shown(status)}`,
           );
         return store.listApprovals(clock.now(), status);
       },
@@ -786,7 +788,7 @@ export function createWrit(options: WritOptions): WritEngine {
     async sweep(options) {
       const limit = options?.limit ?? 1_000;
       if (!(Number.isSafeInteger(limit) && limit >= 1))
-        throw usage(`sweep: limit must be a whole number ≥ 1, not ${String(limit)}`);
+        throw usage(`sweep: limit must be a whole number ≥ 1, not ${shown(limit)}`);
       return store.sweep(clock.now(), limit);
     },
     close: () => store.close(),
