@@ -139,7 +139,12 @@ export function toJson(
   return issues.length === 0 ? { ok: true, value: result } : { ok: false, issues };
 }
 
-function errorMessage(error: unknown): string {
+/**
+ * What a thrown value says, for a message: an error's message, anything else as text (a
+ * thrown string is its own message). Never throws itself — a catch block that reports
+ * `throw null` or an object that cannot be turned into text must not fail in turn.
+ */
+export function errorMessage(error: unknown): string {
   try {
     return (error instanceof Error ? error.message : String(error)).slice(0, 200);
   } catch {

@@ -14,6 +14,34 @@ import type { ExecuteOptions, GuardDefaults, WritOptions } from './writ.js';
 
 export const usage = (message: string) => new WritError('USAGE', message);
 
+/**
+ * A value as a message shows it, its type in view — text quoted, so that `"5"` is not read
+ * as 5; a bigint with its `n` — and without throwing: reporting a bad value (a symbol, an
+ * object that cannot be turned into text) must not fail in turn.
+ */
+export function shown(value: unknown): string {
+  try {
+    switch (typeof value) {
+      case 'string':
+        return JSON.stringify(value);
+      case 'bigint':
+        return `${value}n`;
+      case 'symbol':
+        return value.toString();
+      case 'function':
+        return 'a function';
+      case 'object':
+        if (value === null) return 'null';
+        return Array.isArray(value) ? 'an array' : 'an object';
+      default:
+        return String(value);
+    }
+  } catch {
+    // A revoked proxy, which even Array.isArray cannot look at.
+    return `an unreadable ${typeof value}`;
+  }
+}
+
 export const APPROVAL_STATUSES: readonly ApprovalStatus[] = [
   'pending',
   'approved',
@@ -51,34 +79,87 @@ const STORE_METHODS = [
 type Unlisted = Exclude<keyof Store, 'kind' | (typeof STORE_METHODS)[number]>;
 const _everyMethodListed: [Unlisted] extends [never] ? true : Unlisted = true;
 
+/**
+ * The keys each options object takes. Any other is a misspelling (`throwOnDenied`,
+ * `writTTLMs`) that would otherwise be ignored, leaving the default in its place: it is
+ * refused, naming the keys there are.
+ */
+const WRIT_OPTIONS = [
+  'policy',
+  'store',
+  'clock',
+  'ids',
+  'writTtlMs',
+  'limits',
+  'secrets',
+  'candidate',
+  'log',
+] as const satisfies readonly (keyof WritOptions)[];
+const EXECUTE_OPTIONS = [
+  'throwOnDeny',
+  'cost',
+  'waitForApproval',
+] as const satisfies readonly (keyof ExecuteOptions<unknown>)[];
+type WaitOptions = NonNullable<ExecuteOptions<unknown>['waitForApproval']>;
+const WAIT_OPTIONS = ['timeoutMs', 'pollMs'] as const satisfies readonly (keyof WaitOptions)[];
+const GUARD_DEFAULTS = [
+  'principal',
+  'session',
+  'idempotencyKey',
+  'estimate',
+  'meta',
+] as const satisfies readonly (keyof GuardDefaults)[];
+/** Fails to compile when an options type gains a key its list does not name. */
+type UnlistedOption =
+  | Exclude<keyof WritOptions, (typeof WRIT_OPTIONS)[number]>
+  | Exclude<keyof ExecuteOptions<unknown>, (typeof EXECUTE_OPTIONS)[number]>
+  | Exclude<keyof WaitOptions, (typeof WAIT_OPTIONS)[number]>
+  | Exclude<keyof GuardDefaults, (typeof GUARD_DEFAULTS)[number]>;
+const _everyOptionListed: [UnlistedOption] extends [never] ? true : UnlistedOption = true;
+
+/** The first own key of `value` that `known` does not name, if any. */
+function unknownKey(value: object, known: readonly string[]): string | undefined {
+  return Object.keys(value).find((key) => !known.includes(key));
+}
+
 /** What `execute` and `guard` are given besides the action, checked before anything runs. */
 export function checkExecute<T>(fn: unknown, options: ExecuteOptions<T> | null): void {
   if (typeof fn !== 'function') throw usage('execute and guard expect the tool as a function');
   if (typeof options !== 'object' || options === null)
     throw usage('execute and guard options must be an object');
+  const unknown = unknownKey(options, EXECUTE_OPTIONS);
+  if (unknown !== undefined)
+    throw usage(
+      `execute and guard options have no ${unknown}; they are ${EXECUTE_OPTIONS.join(', ')}`,
+    );
   const { cost, throwOnDeny, waitForApproval: wait } = options;
   if (cost !== undefined && typeof cost !== 'function')
     throw usage('cost must be a function from the result to its cost');
   if (throwOnDeny !== undefined && typeof throwOnDeny !== 'boolean')
-    throw usage(`throwOnDeny must be true or false, not ${JSON.stringify(throwOnDeny)}`);
+    throw usage(`throwOnDeny must be true or false, not ${shown(throwOnDeny)}`);
   if (wait === undefined || wait === null) return;
+  if (typeof wait !== 'object')
+    throw usage(
+      `waitForApproval must be an object such as { timeoutMs: 60000 }, not ${shown(wait)}`,
+    );
+  const unknownWait = unknownKey(wait, WAIT_OPTIONS);
+  if (unknownWait !== undefined)
+    throw usage(`waitForApproval has no ${unknownWait}; it takes ${WAIT_OPTIONS.join(', ')}`);
   // Infinity waits until someone decides; NaN or a negative number is a mistake.
   if (!(typeof wait.timeoutMs === 'number' && wait.timeoutMs >= 0))
-    throw usage(
-      `waitForApproval.timeoutMs must be milliseconds ≥ 0, not ${String(wait.timeoutMs)}`,
-    );
+    throw usage(`waitForApproval.timeoutMs must be milliseconds ≥ 0, not ${shown(wait.timeoutMs)}`);
   if (
     wait.pollMs !== undefined &&
     !(typeof wait.pollMs === 'number' && wait.pollMs > 0 && Number.isFinite(wait.pollMs))
   )
-    throw usage(`waitForApproval.pollMs must be milliseconds above 0, not ${String(wait.pollMs)}`);
+    throw usage(`waitForApproval.pollMs must be milliseconds above 0, not ${shown(wait.pollMs)}`);
 }
 
 /** Who decides an approval, and their note: checked before any store sees them. */
 export function checkApprover(by: { approver: string; note?: string } | undefined): void {
   checkApproverId(by?.approver);
   if (by?.note !== undefined && typeof by.note !== 'string')
-    throw usage(`an approval note must be text, not ${JSON.stringify(by.note)}`);
+    throw usage(`an approval note must be text, not ${shown(by.note)}`);
 }
 
 /**
@@ -89,6 +170,9 @@ export function checkOptions(options: WritOptions): void {
   const refuse = (message: string) => usage(`createWrit: ${message}`);
   if (typeof options !== 'object' || options === null)
     throw refuse('expects an options object, such as { policy: "./policy.yaml" }');
+  const unknown = unknownKey(options, WRIT_OPTIONS);
+  if (unknown !== undefined)
+    throw refuse(`there is no option ${unknown}; the options are ${WRIT_OPTIONS.join(', ')}`);
   const isPolicy = (p: unknown) =>
     typeof p === 'string' || typeof (p as CompiledPolicy | null)?.scopeFor === 'function';
   if (!isPolicy(options.policy))
@@ -111,19 +195,19 @@ export function checkOptions(options: WritOptions): void {
     writTtlMs !== undefined &&
     !(typeof writTtlMs === 'number' && writTtlMs > 0 && Number.isFinite(writTtlMs))
   )
-    throw refuse(`writTtlMs must be a number of milliseconds above 0, not ${String(writTtlMs)}`);
+    throw refuse(`writTtlMs must be a number of milliseconds above 0, not ${shown(writTtlMs)}`);
   if (log !== undefined && typeof log !== 'boolean')
-    throw refuse(`log must be true or false, not ${JSON.stringify(log)}`);
+    throw refuse(`log must be true or false, not ${shown(log)}`);
   if (options.limits !== undefined) {
     if (typeof options.limits !== 'object' || options.limits === null)
       throw refuse('limits must be an object such as { maxDepth: 32 }');
+    const names = Object.keys(DEFAULT_JSON_LIMITS);
+    const unknownLimit = unknownKey(options.limits, names);
+    if (unknownLimit !== undefined)
+      throw refuse(`limits has no ${unknownLimit}; it takes ${names.join(', ')}`);
     for (const [name, value] of Object.entries(options.limits)) {
-      if (!Object.hasOwn(DEFAULT_JSON_LIMITS, name))
-        throw refuse(
-          `limits has no ${name}; it takes ${Object.keys(DEFAULT_JSON_LIMITS).join(', ')}`,
-        );
       if (!(Number.isSafeInteger(value) && (value as number) >= 1))
-        throw refuse(`limits.${name} must be a whole number ≥ 1, not ${String(value)}`);
+        throw refuse(`limits.${name} must be a whole number ≥ 1, not ${shown(value)}`);
     }
   }
   if (secrets !== undefined && typeof secrets !== 'function')
@@ -138,11 +222,23 @@ export function checkGuard<T>(
   options: ExecuteOptions<T>,
 ): void {
   if (typeof tool !== 'string' || !TOOL_NAME.test(tool))
-    throw usage(`guard: ${JSON.stringify(tool)} is not a tool name`);
+    throw usage(`guard: ${shown(tool)} is not a tool name`);
   checkExecute(fn, options);
+  if (typeof defaults === 'object' && defaults !== null) checkGuardKeys('defaults', defaults);
   if (!isId(defaults?.principal?.id))
     throw usage(`guard: defaults.principal.id must be ${ID_RULE}`);
   const session = defaults?.session;
   if (!isId(typeof session === 'string' ? session : session?.id))
     throw usage(`guard: defaults.session must be a session id, or { id } with ${ID_RULE}`);
+}
+
+/**
+ * Refuses a key of a guard's defaults, or of what a guarded call adds to them, that an
+ * action made from them would not read as meant: a misspelling, or `tool` and `args`,
+ * which the guard sets itself.
+ */
+export function checkGuardKeys(what: string, given: object): void {
+  const unknown = unknownKey(given, GUARD_DEFAULTS);
+  if (unknown !== undefined)
+    throw usage(`guard: ${what} have no ${unknown}; they take ${GUARD_DEFAULTS.join(', ')}`);
 }

@@ -40,7 +40,8 @@ describe('createWrit options', () => {
       [{ policy: POLICY, clock: { now: 1_000 } }, /clock must have a now\(\)/],
       [{ policy: POLICY, ids: {} }, /ids must have a next\(kind\)/],
       [{ policy: POLICY, writTtlMs: -5 }, /writTtlMs must be .* above 0, not -5/],
-      [{ policy: POLICY, writTtlMs: '60000' }, /writTtlMs must be .* not 60000/],
+      // Text shows as text: "not 60000" would hide that the value was a string.
+      [{ policy: POLICY, writTtlMs: '60000' }, /writTtlMs must be .* not "60000"$/],
       [{ policy: POLICY, writTtlMs: Number.POSITIVE_INFINITY }, /writTtlMs/],
       [{ policy: POLICY, log: 'no' }, /log must be true or false, not "no"/],
       [{ policy: POLICY, secrets: { KEY: 'x' } }, /secrets must be a function/],
@@ -48,6 +49,12 @@ describe('createWrit options', () => {
       [{ policy: POLICY, limits: { depth: 3 } }, /limits has no depth; it takes maxDepth/],
       [{ policy: POLICY, limits: 5 }, /limits must be an object/],
       [{ policy: '' }, /loadPolicy expects a policy file path or YAML text/],
+      // A misspelt option would leave its default in place without a word.
+      [
+        { policy: POLICY, writTTLMs: 1 },
+        /there is no option writTTLMs; the options are policy, store, clock, ids, writTtlMs,/,
+      ],
+      [{ policy: POLICY, stroe: {} }, /there is no option stroe/],
     ];
     for (const [options, message] of cases) expect(usageError(options)).toMatch(message);
   });
@@ -105,6 +112,18 @@ describe('the engine refuses misuse before anything is reserved', () => {
       await usage(writ.execute(action, () => 1, { waitForApproval: { timeoutMs: 10, pollMs: 0 } })),
     ).toMatch(/pollMs must be milliseconds above 0/);
     expect(await usage(writ.execute(action, () => 1, { cost: 3 as never }))).toMatch(/cost must/);
+    // Misspelt options, which would otherwise be ignored.
+    const misspelt: [unknown, RegExp][] = [
+      [
+        { throwOnDenied: true },
+        /options have no throwOnDenied; they are throwOnDeny, cost, waitForApproval/,
+      ],
+      [{ waitForAproval: { timeoutMs: 10 } }, /options have no waitForAproval/],
+      [{ waitForApproval: { timeout: 10 } }, /waitForApproval has no timeout; it takes timeoutMs/],
+      [{ waitForApproval: 1000 }, /waitForApproval must be an object .*, not 1000/],
+    ];
+    for (const [options, message] of misspelt)
+      expect(await usage(writ.execute(action, () => 1, options as never))).toMatch(message);
     const defaults = { principal: { id: 'p' }, session: 's' };
     expect(() => writ.guard('bad tool!', () => 1, defaults)).toThrow(/is not a tool name/);
     expect(() => writ.guard('t', 5 as never, defaults)).toThrow(/tool as a function/);
@@ -112,6 +131,19 @@ describe('the engine refuses misuse before anything is reserved', () => {
     expect(() => writ.guard('t', () => 1, { principal: { id: 'p' } } as never)).toThrow(
       /defaults.session/,
     );
+    expect(() => writ.guard('t', () => 1, defaults, { throwOnDenied: true } as never)).toThrow(
+      /options have no throwOnDenied/,
+    );
+    // A misspelling, or what the guard sets itself.
+    for (const key of ['idempotencykey', 'tool', 'args'])
+      expect(() => writ.guard('t', () => 1, { ...defaults, [key]: 'x' })).toThrow(
+        new RegExp(`defaults have no ${key}; they take principal, session, idempotencyKey`),
+      );
+    const guarded = writ.guard('t', () => 1, defaults);
+    expect(await usage(guarded({}, { idempotency: 'k' } as never))).toMatch(
+      /a call's defaults have no idempotency/,
+    );
+    expect(await usage(guarded({}, 'k' as never))).toMatch(/adds to the defaults with an object/);
     expect(await usage(writ.sessions.open('', {}))).toMatch(/the session id must be/);
     expect(await usage(writ.sessions.open('s', 'x' as never))).toMatch(/attrs must be an object/);
     expect(await usage(writ.sessions.open('s', [] as never))).toMatch(/attrs must be an object/);
@@ -122,6 +154,30 @@ describe('the engine refuses misuse before anything is reserved', () => {
     expect(await writ.budgets()).toEqual([]);
     expect(await writ.sessions.list()).toEqual([]);
     expect((await writ.store.verifyLog()).entries).toBe(0);
+  });
+
+  it('shows a bad value with its type, and never fails to show it', async () => {
+    const writ = createWrit({ policy: POLICY_WITH_BUDGET });
+    // A value is shown with its type, and one that cannot be turned into text (a symbol)
+    // still gets a USAGE error rather than a TypeError from the message.
+    const held = await writ.authorize(action);
+    const shownWithType: [unknown, RegExp][] = [
+      [{ status: 'succeeded', cost: Symbol('x') }, /settle cost must be .*, not Symbol\(x\)$/],
+      [{ status: 'succeeded', cost: '5' }, /settle cost must be .*, not "5"$/],
+      [{ status: 'succeeded', cost: 5n }, /settle cost must be .*, not 5n$/],
+      [{ status: 'success' }, /settle status must be .*, not "success"$/],
+      [{ status: Symbol('ok') }, /settle status must be .*, not Symbol\(ok\)$/],
+    ];
+    for (const [outcome, message] of shownWithType)
+      expect(await usage(writ.settle(held.writ!, outcome as never))).toMatch(message);
+    await writ.settle(held.writ!, { status: 'cancelled' });
+    expect(
+      await usage(writ.execute(action, () => 1, { waitForApproval: { timeoutMs: '10' as never } })),
+    ).toMatch(/timeoutMs must be milliseconds ≥ 0, not "10"$/);
+    expect(await usage(writ.execute(action, () => 1, { throwOnDeny: 1n as never }))).toMatch(
+      /throwOnDeny must be true or false, not 1n$/,
+    );
+    expect(await usage(writ.sweep({ limit: '5' as never }))).toMatch(/not "5"$/);
   });
 });
 
@@ -140,16 +196,72 @@ describe('execute settles a call that ran, whatever its cost function does', () 
         },
         /cost\(result\) threw: no price/,
       ],
+      // What is thrown need not be an Error: reporting it must not throw in turn, before
+      // the call is settled.
+      [
+        () => {
+          throw null;
+        },
+        /cost\(result\) threw: null/,
+      ],
+      [
+        () => {
+          throw undefined;
+        },
+        /cost\(result\) threw: undefined/,
+      ],
+      [
+        () => {
+          throw 'no price today';
+        },
+        /cost\(result\) threw: no price today;/,
+      ],
+      [
+        () => {
+          throw Object.create(null);
+        },
+        /cost\(result\) threw: unreadable error/,
+      ],
+      [() => Object.create(null), /not an object/],
+      [() => '5' as never, /not "5"/],
     ];
     let ran = 0;
     for (const [cost, message] of costs) {
-      const run = writ.execute(action, () => ++ran, { cost });
+      const run = writ.execute(action, () => ({ ran: ++ran }), { cost });
       await expect(run).rejects.toThrow(message);
-      await expect(run).rejects.toMatchObject({ code: 'USAGE' });
+      // The error says the call succeeded and carries its result and decision, which a
+      // caller would otherwise have lost.
+      await expect(run).rejects.toMatchObject({
+        code: 'USAGE',
+        message: expect.stringMatching(/its result and decision are in this error's data/),
+        data: { outcome: 'allow', result: { ran }, decision: { outcome: 'allow' } },
+      });
     }
-    expect(ran).toBe(3);
+    expect(ran).toBe(costs.length);
     // Nothing is left held: each call was captured at the 4 it held.
-    expect(await writ.budgets()).toMatchObject([{ spent: 12, held: 0 }]);
+    expect(await writ.budgets()).toMatchObject([{ spent: 4 * costs.length, held: 0 }]);
+    expect(await writ.openWrits()).toEqual([]);
+  });
+
+  it('settles a call whose result throws a non-Error when serialised, and keeps null for replays', async () => {
+    const policy = `${POLICY_WITH_BUDGET}idempotency:\n  once:\n    key: 'request.idempotencyKey'\n`;
+    const writ = createWrit({ policy });
+    const keyed = { ...action, idempotencyKey: 'k1' };
+    const run = writ.execute(keyed, () => ({
+      toJSON() {
+        throw undefined;
+      },
+    }));
+    await expect(run).rejects.toThrow(/the result is not JSON: undefined; the call succeeded/);
+    // The error says the call ran, and carries what it returned.
+    const error = (await run.catch((e: unknown) => e)) as WritError;
+    expect(error.data).toMatchObject({ outcome: 'allow', decision: { outcome: 'allow' } });
+    expect(error.data.result).toHaveProperty('toJSON');
+    expect(await writ.openWrits()).toEqual([]);
+    expect(await writ.budgets()).toMatchObject([{ spent: 4, held: 0 }]);
+    // Settled, so a retry replays rather than finding the key in flight (or in doubt later).
+    const retry = await writ.execute(keyed, () => 'ran again');
+    expect(retry).toMatchObject({ outcome: 'replay', result: null });
   });
 
   it('takes waitForApproval: null as no wait, and Infinity as no time limit', async () => {
@@ -164,6 +276,105 @@ describe('execute settles a call that ran, whatever its cost function does', () 
     await expect(writ.execute(action, () => 1, { throwOnDeny: 'no' as never })).rejects.toThrow(
       /throwOnDeny must be true or false, not "no"/,
     );
+  });
+});
+
+describe('execute settles the writ it authorized', () => {
+  it('whatever the tool does to the writ and decision it is given', async () => {
+    const writ = createWrit({ policy: POLICY });
+    const action = { tool: 't', principal: { id: 'p' }, session: { id: 's' } };
+    const other = await writ.authorize(action);
+    const done = await writ.execute(action, (ctx) => {
+      ctx.writ.id = other.writ!.id;
+      ctx.decision.writ!.id = other.writ!.id;
+      ctx.decision.reasons.length = 0;
+      return 'ok';
+    });
+    // The other call's writ is still open for its owner; this call's is settled.
+    expect((await writ.openWrits()).map((open) => open.writ.id)).toEqual([other.writ!.id]);
+    expect(done.decision.writ!.id).not.toBe(other.writ!.id);
+    expect(done.decision.reasons).toMatchObject([{ code: 'ALLOWED_BY_RULE' }]);
+    await writ.settle(other.writ!, { status: 'cancelled' });
+  });
+});
+
+describe('when execute cannot settle a call that ran', () => {
+  const action = { tool: 't', principal: { id: 'p' }, session: { id: 's' } };
+  const settleError = async (run: Promise<unknown>) => {
+    const error = await run.then(
+      () => expect.fail('execute resolved'),
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(WritError);
+    return error as WritError;
+  };
+
+  it("the settle failure is thrown with the tool's result in its data", async () => {
+    const writ = createWrit({ policy: POLICY });
+    // An operator (here the tool itself) settled the writ while the tool ran.
+    const error = await settleError(
+      writ.execute(action, async (ctx) => {
+        await writ.settle(ctx.writ.id, { status: 'failed' });
+        return { transferred: true };
+      }),
+    );
+    expect(error).toMatchObject({
+      code: 'WRIT_INVALID',
+      message: expect.stringMatching(/already settled .*; the call had succeeded/),
+      data: { outcome: 'allow', result: { transferred: true }, decision: { outcome: 'allow' } },
+    });
+    expect(error.cause).toMatchObject({ code: 'WRIT_INVALID' });
+  });
+
+  it("the settle failure is thrown with the tool's error as its cause", async () => {
+    const writ = createWrit({ policy: POLICY });
+    const failed = new Error('bank timeout');
+    const settled = await settleError(
+      writ.execute(action, async (ctx) => {
+        await writ.settle(ctx.writ.id, { status: 'cancelled' });
+        throw failed;
+      }),
+    );
+    expect(settled).toMatchObject({
+      code: 'WRIT_INVALID',
+      message: expect.stringMatching(/the tool had failed/),
+    });
+    expect(settled.cause).toBe(failed);
+    // A store closed meanwhile throws no WritError of its own: the failure is the store's.
+    const closed = await settleError(
+      writ.execute(action, async () => {
+        await writ.close();
+        throw failed;
+      }),
+    );
+    expect(closed).toMatchObject({
+      code: 'STORE_FAILURE',
+      message: expect.stringMatching(/closed/),
+    });
+    expect(closed.cause).toBe(failed);
+  });
+});
+
+describe('a store that rejects with something other than an Error', () => {
+  it('still gets a denial, STORE_UNAVAILABLE, not an exception from authorize', async () => {
+    const inner = memoryStore();
+    const store = new Proxy(inner, {
+      get(target, name) {
+        if (name === 'authorize') return () => Promise.reject('disk full');
+        const value = Reflect.get(target, name);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const writ = createWrit({ policy: POLICY, store });
+    const decided = await writ.authorize({
+      tool: 't',
+      principal: { id: 'p' },
+      session: { id: 's' },
+    });
+    expect(decided).toMatchObject({ outcome: 'deny' });
+    expect(decided.reasons).toEqual([
+      { code: 'STORE_UNAVAILABLE', message: expect.any(String), error: 'disk full' },
+    ]);
   });
 });
 
@@ -183,6 +394,23 @@ describe('approvals through the engine', () => {
     );
     expect(waited.outcome).toBe('approval_required');
     expect(ran).toBe(false);
+  });
+
+  it('waits no longer than its timeout when the poll interval is longer', async () => {
+    const policy = 'version: 1\ntools:\n  t:\n    - require_approval: true\n';
+    const action = { tool: 't', principal: { id: 'p' }, session: { id: 's' } };
+    // With the system clock, and with one that stands still.
+    for (const writ of [
+      createWrit({ policy }),
+      createWrit({ policy, clock: manualClock(Date.parse('2026-11-23T10:00:00Z')) }),
+    ]) {
+      const started = performance.now();
+      const waited = await writ.execute(action, () => 1, {
+        waitForApproval: { timeoutMs: 100, pollMs: 3_000 },
+      });
+      expect(waited.outcome).toBe('approval_required');
+      expect(performance.now() - started).toBeLessThan(1_000);
+    }
   });
 
   it('checks the approver before any store sees it', async () => {

@@ -14,6 +14,7 @@ import { actionDigest, digestJson } from '../core/digest.js';
 import { WritError } from '../core/errors.js';
 import {
   DEFAULT_JSON_LIMITS,
+  errorMessage,
   isJsonObject,
   type Json,
   type JsonLimits,
@@ -56,7 +57,9 @@ import {
   checkApprover,
   checkExecute,
   checkGuard,
+  checkGuardKeys,
   checkOptions,
+  shown,
   usage,
 } from './usage.js';
 
@@ -130,7 +133,11 @@ export interface WritEngine {
   authorize(action: unknown): Promise<Decision>;
   /** Settles a writ once. Throws `WRIT_INVALID` for an unknown or already settled writ. */
   settle(writ: Writ | string, outcome: SettleOutcome): Promise<SettleResult>;
-  /** Authorizes, runs `fn` only when allowed, and settles with its outcome. */
+  /**
+   * Authorizes, runs `fn` only when allowed, and settles with its outcome. A call that ran
+   * is settled even when its cost function or result cannot be used; the `USAGE` error
+   * that then reports it carries the result and decision in its `data`.
+   */
   execute<T>(
     action: unknown,
     fn: (ctx: GuardContext) => T | Promise<T>,
@@ -224,11 +231,11 @@ function costOf<T>(
   try {
     amount = cost(value);
   } catch (error) {
-    return `cost(result) threw: ${(error as Error).message}`;
+    return `cost(result) threw: ${errorMessage(error)}`;
   }
   return isAmount(amount)
     ? amount
-    : `cost(result) must return a number from 0 to ${MAX_AMOUNT}, not ${String(amount)}`;
+    : `cost(result) must return a number from 0 to ${MAX_AMOUNT}, not ${shown(amount)}`;
 }
 
 /**
@@ -241,7 +248,7 @@ function storableResult(value: unknown, limits: JsonLimits): { value: Json } | s
   try {
     plain = value === undefined ? null : jsonCopy(value);
   } catch (error) {
-    return `the result is not JSON: ${(error as Error).message}`;
+    return `the result is not JSON: ${errorMessage(error)}`;
   }
   const json = toJson(plain, 'result', limits);
   return json.ok
@@ -343,7 +350,7 @@ export function createWrit(options: WritOptions): WritEngine {
 
   function storeFailure(id: string, now: number, digest: string, error: unknown): Decision {
     return decision(id, now, digest, 'deny', [
-      reason('STORE_UNAVAILABLE', { error: (error as Error).message }),
+      reason('STORE_UNAVAILABLE', { error: errorMessage(error) }),
     ]);
   }
 
@@ -557,11 +564,13 @@ export function createWrit(options: WritOptions): WritEngine {
     if (!['succeeded', 'failed', 'cancelled'].includes(outcome.status)) {
       throw new WritError(
         'USAGE',
-        `settle status must be succeeded, failed or cancelled, not ${String(outcome.status)}`,
+        `settle status must be succeeded, failed or cancelled, not ${shown(outcome.status)}`,
       );
     }
     if (outcome.cost !== undefined && !isAmount(outcome.cost))
-      throw usage(`settle cost must be a number from 0 to ${MAX_AMOUNT}, not ${outcome.cost}`);
+      throw usage(
+        `settle cost must be a number from 0 to ${MAX_AMOUNT}, not ${shown(outcome.cost)}`,
+      );
     let result: Json | undefined;
     if (outcome.result !== undefined) {
       const json = toJson(outcome.result, 'result', limits);
@@ -602,12 +611,16 @@ export function createWrit(options: WritOptions): WritEngine {
         decision: decided,
       };
     }
-    const writ = decided.writ;
+    // The tool gets its own copy of the decision and writ: what it does to them must change
+    // neither which writ is settled (a changed id would settle another call's writ, and
+    // leave this one open) nor the decision execute returns.
+    const writ = decided.writ.id;
+    const seen = jsonCopy(decided);
     let value: T;
     try {
-      value = await fn({ writ, decision: decided });
+      value = await fn({ writ: seen.writ!, decision: seen });
     } catch (error) {
-      await settle(writ, { status: 'failed' });
+      await settleRan(writ, { status: 'failed' }, { error }, decided);
       throw error;
     }
     const stored = storableResult(value, limits);
@@ -615,21 +628,67 @@ export function createWrit(options: WritOptions): WritEngine {
     // The call ran: it is settled whatever its cost function did or its result was, so that
     // nothing stays held for it. A cost that cannot be used settles it at what it held, a
     // result that cannot be stored as null; then either is reported.
-    await settle(writ, {
-      status: 'succeeded',
-      result: typeof stored === 'string' ? null : stored.value,
-      ...(typeof cost === 'number' && { cost }),
-    });
-    if (typeof cost === 'string')
-      throw usage(`${cost}; the call succeeded and was settled at the amount it held`);
+    await settleRan(
+      writ,
+      {
+        status: 'succeeded',
+        result: typeof stored === 'string' ? null : stored.value,
+        ...(typeof cost === 'number' && { cost }),
+      },
+      { result: value },
+      decided,
+    );
+    // The call succeeded: a caller told of a mistake now must still be able to tell that it
+    // ran, and get what it returned.
+    const succeeded = (problem: string, settled: string) =>
+      new WritError(
+        'USAGE',
+        `${problem}; the call succeeded and was settled ${settled} (its result and decision are in this error's data)`,
+        { outcome: 'allow', result: value, decision: decided },
+      );
+    if (typeof cost === 'string') throw succeeded(cost, 'at the amount it held');
     // Only a replay would read the stored result: without an idempotency claim, null is as
     // good as any; with one, a retry would get null for the tool's result, so say so now.
     if (
       typeof stored === 'string' &&
-      writ.reservations.some((r) => isJsonObject(r) && r.kind === 'idempotency')
+      decided.writ.reservations.some((r) => isJsonObject(r) && r.kind === 'idempotency')
     )
-      throw usage(`${stored}; the call succeeded and was settled, with null kept for replays`);
+      throw succeeded(stored, 'with null kept for replays');
     return { outcome: 'allow', result: value, decision: decided };
+  }
+
+  /**
+   * Settles the writ of a call that ran. When that fails — the tool or an operator settled
+   * it already, the store closed meanwhile — neither is lost: the settle failure is thrown,
+   * since the caller must learn that the call's record is not what execute meant it to be,
+   * with the tool's error as its `cause` (a chain every runtime prints), or the tool's
+   * result in its `data` as a successful call's other errors carry it.
+   */
+  async function settleRan(
+    writId: string,
+    outcome: SettleOutcome,
+    ran: { error: unknown } | { result: unknown },
+    decided: Decision,
+  ): Promise<void> {
+    try {
+      await settle(writId, outcome);
+    } catch (failure) {
+      const code = failure instanceof WritError ? failure.code : 'STORE_FAILURE';
+      const cannot = `execute could not settle writ ${writId}: ${errorMessage(failure)}`;
+      if ('error' in ran)
+        throw new WritError(
+          code,
+          `${cannot}; the tool had failed (its error is this error's cause)`,
+          { decision: decided, settleError: failure },
+          { cause: ran.error },
+        );
+      throw new WritError(
+        code,
+        `${cannot}; the call had succeeded (its result and decision are in this error's data)`,
+        { outcome: 'allow', result: ran.result, decision: decided },
+        { cause: failure },
+      );
+    }
   }
 
   async function waitForApproval(
@@ -639,16 +698,17 @@ export function createWrit(options: WritOptions): WritEngine {
   ): Promise<Decision> {
     const pollMs = wait.pollMs ?? 500;
     const deadline = clock.now() + wait.timeoutMs;
-    // Bounded by polls as well as by the clock: the waits are real timers, and an injected
-    // clock (a test's, a simulation's) need not move while they pass.
-    const polls = Math.ceil(wait.timeoutMs / pollMs);
     let current = pending;
-    for (
-      let n = 0;
-      current.outcome === 'approval_required' && clock.now() < deadline && n < polls;
-      n++
-    ) {
-      await new Promise((resolve) => setTimeout(resolve, pollMs));
+    // Bounded by the time slept as well as by the clock: the waits are real timers, and an
+    // injected clock (a test's, a simulation's) need not move while they pass.
+    for (let slept = 0; current.outcome === 'approval_required'; ) {
+      const left = Math.min(deadline - clock.now(), wait.timeoutMs - slept);
+      if (!(left > 0)) break;
+      // The last wait is only what is left: a poll longer than the timeout must not hold
+      // the caller past it (timeoutMs 100 with pollMs 3000 returned after 3 s).
+      const ms = Math.min(pollMs, left);
+      await new Promise((resolve) => setTimeout(resolve, ms));
+      slept += ms;
       current = await authorize(action);
     }
     return current;
@@ -662,7 +722,10 @@ export function createWrit(options: WritOptions): WritEngine {
     execute,
     guard(tool, fn, defaults, guardOptions) {
       checkGuard(tool, fn, defaults, guardOptions ?? {});
-      return (args, extra = {}) => {
+      return async (args, extra = {}) => {
+        if (typeof extra !== 'object' || extra === null)
+          throw usage('guard: a call adds to the defaults with an object, such as { meta }');
+        checkGuardKeys("a call's defaults", extra);
         const merged = { ...defaults, ...extra };
         const session =
           typeof merged.session === 'string' ? { id: merged.session } : merged.session;
@@ -705,7 +768,7 @@ export function createWrit(options: WritOptions): WritEngine {
       async list(status) {
         if (status !== undefined && !APPROVAL_STATUSES.includes(status))
           throw usage(
-            `approvals.list: status must be one of ${APPROVAL_STATUSES.join(', ')}, not ${JSON.stringify(status)}`,
+            `approvals.list: status must be one of ${APPROVAL_STATUSES.join(', ')}, not ${shown(status)}`,
           );
         return store.listApprovals(clock.now(), status);
       },
@@ -725,7 +788,7 @@ export function createWrit(options: WritOptions): WritEngine {
     async sweep(options) {
       const limit = options?.limit ?? 1_000;
       if (!(Number.isSafeInteger(limit) && limit >= 1))
-        throw usage(`sweep: limit must be a whole number ≥ 1, not ${String(limit)}`);
+        throw usage(`sweep: limit must be a whole number ≥ 1, not ${shown(limit)}`);
       return store.sweep(clock.now(), limit);
     },
     close: () => store.close(),
