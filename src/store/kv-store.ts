@@ -52,6 +52,23 @@ export abstract class KvStore implements Store {
   protected abstract atomic<T>(step: (view: KvView) => T): Promise<T>;
   /** Reads outside a write step. */
   protected abstract readonly view: KvView;
+  /** Whether `close` was called. */
+  protected abstract readonly closed: boolean;
+  /** Refuses, as the store's own failure, what is asked of it once closed. */
+  protected assertOpen(): void {
+    if (this.closed) throw this.closedError();
+  }
+  protected closedError(): WritError {
+    return new WritError('STORE_FAILURE', `the ${this.kind} store is closed`);
+  }
+  /**
+   * {@link view}, for a read outside a step, while the store is open: a closed store answers
+   * nothing, rather than what it held (memory) or a driver's TypeError (SQLite).
+   */
+  protected get reads(): KvView {
+    this.assertOpen();
+    return this.view;
+  }
   abstract readLog(afterSeq: number, limit: number): Promise<LogEntry[]>;
   abstract findDecision(id: string): Promise<LogEntry | undefined>;
   abstract verifyLog(): Promise<ChainReport>;
@@ -83,10 +100,10 @@ export abstract class KvStore implements Store {
     claims: IdempotencyOp[],
     now: number,
   ): Promise<{ result: Json; writId: string } | undefined> {
-    return this.own(ledger.findReplay(this.view, claims, now));
+    return this.own(ledger.findReplay(this.reads, claims, now));
   }
   async getSession(id: string, now: number): Promise<SessionRecord | undefined> {
-    return this.own(ledger.getSession(this.view, id, now));
+    return this.own(ledger.getSession(this.reads, id, now));
   }
   putSession(
     id: string,
@@ -99,7 +116,7 @@ export abstract class KvStore implements Store {
     return this.atomic((view) => this.own(ledger.putSession(view, id, own, now, asLogged)));
   }
   async listSessions(now: number): Promise<SessionRecord[]> {
-    return this.own(ledger.listSessions(this.view, now));
+    return this.own(ledger.listSessions(this.reads, now));
   }
   requestApproval(request: ApprovalRecord, log?: DecisionLog): Promise<ApprovalRecord> {
     const own = this.own(request);
@@ -110,13 +127,13 @@ export abstract class KvStore implements Store {
     policyHash: string,
     now: number,
   ): Promise<ApprovalRecord | undefined> {
-    return this.own(ledger.findApproval(this.view, actionDigest, policyHash, now));
+    return this.own(ledger.findApproval(this.reads, actionDigest, policyHash, now));
   }
   async getApproval(id: string, now: number): Promise<ApprovalRecord | undefined> {
-    return this.own(ledger.getApproval(this.view, id, now));
+    return this.own(ledger.getApproval(this.reads, id, now));
   }
   async listApprovals(now: number, status?: ApprovalStatus): Promise<ApprovalRecord[]> {
-    return this.own(ledger.listApprovals(this.view, now, status));
+    return this.own(ledger.listApprovals(this.reads, now, status));
   }
   decideApproval(id: string, decision: ApprovalDecision, now: number): Promise<ApprovalRecord> {
     return this.atomic((view) => this.own(ledger.decideApproval(view, id, decision, now)));
@@ -135,6 +152,7 @@ export abstract class KvStore implements Store {
   readonly #sweptKinds = new Set<Kind>();
 
   async sweep(now: number, limit: number): Promise<SweepReport> {
+    this.assertOpen();
     const report: SweepReport = { examined: 0, removed: {}, done: false };
     for (const kind of ledger.SWEPT_KINDS) {
       if (this.#sweptKinds.has(kind)) continue;
@@ -153,19 +171,19 @@ export abstract class KvStore implements Store {
   }
 
   async listBudgets(now: number): Promise<BudgetState[]> {
-    return this.own(ledger.listBudgets(this.view, now));
+    return this.own(ledger.listBudgets(this.reads, now));
   }
   async listOpenWrits(now: number): Promise<OpenWrit[]> {
-    return this.own(ledger.listOpenWrits(this.view, now));
+    return this.own(ledger.listOpenWrits(this.reads, now));
   }
   putPolicy(hash: string, sources: PolicySourceText[]): Promise<void> {
     const own = this.own(sources);
     return this.atomic((view) => ledger.putPolicy(view, hash, own));
   }
   async logHead(): Promise<LogHead | undefined> {
-    return this.own(this.view.get('log-head', 'head') as LogHead | undefined);
+    return this.own(this.reads.get('log-head', 'head') as LogHead | undefined);
   }
   async getPolicy(hash: string): Promise<PolicySourceText[] | undefined> {
-    return this.own(this.view.get('policy', hash) as PolicySourceText[] | undefined);
+    return this.own(this.reads.get('policy', hash) as PolicySourceText[] | undefined);
   }
 }

@@ -18,7 +18,8 @@ import type { PolicySourceText } from '../policy/index.js';
  * - Time is only ever the `now` passed in. Expired holds, leases and claims are treated as
  *   expired whenever they are read, so nothing depends on a background sweeper.
  * - A store that cannot answer throws; the engine turns that into a `deny` with
- *   `STORE_UNAVAILABLE`. A store never answers "allowed" on failure.
+ *   `STORE_UNAVAILABLE`. A store never answers "allowed" on failure. A closed store
+ *   answers nothing: every call rejects with a `STORE_FAILURE`.
  */
 export interface Store {
   /** A short name for logs and metrics: `memory`, `sqlite`, … */

@@ -1,5 +1,6 @@
 import { expect } from 'vitest';
 import { digestJson } from '../core/digest.js';
+import type { WritError } from '../core/errors.js';
 import { MAX_AMOUNT, type PlanOp } from '../core/plan.js';
 import { entryHash, GENESIS_HASH } from '../log/entry.js';
 import type { BudgetState, Store, WritRecord } from '../store/types.js';
@@ -1842,6 +1843,40 @@ const failures: ConformanceCase[] = [
         'connection lost',
       );
       expect(await store.listBudgets(T0)).toEqual([budget(DAY_KEY, 500, 0, 10, DAY_END)]);
+    },
+  ),
+
+  example(
+    'failures: a closed store answers nothing, each call a STORE_FAILURE',
+    async ({ writ, store }) => {
+      const w = writ(SESSIONS);
+      await w.sessions.open('run-1', { payees: ['bob'] });
+      await store.close();
+      const calls: [string, () => Promise<unknown>][] = [
+        ['getSession', () => store.getSession('run-1', T0)],
+        ['listSessions', () => store.listSessions(T0)],
+        ['listBudgets', () => store.listBudgets(T0)],
+        ['listApprovals', () => store.listApprovals(T0)],
+        ['getApproval', () => store.getApproval('apr-1', T0)],
+        ['listOpenWrits', () => store.listOpenWrits(T0)],
+        ['findReplay', () => store.findReplay([], T0)],
+        ['logHead', () => store.logHead()],
+        ['readLog', () => store.readLog(0, 10)],
+        ['findDecision', () => store.findDecision('dec-1')],
+        ['verifyLog', () => store.verifyLog()],
+        ['getPolicy', () => store.getPolicy('sha256:x')],
+        ['sweep', () => store.sweep(T0, 10)],
+        ['putSession', () => store.putSession('run-2', {}, T0)],
+      ];
+      for (const [name, call] of calls) {
+        const error = await call().then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect([name, (error as WritError | undefined)?.code]).toEqual([name, 'STORE_FAILURE']);
+      }
+      // The engine fails closed on it.
+      denied(await w.authorize(sendTo('bob')), { code: 'STORE_UNAVAILABLE' });
     },
   ),
 

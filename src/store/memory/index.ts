@@ -31,6 +31,7 @@ class MemoryStore extends KvStore {
   readonly #decisions = new Map<string, number>();
 
   async readLog(afterSeq: number, limit: number): Promise<LogEntry[]> {
+    this.assertOpen();
     const out: LogEntry[] = [];
     const end = Math.min(this.#log.length, Math.max(0, afterSeq) + limit);
     for (let seq = Math.max(0, afterSeq) + 1; seq <= end; seq++)
@@ -39,6 +40,7 @@ class MemoryStore extends KvStore {
   }
 
   async findDecision(id: string): Promise<LogEntry | undefined> {
+    this.assertOpen();
     const seq = this.#decisions.get(id);
     return seq === undefined || seq > this.#log.length
       ? undefined
@@ -46,6 +48,7 @@ class MemoryStore extends KvStore {
   }
 
   async verifyLog(): Promise<ChainReport> {
+    this.assertOpen();
     const verifier = new ChainVerifier();
     for (let seq = 1; seq <= this.#log.length; seq++)
       if (!verifier.push({ seq, text: this.#log.text(seq) })) break;
@@ -83,8 +86,12 @@ class MemoryStore extends KvStore {
 
   // A step runs synchronously to completion, so no other step can interleave with it.
   protected async atomic<T>(step: (view: KvView) => T): Promise<T> {
-    if (this.#closed) throw new Error('the memory store is closed');
+    this.assertOpen();
     return step(this.view);
+  }
+
+  protected get closed(): boolean {
+    return this.#closed;
   }
 
   async close(): Promise<void> {

@@ -47,7 +47,6 @@ const lockedOut = (cause?: unknown) =>
     cause === undefined ? undefined : { cause },
   );
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const closed = () => new WritError('STORE_FAILURE', 'the SQLite store is closed');
 
 interface Job {
   step: (view: KvView) => unknown;
@@ -153,7 +152,7 @@ class SqliteStore extends KvStore {
   }
 
   protected atomic<T>(step: (view: KvView) => T): Promise<T> {
-    if (!this.#db.open) return Promise.reject(closed());
+    if (!this.#db.open) return Promise.reject(this.closedError());
     if (!this.#groupCommit)
       return this.#whenUnlocked(() => this.#transaction(() => this.#state.step(step)));
     return new Promise<T>((resolve, reject) => {
@@ -214,7 +213,7 @@ class SqliteStore extends KvStore {
       while (this.#lockTurn) await this.#lockTurn;
       // Woken with the others: a step whose time is up, or whose store closed meanwhile,
       // fails without another try — each would hold the thread in SQLite's busy wait.
-      if (!this.#db.open) throw closed();
+      if (!this.#db.open) throw this.closedError();
       if (performance.now() >= deadline) throw lockedOut();
       const first = tryOnce();
       if (first) return first.value;
@@ -227,7 +226,7 @@ class SqliteStore extends KvStore {
     try {
       for (let wait = 1; ; wait = Math.min(2 * wait, 50)) {
         await pause(wait);
-        if (!this.#db.open) throw closed();
+        if (!this.#db.open) throw this.closedError();
         const next = tryOnce();
         if (next) return next.value;
       }
@@ -306,11 +305,17 @@ class SqliteStore extends KvStore {
     return { keys, done };
   }
 
+  protected get closed(): boolean {
+    return !this.#db.open;
+  }
+
   async readLog(afterSeq: number, limit: number): Promise<LogEntry[]> {
+    this.assertOpen();
     return this.#logAfter.all(afterSeq, limit).map((row) => storedEntry(row.seq, row.entry));
   }
 
   async findDecision(id: string): Promise<LogEntry | undefined> {
+    this.assertOpen();
     await this.#whenUnlocked(() => this.#indexDecisions());
     const seq = this.#decisionSeq.get(id);
     const row = seq === undefined ? undefined : this.#entryAt.get(seq);
@@ -357,6 +362,7 @@ class SqliteStore extends KvStore {
    * entries another process appended in between looked like a truncated log.
    */
   async verifyLog(): Promise<ChainReport> {
+    this.assertOpen();
     return this.#db.transaction(() => {
       const verifier = new ChainVerifier();
       for (const row of this.#allLog.iterate()) {
