@@ -536,3 +536,37 @@ describe('what the log keeps of redacted values', () => {
     expect(await store.verifyLog()).toMatchObject({ ok: true, entries: 5 });
   });
 });
+
+describe('execute runs what was authorized', () => {
+  it('hands the tool the authorized arguments, whatever the caller does to its object', async () => {
+    const store = memoryStore();
+    const writ = createWrit({
+      policy: loadPolicy(
+        [
+          'version: 1',
+          'tools:',
+          "  pay: [{ allow: 'args.amount <= 100.0' }]",
+          'budgets:',
+          "  spend: { match: 'true', limit: 1000, window: lifetime, cost: 'args.amount' }",
+          '',
+        ].join('\n'),
+      ),
+      store,
+      clock: manualClock(0),
+    });
+    const args = { amount: 10 };
+    const action = { tool: 'pay', args, principal: { id: 'agent' }, session: { id: 's' } };
+    let ran: unknown;
+    const done = writ.execute(action, (ctx) => {
+      ran = ctx.args;
+      return 'paid';
+    });
+    // The caller changes its object after handing it over, before the tool runs.
+    args.amount = 10_000;
+    expect((await done).outcome).toBe('allow');
+    expect(ran).toEqual({ amount: 10 });
+    expect(await writ.budgets()).toMatchObject([{ spent: 10 }]);
+    const logged = (await store.readLog(0, 10))[0]!.decision!.action.args;
+    expect(logged).toEqual({ amount: 10 });
+  });
+});

@@ -123,6 +123,11 @@ export interface ExecuteOptions<T> {
 export interface GuardContext {
   writ: Writ;
   decision: Decision;
+  /**
+   * The arguments as authorized, a copy: run the tool with these. The caller's own object
+   * may have changed since it was handed to `execute`.
+   */
+  args: JsonObject;
 }
 
 /** The writ engine: one policy, one store, one clock. */
@@ -594,9 +599,14 @@ export function createWrit(options: WritOptions): WritEngine {
     opts: ExecuteOptions<T> = {},
   ): Promise<ExecuteResult<T>> {
     checkExecute(fn, opts);
-    let decided = await authorize(action);
+    // Decided, waited for and run on one snapshot of the request: a caller that changes its
+    // object meanwhile (while a person approves, or after handing it over) changes nothing
+    // that was decided. A request that does not parse is authorized as given, to be refused.
+    const parsed = parseAction(action, limits);
+    const request = parsed.ok ? actionToJson(parsed.action) : action;
+    let decided = await authorize(request);
     if (decided.outcome === 'approval_required' && opts.waitForApproval) {
-      decided = await waitForApproval(action, decided, opts.waitForApproval);
+      decided = await waitForApproval(request, decided, opts.waitForApproval);
     }
     if (decided.outcome === 'replay')
       return { outcome: 'replay', result: decided.result ?? null, decision: decided };
@@ -618,7 +628,12 @@ export function createWrit(options: WritOptions): WritEngine {
     const seen = jsonCopy(decided);
     let value: T;
     try {
-      value = await fn({ writ: seen.writ!, decision: seen });
+      value = await fn({
+        writ: seen.writ!,
+        decision: seen,
+        // Only a request that parsed is allowed.
+        args: jsonCopy((parsed as { action: Action }).action.args),
+      });
     } catch (error) {
       await settleRan(writ, { status: 'failed' }, { error }, decided);
       throw error;
