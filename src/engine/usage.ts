@@ -3,7 +3,7 @@ import { WritError } from '../core/errors.js';
 import { DEFAULT_JSON_LIMITS } from '../core/json.js';
 import type { CompiledPolicy } from '../policy/index.js';
 import type { ApprovalStatus, Store } from '../store/types.js';
-import type { ExecuteOptions, GuardDefaults, WritOptions } from './writ.js';
+import type { ExecuteOptions, GuardDefaults, SettleOutcome, WritOptions } from './writ.js';
 
 /**
  * The checks of what a caller hands the engine's API. A mistake there — a store without its
@@ -109,8 +109,14 @@ const GUARD_DEFAULTS = [
   'estimate',
   'meta',
 ] as const satisfies readonly (keyof GuardDefaults)[];
+const SETTLE_OUTCOME = [
+  'status',
+  'cost',
+  'result',
+] as const satisfies readonly (keyof SettleOutcome)[];
 /** Fails to compile when an options type gains a key its list does not name. */
 type UnlistedOption =
+  | Exclude<keyof SettleOutcome, (typeof SETTLE_OUTCOME)[number]>
   | Exclude<keyof WritOptions, (typeof WRIT_OPTIONS)[number]>
   | Exclude<keyof ExecuteOptions<unknown>, (typeof EXECUTE_OPTIONS)[number]>
   | Exclude<keyof WaitOptions, (typeof WAIT_OPTIONS)[number]>
@@ -120,6 +126,13 @@ const _everyOptionListed: [UnlistedOption] extends [never] ? true : UnlistedOpti
 /** The first own key of `value` that `known` does not name, if any. */
 function unknownKey(value: object, known: readonly string[]): string | undefined {
   return Object.keys(value).find((key) => !known.includes(key));
+}
+
+/** Refuses a settle outcome's misspelt key (`costs: 50` would settle at what was held). */
+export function checkSettleKeys(outcome: object): void {
+  const unknown = unknownKey(outcome, SETTLE_OUTCOME);
+  if (unknown !== undefined)
+    throw usage(`settle: an outcome has no ${unknown}; it takes ${SETTLE_OUTCOME.join(', ')}`);
 }
 
 /** What `execute` and `guard` are given besides the action, checked before anything runs. */

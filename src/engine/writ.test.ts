@@ -167,6 +167,11 @@ describe('the engine refuses misuse before anything is reserved', () => {
       [{ status: 'succeeded', cost: 5n }, /settle cost must be .*, not 5n$/],
       [{ status: 'success' }, /settle status must be .*, not "success"$/],
       [{ status: Symbol('ok') }, /settle status must be .*, not Symbol\(ok\)$/],
+      // A misspelt key would settle at what was held, not at the cost meant.
+      [
+        { status: 'succeeded', costs: 50 },
+        /an outcome has no costs; it takes status, cost, result$/,
+      ],
     ];
     for (const [outcome, message] of shownWithType)
       expect(await usage(writ.settle(held.writ!, outcome as never))).toMatch(message);

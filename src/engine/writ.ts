@@ -59,6 +59,7 @@ import {
   checkGuard,
   checkGuardKeys,
   checkOptions,
+  checkSettleKeys,
   shown,
   usage,
 } from './usage.js';
@@ -458,6 +459,7 @@ export function createWrit(options: WritOptions): WritEngine {
       sessionId: action.session.id,
       sessionVersion,
     };
+    if (session && session.labels.length > 0) request.sessionLabels = session.labels;
     if (approved && approval) {
       request.approvalId = approval.id;
       request.approvalDigest = bound!;
@@ -566,6 +568,7 @@ export function createWrit(options: WritOptions): WritEngine {
       throw usage('settle expects the writ an allow decision carried, or its id');
     if (typeof outcome !== 'object' || outcome === null)
       throw usage("settle expects an outcome such as { status: 'succeeded' }");
+    checkSettleKeys(outcome);
     if (!['succeeded', 'failed', 'cancelled'].includes(outcome.status)) {
       throw new WritError(
         'USAGE',

@@ -324,6 +324,8 @@ export function authorize(view: KvView, req: AuthorizeRequest): AuthorizeResult 
   if (req.shadow && final.outcome !== 'allow' && final.outcome !== 'replay') {
     const writ = copyWrit({ ...req.writ, ops: [], fencing: {} });
     out.put('writ', writ.id, writ);
+    // Shadow mode blocks nothing: the call runs, and labels its session as any call does.
+    if (writ.labels.length > 0) addPendingLabels(out, writ, req.now);
     final = { ...shadowed(final), writ: publicWrit(writ) };
   }
   out.log(decisionEntry(final, req.log, req.now));
@@ -347,10 +349,19 @@ function decisionEntry(decision: Decision, log: DecisionLog, now: number): LogDr
   return { at: isoTime(now), kind: 'decision', decision: hidden };
 }
 
+const NO_LABELS: readonly string[] = [];
+
+function sameLabels(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((label, i) => label === b[i]);
+}
+
 function checkPreconditions(tx: Tx, req: AuthorizeRequest): AuthorizeResult | undefined {
   if (req.sessionVersion !== undefined) {
     const { session } = sessionAt(tx.get<StoredSession>('session', req.sessionId), req.now);
-    if ((session?.version ?? 0) !== req.sessionVersion)
+    if (
+      (session?.version ?? 0) !== req.sessionVersion ||
+      !sameLabels(session?.labels ?? NO_LABELS, req.sessionLabels ?? NO_LABELS)
+    )
       return { status: 'conflict', on: 'session' };
   }
   if (req.approvalId !== undefined) {
@@ -393,8 +404,8 @@ interface StoredSession extends SessionRecord {
 
 /**
  * A session as of `now`, and the labels still pending: those of writs that expired unsettled
- * are on it, each counting as one change of its version, so that a decision evaluated on the
- * session before one expired conflicts and is evaluated again.
+ * are on it. Its version is the stored one — it changes only with what is written — so the
+ * step that checks what a decision read compares the labels too (`checkPreconditions`).
  */
 function sessionAt(
   stored: StoredSession | undefined,
@@ -409,7 +420,6 @@ function sessionAt(
     else {
       labels ??= new Set(session.labels);
       for (const label of entry.labels) labels.add(label);
-      session.version++;
     }
   }
   if (labels) session.labels = [...labels].sort();

@@ -36,7 +36,8 @@ export interface Store {
     now: number,
   ): Promise<{ result: Json; writId: string } | undefined>;
   /**
-   * A session's trusted state at `now`, or `undefined` if never opened and never labelled.
+   * A session's trusted state at `now`, or `undefined` if never opened, never labelled and
+   * never given a writ with labels.
    * The labels of writs that expired unsettled are on it: such a call may have run.
    */
   getSession(id: string, now: number): Promise<SessionRecord | undefined>;
@@ -119,6 +120,12 @@ export interface AuthorizeRequest {
    * Absent: the step rests on no session state (a writ that reserves nothing).
    */
   sessionVersion?: number;
+  /**
+   * The session's labels evaluation read (the store's, as of `now`, sorted); other labels
+   * are a conflict too: a writ's labels go on its session at its expiry, which writes
+   * nothing and so moves no version. Absent: none.
+   */
+  sessionLabels?: readonly string[];
   /** Evaluation relied on this approval; it is consumed, and must still be approved. */
   approvalId?: string;
   /**

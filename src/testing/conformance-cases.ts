@@ -1282,12 +1282,13 @@ const sessions: ConformanceCase[] = [
       clock.advance(15 * MINUTE - 1);
       expect(await w.sessions.get('run-1')).toMatchObject({ labels: [], version: 1 });
       const before = allowed(await w.authorize(sendTo('bob')));
-      // From the writ's expiry the call may have run: its labels are on the session (one
-      // more version), though nobody settled it — and a sweep that forgets the writ keeps them.
+      // From the writ's expiry the call may have run: its labels are on the session, though
+      // nobody settled it and nothing was written (the version stays) — and a sweep that
+      // forgets the writ keeps them.
       clock.advance(1);
       expect(await w.sessions.get('run-1')).toMatchObject({
         labels: ['untrusted-content'],
-        version: 2,
+        version: 1,
       });
       denied(await w.authorize(sendTo('bob')), { code: 'DENIED_BY_RULE', rule: 'flow[0]' });
       clock.advance(DAY + HOUR);
@@ -1300,7 +1301,7 @@ const sessions: ConformanceCase[] = [
           attrs: { payees: ['bob'] },
           opened: true,
           labels: ['untrusted-content'],
-          version: 2,
+          version: 1,
         },
       ]);
     },
@@ -1318,12 +1319,12 @@ const sessions: ConformanceCase[] = [
       expect((await w.settle(late, { status: 'cancelled' })).labelsAdded).toEqual([]);
       expect(await w.sessions.get('run-1')).toMatchObject({
         labels: ['untrusted-content'],
-        version: 2,
+        version: 1,
       });
       // Reopening keeps them too.
       expect(await w.sessions.open('run-1', { payees: ['bob'] })).toMatchObject({
         labels: ['untrusted-content'],
-        version: 3,
+        version: 2,
       });
     },
   ),
@@ -1356,6 +1357,37 @@ const sessions: ConformanceCase[] = [
       { id: 'b', attrs: { n: 3 }, opened: true, labels: [], version: 2 },
     ]);
   }),
+
+  example(
+    'sessions: labels read at a later time than a settle wrote are checked too, not only the version',
+    async ({ store }) => {
+      const tagged = { ...directWrit('w-p', []), labels: ['tagged'] };
+      expect(await store.authorize({ now: T0, writ: tagged, ops: [], sessionId: 'run-1' })).toEqual(
+        { status: 'granted', fencing: {} },
+      );
+      // A decision at a time past the writ's expiry reads its labels on the session…
+      const later = T0 + 11 * MINUTE;
+      const read = await store.getSession('run-1', later);
+      expect(read).toMatchObject({ labels: ['tagged'], version: 0 });
+      // …while a settle whose time was before the expiry cancels the writ: nothing was ever
+      // labelled, and nothing moved the version.
+      await store.settle({ now: T0 + 9 * MINUTE, writId: 'w-p', status: 'cancelled' });
+      expect(await store.getSession('run-1', later)).toMatchObject({ labels: [], version: 0 });
+      // The decision rests on labels that are no longer so: a conflict.
+      const request = { now: later, ops: [], sessionId: 'run-1', sessionVersion: read!.version };
+      expect(
+        await store.authorize({
+          ...request,
+          writ: directWrit('w-d', []),
+          sessionLabels: read!.labels,
+        }),
+      ).toEqual({ status: 'conflict', on: 'session' });
+      expect(await store.authorize({ ...request, writ: directWrit('w-e', []) })).toEqual({
+        status: 'granted',
+        fencing: {},
+      });
+    },
+  ),
 
   example(
     'sessions: a stale session version is a conflict and applies nothing',
@@ -1877,6 +1909,28 @@ const failures: ConformanceCase[] = [
       }
       // The engine fails closed on it.
       denied(await w.authorize(sendTo('bob')), { code: 'STORE_UNAVAILABLE' });
+    },
+  ),
+
+  example(
+    'sessions: in shadow mode, a call nobody settled labels its session at expiry too',
+    async ({ writ, clock, store }) => {
+      const w = writ(
+        `${SESSIONS}mode: shadow\n`.replace(
+          '  - forbid: \'"untrusted-content" in session.labels && tool == "send_money"\'',
+          '  - forbid: \'"untrusted-content" in session.labels && tool == "send_money"\'\n  - forbid: \'tool == "get_webpage" && args.url == "blocked"\'',
+        ),
+      );
+      await w.sessions.open('run-1', { payees: ['bob'] });
+      // A call the policy would deny: shadow mode lets it run, and it labels like any other.
+      const blocked = await w.authorize(action('get_webpage', { url: 'blocked' }));
+      expect([blocked.outcome, blocked.shadow?.outcome]).toEqual(['allow', 'deny']);
+      clock.advance(15 * MINUTE);
+      expect(await w.sessions.get('run-1')).toMatchObject({ labels: ['untrusted-content'] });
+      const next = await w.authorize(sendTo('bob'));
+      expect(next.outcome).toBe('allow');
+      expect(next.shadow?.reasons[0]).toMatchObject({ code: 'DENIED_BY_RULE', rule: 'flow[0]' });
+      expect((await store.readLog(0, 100)).at(-1)?.decision?.shadow?.outcome).toBe('deny');
     },
   ),
 
