@@ -692,13 +692,15 @@ describe('sqlite: opening', () => {
     await store.close();
   }, 30_000);
 
-  it('refuses options that would quietly weaken durability', () => {
+  it('refuses options that would quietly weaken durability or open another file', () => {
     const path = freshPath();
     const cases: [object, RegExp][] = [
       [{ path, synchronous: 'full' }, /synchronous must be 'NORMAL' or 'FULL', not "full"/],
       [{ path, synchronous: 'OFF' }, /not "OFF"/],
       [{ path, groupCommit: 'yes' }, /groupCommit must be true or false/],
       [{ path: '' }, /path must be a file path/],
+      // A misspelt key would have opened ./.writ/writ.db.
+      [{ pth: path }, /there is no option pth; the options are path, synchronous, groupCommit/],
     ];
     for (const [options, message] of cases) {
       expect(() => sqliteStore(options as SqliteStoreOptions)).toThrow(message);

@@ -27,6 +27,15 @@ export interface SqliteStoreOptions {
   groupCommit?: boolean;
 }
 
+const STORE_OPTIONS = [
+  'path',
+  'synchronous',
+  'groupCommit',
+] as const satisfies readonly (keyof SqliteStoreOptions)[];
+/** Fails to compile when the options gain a key the list does not name. */
+type UnlistedOption = Exclude<keyof SqliteStoreOptions, (typeof STORE_OPTIONS)[number]>;
+const _everyOptionListed: [UnlistedOption] extends [never] ? true : UnlistedOption = true;
+
 type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
 /** How long a step waits for another connection's write lock before it fails. */
@@ -93,8 +102,15 @@ class SqliteStore extends KvStore {
 
   constructor(options: SqliteStoreOptions) {
     super();
+    // A misspelt option must not quietly give weaker durability, or another file, than asked
+    // for: `{ pth }` would have opened ./.writ/writ.db.
+    const unknown = Object.keys(options).find((key) => !STORE_OPTIONS.includes(key as never));
+    if (unknown !== undefined)
+      throw new WritError(
+        'USAGE',
+        `sqliteStore: there is no option ${unknown}; the options are ${STORE_OPTIONS.join(', ')}`,
+      );
     const { path = '.writ/writ.db', synchronous = 'NORMAL', groupCommit } = options;
-    // A misspelt option must not quietly give weaker durability than asked for.
     if (typeof path !== 'string' || path === '')
       throw new WritError(
         'USAGE',
