@@ -498,6 +498,8 @@ describe('what the log keeps of redacted values', () => {
     '    - allow: true',
     'rate_limits:',
     "  per-card: { match: 'has(args.card)', per: 'args.card', rate: 1/1h, burst: 1 }",
+    'budgets:',
+    "  card-spend: { match: 'has(args.card)', per: 'args.card', limit: 1000, window: lifetime, cost: 10 }",
     'redact: [args.pw, args.card, session.attrs.token]',
     '',
   ].join('\n');
@@ -527,7 +529,11 @@ describe('what the log keeps of redacted values', () => {
     const quoted = await writ.authorize({ ...who, tool: 'login', args: { probe: 1 } });
     expect(quoted.reasons[0]!.error).toContain('TOKSECRET');
     const card = { ...who, tool: 'login', args: { card: '4111111111111111' } };
-    expect((await writ.authorize(card)).outcome).toBe('allow');
+    const paid = await writ.authorize(card);
+    expect(paid.outcome).toBe('allow');
+    // A settlement's overage names the budget's key: hidden in the log too.
+    const settled = await writ.settle(paid.writ!, { status: 'succeeded', cost: 50 });
+    expect(settled.overage).toEqual({ 'card-spend:4111111111111111': 40 });
     expect((await writ.authorize(card)).reasons[0]).toMatchObject({
       code: 'RATE_LIMITED',
       key: 'per-card:4111111111111111',
@@ -536,9 +542,10 @@ describe('what the log keeps of redacted values', () => {
     for (const secret of ['S3CRET', 'TOKSECRET', '4111111111111111'])
       expect(all).not.toContain(secret);
     expect(all).toContain('"key":"per-card:[redacted]"');
+    expect(all).toContain('"overage":{"card-spend:[redacted]":40}');
     // The store keeps the trusted attributes themselves: policies read them.
     expect((await writ.sessions.get('s1'))!.attrs).toEqual({ token: 'TOKSECRET', team: 'ops' });
-    expect(await store.verifyLog()).toMatchObject({ ok: true, entries: 5 });
+    expect(await store.verifyLog()).toMatchObject({ ok: true, entries: 6 });
   });
 });
 

@@ -82,6 +82,11 @@ export function scrubDecision(logged: LoggedDecision, secrets: readonly string[]
   return out;
 }
 
+/** `text` with every hidden value in it replaced by `[redacted]`. */
+export function scrubText(text: string, secrets: readonly string[]): string {
+  return scrubber(secrets)(text);
+}
+
 function scrubber(secrets: readonly string[]): (text: string) => string {
   return (text) => secrets.reduce((out, secret) => out.split(secret).join('[redacted]'), text);
 }

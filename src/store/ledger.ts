@@ -30,7 +30,7 @@ import {
   type LogHead,
   logDecision,
 } from '../log/entry.js';
-import { scrubDecision } from '../log/redact.js';
+import { scrubDecision, scrubText } from '../log/redact.js';
 import type { PolicySourceText } from '../policy/index.js';
 import type {
   ApprovalDecision,
@@ -381,7 +381,17 @@ function reserve(tx: Tx, req: AuthorizeRequest): StepOutcome {
     const outcome = apply(tx, op, req.writ, req.now, fencing);
     if (outcome) return outcome;
   }
-  tx.put('writ', req.writ.id, copyWrit(req.writ, fencing));
+  const stored = copyWrit(req.writ, fencing);
+  const secrets = req.log?.secrets;
+  if (secrets) {
+    const loggedKeys: Record<string, string> = {};
+    for (const op of req.ops) {
+      const shown = scrubText(op.key, secrets);
+      if (shown !== op.key) loggedKeys[op.key] = shown;
+    }
+    if (Object.keys(loggedKeys).length > 0) stored.loggedKeys = loggedKeys;
+  }
+  tx.put('writ', req.writ.id, stored);
   if (req.writ.labels.length > 0) addPendingLabels(tx, req.writ, req.now);
   return { status: 'granted', fencing };
 }
@@ -744,10 +754,11 @@ export function settle(view: KvView, req: SettleRequest): SettleResult {
   if (req.log !== false) {
     // Literals rather than spreads of conditions, which V8 builds slowly; fields in log order.
     const { id: writId, decisionId } = writ;
+    const shown = writ.loggedKeys ? loggedOverage(overage, writ.loggedKeys) : overage;
     const settlement: LoggedSettlement =
       req.cost === undefined
-        ? { writId, decisionId, status: req.status, overage, labelsAdded }
-        : { writId, decisionId, status: req.status, cost: req.cost, overage, labelsAdded };
+        ? { writId, decisionId, status: req.status, overage: shown, labelsAdded }
+        : { writId, decisionId, status: req.status, cost: req.cost, overage: shown, labelsAdded };
     if (req.result !== undefined) settlement.resultDigest = digestJson(req.result);
     tx.log({ at: isoTime(req.now), kind: 'settlement', settlement });
   }
@@ -756,6 +767,16 @@ export function settle(view: KvView, req: SettleRequest): SettleResult {
   const settled = copyWrit(writ);
   settled.settled = { ...how };
   return { writ: settled, labelsAdded, overage };
+}
+
+/** Overage by budget key as the log names the keys (`WritRecord.loggedKeys`). */
+function loggedOverage(
+  overage: Record<string, number>,
+  loggedKeys: Record<string, string>,
+): Record<string, number> {
+  const shown: Record<string, number> = {};
+  for (const [key, amount] of Object.entries(overage)) shown[loggedKeys[key] ?? key] = amount;
+  return shown;
 }
 
 /** Opens a session or replaces its attributes, keeping its labels. */

@@ -211,6 +211,11 @@ export interface WritRecord {
    */
   labels: string[];
   fencing: Record<string, number>;
+  /**
+   * The keys of its ops as the log shows them, where they differ: a budget `per:` a value
+   * `redact:` hides has that value in its key, which the settlement's overage would name.
+   */
+  loggedKeys?: Record<string, string>;
   settled?: { at: number; status: SettleRequest['status']; cost?: number };
 }
 
