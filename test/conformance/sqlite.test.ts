@@ -709,6 +709,28 @@ describe('sqlite: opening', () => {
     expect(existsSync(path)).toBe(false);
   });
 
+  it('closed while a group waits for another process, fails its steps as closed', async () => {
+    const path = freshPath();
+    const store = sqliteStore({ path, synchronous: 'FULL', groupCommit: true });
+    await store.putSession('s0', {}, T0);
+    await whileLocked(path, async () => {
+      const queued = store.putSession('s1', {}, T0).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      await pause(20);
+      await store.close();
+      const error = await queued;
+      expect(error).toBeInstanceOf(WritError);
+      expect((error as WritError).code).toBe('STORE_FAILURE');
+      expect((error as WritError).message).toBe('the sqlite store is closed');
+    });
+    // Nothing of it was committed.
+    const reopened = sqliteStore({ path });
+    expect((await reopened.listSessions(T0)).map((s) => s.id)).toEqual(['s0']);
+    await reopened.close();
+  });
+
   it('refuses what cannot be a writ store with a STORE_FAILURE that names it', () => {
     const dir = dirname(freshPath());
     const notADatabase = join(dir, 'notes.txt');

@@ -263,6 +263,11 @@ class SqliteStore extends KvStore {
     const jobs = this.#queue;
     this.#queue = [];
     this.#flushScheduled = false;
+    // Closed while the batch waited for another process's lock: nothing of it committed.
+    if (!this.#db.open) {
+      for (const job of jobs) job.reject(this.closedError());
+      return;
+    }
     let outcomes: Outcome[];
     try {
       outcomes = this.#transaction(() => jobs.map((job) => this.#attempt(job)));
@@ -391,6 +396,9 @@ class SqliteStore extends KvStore {
 
   async close(): Promise<void> {
     if (this.#queue.length > 0) this.#flush();
+    // Steps still queued wait for another process's lock: they fail now, closed, rather
+    // than run later on a closed connection.
+    for (const job of this.#queue.splice(0)) job.reject(this.closedError());
     // The worker's connection first: the store's own, closed last, then checkpoints what is
     // left and removes the WAL, as it did before there was a worker.
     await this.#checkpointer?.close();
