@@ -580,5 +580,10 @@ describe('execute runs what was authorized', () => {
     expect(await writ.budgets()).toMatchObject([{ spent: 10 }]);
     const logged = (await store.readLog(0, 10))[0]!.decision!.action.args;
     expect(logged).toEqual({ amount: 10 });
+    // What authorize accepts, execute runs: a time whose offset crosses into year 10000
+    // parses, though it could not be printed back as RFC 3339.
+    const late = { ...action, args: { amount: 1 }, issuedAt: '9999-12-31T23:00:00-05:00' };
+    expect((await writ.authorize(late)).outcome).toBe('allow');
+    expect((await writ.execute(late, () => 'paid')).outcome).toBe('allow');
   });
 });

@@ -1,4 +1,11 @@
-import { type Action, actionToJson, ID_RULE, isId, parseAction } from '../core/action.js';
+import {
+  type Action,
+  actionToJson,
+  ID_RULE,
+  isId,
+  type ParsedAction,
+  parseAction,
+} from '../core/action.js';
 import type { Clock, IdSource } from '../core/clock.js';
 import {
   type Decision,
@@ -323,9 +330,13 @@ export function createWrit(options: WritOptions): WritEngine {
   };
 
   async function authorize(input: unknown): Promise<Decision> {
+    return decide(parseAction(input, limits));
+  }
+
+  /** Decides a request already parsed; one that did not parse is refused, and recorded. */
+  async function decide(parsed: ParsedAction): Promise<Decision> {
     const now = clock.now();
     const id = ids.next('dec');
-    const parsed = parseAction(input, limits);
     if (!parsed.ok) {
       const refusal = invalidRequest(policy, parsed.issues, { now, id });
       return record(refusal, { decision: refusal, action: {}, redacted: [] }, now);
@@ -602,14 +613,13 @@ export function createWrit(options: WritOptions): WritEngine {
     opts: ExecuteOptions<T> = {},
   ): Promise<ExecuteResult<T>> {
     checkExecute(fn, opts);
-    // Decided, waited for and run on one snapshot of the request: a caller that changes its
-    // object meanwhile (while a person approves, or after handing it over) changes nothing
-    // that was decided. A request that does not parse is authorized as given, to be refused.
+    // Decided, waited for and run on the request as parsed once, a copy: a caller that
+    // changes its object meanwhile (while a person approves, or after handing it over)
+    // changes nothing that was decided.
     const parsed = parseAction(action, limits);
-    const request = parsed.ok ? actionToJson(parsed.action) : action;
-    let decided = await authorize(request);
+    let decided = await decide(parsed);
     if (decided.outcome === 'approval_required' && opts.waitForApproval) {
-      decided = await waitForApproval(request, decided, opts.waitForApproval);
+      decided = await waitForApproval(parsed, decided, opts.waitForApproval);
     }
     if (decided.outcome === 'replay')
       return { outcome: 'replay', result: decided.result ?? null, decision: decided };
@@ -710,7 +720,7 @@ export function createWrit(options: WritOptions): WritEngine {
   }
 
   async function waitForApproval(
-    action: unknown,
+    request: ParsedAction,
     pending: Decision,
     wait: { timeoutMs: number; pollMs?: number },
   ): Promise<Decision> {
@@ -727,7 +737,7 @@ export function createWrit(options: WritOptions): WritEngine {
       const ms = Math.min(pollMs, left);
       await new Promise((resolve) => setTimeout(resolve, ms));
       slept += ms;
-      current = await authorize(action);
+      current = await decide(request);
     }
     return current;
   }
