@@ -168,7 +168,7 @@ class SqliteStore extends KvStore {
   }
 
   protected atomic<T>(step: (view: KvView) => T): Promise<T> {
-    if (!this.#db.open) return Promise.reject(this.closedError());
+    if (this.closed) return Promise.reject(this.closedError());
     if (!this.#groupCommit)
       return this.#whenUnlocked(() => this.#transaction(() => this.#state.step(step)));
     return new Promise<T>((resolve, reject) => {
@@ -229,7 +229,7 @@ class SqliteStore extends KvStore {
       while (this.#lockTurn) await this.#lockTurn;
       // Woken with the others: a step whose time is up, or whose store closed meanwhile,
       // fails without another try — each would hold the thread in SQLite's busy wait.
-      if (!this.#db.open) throw this.closedError();
+      this.assertOpen();
       if (performance.now() >= deadline) throw lockedOut();
       const first = tryOnce();
       if (first) return first.value;
@@ -242,7 +242,7 @@ class SqliteStore extends KvStore {
     try {
       for (let wait = 1; ; wait = Math.min(2 * wait, 50)) {
         await pause(wait);
-        if (!this.#db.open) throw this.closedError();
+        this.assertOpen();
         const next = tryOnce();
         if (next) return next.value;
       }
@@ -264,7 +264,7 @@ class SqliteStore extends KvStore {
     this.#queue = [];
     this.#flushScheduled = false;
     // Closed while the batch waited for another process's lock: nothing of it committed.
-    if (!this.#db.open) {
+    if (this.closed) {
       for (const job of jobs) job.reject(this.closedError());
       return;
     }
