@@ -1,5 +1,5 @@
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
-import type { PolicySourceText } from '../policy/index.js';
+import { includedName, type PolicySourceText } from '../policy/index.js';
 
 /** Where a rule or invariant of a stored policy is written, with its text. */
 export interface RuleSource {
@@ -20,6 +20,8 @@ export function locateRule(
   const hash = id.indexOf('#');
   const [fileName, ruleId] =
     hash === -1 ? [undefined, id] : [id.slice(0, hash), id.slice(hash + 1)];
+  // The file named as the compiler names it, exactly: matching the end of the path took
+  // `sub/common.yaml` for `common.yaml`.
   const root = sources[0]?.path ?? '';
   const candidates =
     fileName === undefined
@@ -44,16 +46,6 @@ export function locateRule(
     }
   }
   return undefined;
-}
-
-/**
- * The name rule ids give an included file, as the compiler gives it: its path relative to
- * the root policy's folder, or the whole path when it is elsewhere. Matching the end of the
- * path instead took `sub/common.yaml` for `common.yaml`.
- */
-function includedName(root: string, path: string): string {
-  const folder = root.slice(0, Math.max(root.lastIndexOf('/'), root.lastIndexOf('\\')) + 1);
-  return folder && path.startsWith(folder) ? path.slice(folder.length) : path;
 }
 
 function findNode(root: unknown, id: string): Node | undefined {

@@ -193,7 +193,7 @@ class PolicyBuilder {
   replay: CompiledReplay = { requireNonce: false, requireSignature: false, keys: {} };
   order = 0;
   /** The root file's directory (with its trailing separator), to name included files. */
-  rootDir = '';
+  rootPath = '';
 
   addFile(
     path: string,
@@ -213,20 +213,14 @@ class PolicyBuilder {
     }
     this.sources.push({ path, text });
     this.seen.add(samePath(path));
-    if (isRoot)
-      this.rootDir = path.slice(0, Math.max(path.lastIndexOf('/'), path.lastIndexOf('\\')) + 1);
+    if (isRoot) this.rootPath = path;
     const parsed = YamlSourceFile.parse(path, text, PolicySchema);
     if (!parsed.ok) {
       this.issues.push(...parsed.issues);
       return;
     }
     const { file, document: doc } = parsed;
-    // Rules of included files are named by the file's path relative to the root policy,
-    // so two included files with the same base name (teams/a/policy.yaml,
-    // teams/b/policy.yaml) give distinct rule names.
-    const relative =
-      this.rootDir && path.startsWith(this.rootDir) ? path.slice(this.rootDir.length) : path;
-    const prefix = isRoot ? '' : `${relative}#`;
+    const prefix = isRoot ? '' : `${includedName(this.rootPath, path)}#`;
 
     if (isRoot) {
       this.name = doc.name ?? baseName(path).replace(/\.ya?ml$/, '');
@@ -607,6 +601,19 @@ class PolicyBuilder {
 /** A key under which `./a.yaml` and `a.yaml` are the same file. */
 function samePath(path: string): string {
   return path.includes('\0') ? path : normalizePath(path);
+}
+
+/**
+ * The name the ids of an included file's rules start with: its path relative to the root
+ * policy's folder, or the whole path when it is elsewhere — so two included files with the
+ * same base name (teams/a/policy.yaml, teams/b/policy.yaml) give distinct rule names.
+ */
+export function includedName(rootPath: string, path: string): string {
+  const folder = rootPath.slice(
+    0,
+    Math.max(rootPath.lastIndexOf('/'), rootPath.lastIndexOf('\\')) + 1,
+  );
+  return folder && path.startsWith(folder) ? path.slice(folder.length) : path;
 }
 
 function baseName(path: string): string {

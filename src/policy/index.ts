@@ -12,7 +12,7 @@ export type {
   PolicySourceText,
   SourceReader,
 } from './compile.js';
-export { compilePolicy } from './compile.js';
+export { compilePolicy, includedName } from './compile.js';
 export type { ScopeVerdict, SessionView } from './evaluate.js';
 export { buildContext, evaluateScope, labelsAfter } from './evaluate.js';
 export {
