@@ -4,7 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { manualClock } from '../src/core/clock.js';
+import { createWrit } from '../src/engine/writ.js';
 import type { LogEntry } from '../src/log/entry.js';
+import { sqliteStore } from '../src/store/sqlite/index.js';
 import type { ApprovalRecord, BudgetState, OpenWrit, SessionRecord } from '../src/store/types.js';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -485,6 +488,44 @@ describe('the CLI over the SQLite store the demo leaves', () => {
     expect(logEntries(store).map((e) => e.settlement)).toContainEqual(
       expect.objectContaining({ writId: id, status: 'cancelled' }),
     );
+  });
+
+  it('writ settle says when a final capture at expiry leaves its cost uncounted', async () => {
+    const file = join(dir, 'late.db');
+    const policy = `version: 1
+tools:
+  pay:
+    - allow: true
+budgets:
+  spend:
+    match: 'tool == "pay"'
+    per: '"all"'
+    limit: 100
+    window: lifetime
+    cost: '10'
+    hold_ttl: 1m
+    on_expiry: capture
+`;
+    // Authorized two days ago, never settled: its hold was captured at expiry a day later.
+    const store = sqliteStore({ path: file });
+    const engine = createWrit({ policy, store, clock: manualClock(Date.now() - 2 * 86_400_000) });
+    const decided = await engine.authorize({
+      tool: 'pay',
+      principal: { id: 'agent' },
+      session: { id: 's' },
+    });
+    await store.close();
+    const id = decided.writ!.id;
+    const run = writ('settle', id, '--status', 'succeeded', '--cost', '3', '--store', file);
+    expect([run.status, run.stdout]).toEqual([
+      0,
+      `${id} settled succeeded; not counted on spend:all (the hold was captured at its expiry, and that capture is final)\n`,
+    ]);
+    expect(json<BudgetState[]>('budgets', '--store', file)[0]).toMatchObject({ spent: 10 });
+    expect(logEntries(file).at(-1)?.settlement).toMatchObject({
+      cost: 3,
+      uncounted: ['spend:all'],
+    });
   });
 
   it('names a missing store instead of creating one', () => {

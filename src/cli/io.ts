@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { styleText } from 'node:util';
 import { parseRfc3339 } from '../core/action.js';
-import { formatIssue, PolicyError } from '../core/errors.js';
+import { formatIssue, messageOf, PolicyError } from '../core/errors.js';
 import { type CompiledPolicy, compilePolicy } from '../policy/index.js';
 import { loadPolicy } from '../runtime/load-policy.js';
 
@@ -55,7 +55,7 @@ export function readInput(path: string): string {
   } catch (error) {
     throw new CliExit(
       EXIT.INVALID_INPUT,
-      `${path}: cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+      `${path}: cannot read: ${(error as NodeJS.ErrnoException).code ?? messageOf(error)}`,
     );
   }
 }
@@ -95,7 +95,7 @@ export function parseJsonOrExit(path: string, text: string): unknown {
   } catch (error) {
     throw new CliExit(
       EXIT.INVALID_INPUT,
-      `${path === '-' ? '<stdin>' : path}: invalid JSON: ${(error as Error).message}`,
+      `${path === '-' ? '<stdin>' : path}: invalid JSON: ${messageOf(error)}`,
     );
   }
 }

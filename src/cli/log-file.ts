@@ -2,6 +2,7 @@ import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { z } from 'zod';
 import { parseRfc3339 } from '../core/action.js';
+import { messageOf } from '../core/errors.js';
 import type { LogEntry } from '../log/entry.js';
 import { CliExit, EXIT } from './io.js';
 
@@ -103,7 +104,7 @@ export function readLogFile(path: string): LogFile {
       if (error instanceof CliExit) throw error;
       throw new CliExit(
         EXIT.INVALID_INPUT,
-        `${path}: cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+        `${path}: cannot read: ${(error as NodeJS.ErrnoException).code ?? messageOf(error)}`,
       );
     }
   }

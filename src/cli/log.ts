@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { open } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { parseRfc3339 } from '../core/action.js';
-import { WritError } from '../core/errors.js';
+import { messageOf, WritError } from '../core/errors.js';
 import type { LogEntry } from '../log/entry.js';
 import { locateRule } from '../log/explain.js';
 import { replayLog } from '../log/replay.js';
@@ -85,7 +85,7 @@ async function fileSink(path: string): Promise<Sink> {
   const cannotWrite = (error: unknown) =>
     new CliExit(
       EXIT.INVALID_INPUT,
-      `${path}: cannot write: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+      `${path}: cannot write: ${(error as NodeJS.ErrnoException).code ?? messageOf(error)}`,
     );
   const file = await open(path, 'w').catch((error: unknown) => {
     throw cannotWrite(error);

@@ -1,7 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import type { Command } from 'commander';
-import { WritError } from '../core/errors.js';
+import { messageOf, WritError } from '../core/errors.js';
 import { type Json, toJson } from '../core/json.js';
 import { isAmount, MAX_AMOUNT } from '../core/plan.js';
 import { systemClock } from '../runtime/system.js';
@@ -88,7 +88,7 @@ function parseResult(text: string): Json {
   try {
     value = JSON.parse(text);
   } catch (error) {
-    throw new CliExit(EXIT.INVALID_INPUT, `--result is not JSON: ${(error as Error).message}`);
+    throw new CliExit(EXIT.INVALID_INPUT, `--result is not JSON: ${messageOf(error)}`);
   }
   const json = toJson(value, 'result');
   if (!json.ok)
@@ -292,6 +292,13 @@ export function registerStoreCommands(program: Command) {
               ...(overage.length > 0 ? [`overage ${overage.join(', ')}`] : []),
               ...(settled.labelsAdded.length > 0
                 ? [`labels added ${settled.labelsAdded.join(', ')}`]
+                : []),
+              // Said, not left for the reader of the budget to find: the cost given here
+              // changed nothing on these budgets.
+              ...(settled.uncounted
+                ? [
+                    `not counted on ${settled.uncounted.join(', ')} (the hold was captured at its expiry, and that capture is final)`,
+                  ]
                 : []),
             ].join('; '),
           );

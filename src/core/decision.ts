@@ -64,7 +64,7 @@ export interface Decision {
 
 const DAY_MS = 86_400_000;
 /** The last time a `Date` can hold (ECMAScript's ±8.64e15 ms). */
-const MAX_TIME = 8.64e15;
+export const MAX_TIME = 8.64e15;
 /** `00`…`99` and `000`…`999`, for the time of day. */
 const TWO_DIGITS = Array.from({ length: 100 }, (_, i) => String(i).padStart(2, '0'));
 const THREE_DIGITS = Array.from({ length: 1000 }, (_, i) => String(i).padStart(3, '0'));

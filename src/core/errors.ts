@@ -35,3 +35,17 @@ export class PolicyError extends WritError {
     super('POLICY_INVALID', issues.map(formatIssue).join('\n'), { issues });
   }
 }
+
+/**
+ * What a caught value says, for a message: its `message` when it is an `Error`, else the
+ * value as text — a library or a caller's callback may throw anything, `null` included,
+ * and reporting it must not fail in turn.
+ */
+export function messageOf(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  try {
+    return String(error);
+  } catch {
+    return typeof error;
+  }
+}

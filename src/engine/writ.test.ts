@@ -59,6 +59,59 @@ describe('createWrit options', () => {
     for (const [options, message] of cases) expect(usageError(options)).toMatch(message);
   });
 
+  it('refuses, at the call, a clock or an id source that fails or gives no time or id', async () => {
+    const call = { tool: 't', principal: { id: 'p' }, session: { id: 's' } };
+    const clocks: [() => unknown, RegExp][] = [
+      [() => Number.NaN, /the clock gave NaN; a clock gives milliseconds since the Unix epoch/],
+      [() => 1e17, /the clock gave 100000000000000000;/],
+      [() => '2026-11-23', /the clock gave "2026-11-23";/],
+      [
+        () => {
+          throw null;
+        },
+        /the clock failed: null/,
+      ],
+    ];
+    for (const [now, message] of clocks) {
+      const store = memoryStore();
+      const writ = createWrit({ policy: POLICY, store, clock: { now } as never });
+      // Every call that reads the time rejects with the same USAGE error; none throws
+      // synchronously from a method that returns a promise, none reserves anything.
+      for (const attempt of [
+        () => writ.authorize(call),
+        () => writ.budgets(),
+        () => writ.openWrits(),
+        () => writ.sessions.get('s'),
+        () => writ.approvals.get('apr_1'),
+      ]) {
+        const result = attempt();
+        expect(result).toBeInstanceOf(Promise);
+        await expect(result).rejects.toMatchObject({
+          code: 'USAGE',
+          message: expect.stringMatching(message),
+        });
+      }
+      expect(await store.readLog(0, 10)).toEqual([]);
+    }
+    const badIds: [() => unknown, RegExp][] = [
+      [() => '', /the id source gave "" for a dec id; an id is a string of 1 to 256 characters/],
+      [() => 7, /the id source gave 7 for a dec id/],
+      [
+        () => {
+          throw new Error('pool empty');
+        },
+        /the id source failed: pool empty/,
+      ],
+    ];
+    for (const [next, message] of badIds) {
+      const writ = createWrit({ policy: POLICY, ids: { next } as never });
+      await expect(writ.authorize(call)).rejects.toMatchObject({
+        code: 'USAGE',
+        message: expect.stringMatching(message),
+      });
+    }
+  });
+
   it('keeps the default of every limit not given', async () => {
     const writ = createWrit({ policy: POLICY, limits: { maxDepth: 2 } });
     const call = (args: unknown) =>

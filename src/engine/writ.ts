@@ -10,6 +10,7 @@ import type { Clock, IdSource } from '../core/clock.js';
 import {
   type Decision,
   isoTime,
+  MAX_TIME,
   publicWrit,
   type Reason,
   reason,
@@ -18,7 +19,7 @@ import {
   type Writ,
 } from '../core/decision.js';
 import { actionDigest, digestJson } from '../core/digest.js';
-import { WritError } from '../core/errors.js';
+import { messageOf, WritError } from '../core/errors.js';
 import {
   DEFAULT_JSON_LIMITS,
   errorMessage,
@@ -286,7 +287,44 @@ export function createWrit(options: WritOptions): WritEngine {
   const policy = typeof options.policy === 'string' ? loadPolicy(options.policy) : options.policy;
   const store = options.store ?? memoryStore();
   const clock = options.clock ?? systemClock;
+  /**
+   * The time, from the clock the caller injected. A clock that throws or gives a value that
+   * is no time (NaN, beyond what a `Date` holds) is a `USAGE` error at the call that read
+   * it, rather than a TypeError deep in the store or a decision stamped at an invalid time.
+   */
+  const readClock = (): number => {
+    let at: unknown;
+    try {
+      at = clock.now();
+    } catch (error) {
+      throw new WritError('USAGE', `the clock failed: ${messageOf(error)}`, {}, { cause: error });
+    }
+    if (typeof at !== 'number' || !(Math.abs(at) <= MAX_TIME))
+      throw usage(
+        `the clock gave ${shown(at)}; a clock gives milliseconds since the Unix epoch, within ±${MAX_TIME}`,
+      );
+    return at;
+  };
   const ids = options.ids ?? randomIds;
+  /** A new id from the injected source; one that fails or gives no id is a `USAGE` error. */
+  const nextId = (kind: string): string => {
+    let id: unknown;
+    try {
+      id = ids.next(kind);
+    } catch (error) {
+      throw new WritError(
+        'USAGE',
+        `the id source failed: ${messageOf(error)}`,
+        {},
+        { cause: error },
+      );
+    }
+    if (typeof id !== 'string' || id.length === 0 || id.length > 256)
+      throw usage(
+        `the id source gave ${shown(id)} for a ${kind} id; an id is a string of 1 to 256 characters`,
+      );
+    return id;
+  };
   const writTtlMs = options.writTtlMs ?? 15 * 60_000;
   const limits: JsonLimits = { ...DEFAULT_JSON_LIMITS, ...options.limits };
   const secrets: SecretSource = options.secrets ?? ((name) => process.env[name]);
@@ -335,8 +373,8 @@ export function createWrit(options: WritOptions): WritEngine {
 
   /** Decides a request already parsed; one that did not parse is refused, and recorded. */
   async function decide(parsed: ParsedAction): Promise<Decision> {
-    const now = clock.now();
-    const id = ids.next('dec');
+    const now = readClock();
+    const id = nextId('dec');
     if (!parsed.ok) {
       const refusal = invalidRequest(policy, parsed.issues, { now, id });
       return record(refusal, { decision: refusal, action: {}, redacted: [] }, now);
@@ -409,6 +447,9 @@ export function createWrit(options: WritOptions): WritEngine {
     const approval = bound ? await store.findApproval(bound, policy.hash, now) : undefined;
     const approved = approval?.status === 'approved';
     const verdict = evaluateScope(policy, ctx, approved);
+    // The grant names the approval it used, as a denial or an expiry names theirs.
+    if (approved && verdict.reasons[0]?.code === 'APPROVAL_GRANTED')
+      verdict.reasons[0] = reason('APPROVAL_GRANTED', { rule: approval.id });
     const sessionVersion = session?.version ?? 0;
     const shadowOf = candidate && logged ? candidateVerdict(candidate, ctx) : undefined;
     const refuseWith = (reasons: Reason[], outcome: 'deny' | 'approval_required' = 'deny') =>
@@ -441,7 +482,7 @@ export function createWrit(options: WritOptions): WritEngine {
       const asked = decision(id, now, digest, 'approval_required', reasons);
       const request = await store.requestApproval(
         {
-          id: ids.next('apr'),
+          id: nextId('apr'),
           actionDigest: bound!,
           policyHash: policy.hash,
           action: seen!,
@@ -560,7 +601,7 @@ export function createWrit(options: WritOptions): WritEngine {
     }
     const ttl = reserved > 0 ? reserved : writTtlMs;
     return {
-      id: ids.next('wr'),
+      id: nextId('wr'),
       decisionId,
       actionDigest: digest,
       sessionId: action.session.id,
@@ -600,7 +641,7 @@ export function createWrit(options: WritOptions): WritEngine {
         );
       result = json.value;
     }
-    const request: SettleRequest = { now: clock.now(), writId, status: outcome.status };
+    const request: SettleRequest = { now: readClock(), writId, status: outcome.status };
     if (outcome.cost !== undefined) request.cost = outcome.cost;
     if (result !== undefined) request.result = result;
     if (!logging) request.log = false;
@@ -725,12 +766,12 @@ export function createWrit(options: WritOptions): WritEngine {
     wait: { timeoutMs: number; pollMs?: number },
   ): Promise<Decision> {
     const pollMs = wait.pollMs ?? 500;
-    const deadline = clock.now() + wait.timeoutMs;
+    const deadline = readClock() + wait.timeoutMs;
     let current = pending;
     // Bounded by the time slept as well as by the clock: the waits are real timers, and an
     // injected clock (a test's, a simulation's) need not move while they pass.
     for (let slept = 0; current.outcome === 'approval_required'; ) {
-      const left = Math.min(deadline - clock.now(), wait.timeoutMs - slept);
+      const left = Math.min(deadline - readClock(), wait.timeoutMs - slept);
       if (!(left > 0)) break;
       // The last wait is only what is left: a poll longer than the timeout must not hold
       // the caller past it (timeoutMs 100 with pollMs 3000 returned after 3 s).
@@ -784,13 +825,13 @@ export function createWrit(options: WritOptions): WritEngine {
         // The log keeps the attributes as decisions log them: `session.attrs.*` paths of
         // `redact:` hidden.
         const logged = redact({ session: { attrs: trusted } }, policy.redact);
-        return store.putSession(id, trusted, clock.now(), {
+        return store.putSession(id, trusted, readClock(), {
           attrs: (logged.action.session as { attrs: JsonObject }).attrs,
           redacted: logged.redacted,
         });
       },
-      get: (id) => store.getSession(id, clock.now()),
-      list: () => store.listSessions(clock.now()),
+      get: async (id) => store.getSession(id, readClock()),
+      list: async () => store.listSessions(readClock()),
     },
     approvals: {
       async list(status) {
@@ -798,26 +839,26 @@ export function createWrit(options: WritOptions): WritEngine {
           throw usage(
             `approvals.list: status must be one of ${APPROVAL_STATUSES.join(', ')}, not ${shown(status)}`,
           );
-        return store.listApprovals(clock.now(), status);
+        return store.listApprovals(readClock(), status);
       },
-      get: (id) => store.getApproval(id, clock.now()),
+      get: async (id) => store.getApproval(id, readClock()),
       // Checked here as well as in the ledger, so that a store of any kind gets the check.
       async approve(id, by) {
         checkApprover(by);
-        return store.decideApproval(id, { approve: true, ...by }, clock.now());
+        return store.decideApproval(id, { approve: true, ...by }, readClock());
       },
       async deny(id, by) {
         checkApprover(by);
-        return store.decideApproval(id, { approve: false, ...by }, clock.now());
+        return store.decideApproval(id, { approve: false, ...by }, readClock());
       },
     },
-    budgets: () => store.listBudgets(clock.now()),
-    openWrits: () => store.listOpenWrits(clock.now()),
+    budgets: async () => store.listBudgets(readClock()),
+    openWrits: async () => store.listOpenWrits(readClock()),
     async sweep(options) {
       const limit = options?.limit ?? 1_000;
       if (!(Number.isSafeInteger(limit) && limit >= 1))
         throw usage(`sweep: limit must be a whole number ≥ 1, not ${shown(limit)}`);
-      return store.sweep(clock.now(), limit);
+      return store.sweep(readClock(), limit);
     },
     close: () => store.close(),
   };

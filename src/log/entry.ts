@@ -61,6 +61,11 @@ export interface LoggedSettlement {
   labelsAdded: string[];
   /** Digest of the stored result, so replays can be checked without keeping the result here. */
   resultDigest?: string;
+  /**
+   * Budget keys this settle's cost did not change: the hold was captured at its expiry and
+   * that capture had become final. Absent when there are none.
+   */
+  uncounted?: string[];
 }
 
 export interface LoggedApproval {

@@ -3,7 +3,7 @@ import { type Reason, reason } from '../core/decision.js';
 import { digestJson } from '../core/digest.js';
 import { ed25519KeyBytes } from '../core/ed25519.js';
 import type { SourceIssue } from '../core/errors.js';
-import { PolicyError } from '../core/errors.js';
+import { messageOf, PolicyError } from '../core/errors.js';
 import type { Json, JsonObject } from '../core/json.js';
 import { readPaths, toolGuard } from './analyze.js';
 import { type CelContext, compileExpression, type ExpressionKind } from './cel.js';
@@ -252,9 +252,7 @@ class PolicyBuilder {
           try {
             matches = compileGlob(pattern);
           } catch (error) {
-            this.issues.push(
-              file.issueAt(['tools', pattern], (error as Error).message, { key: true }),
-            );
+            this.issues.push(file.issueAt(['tools', pattern], messageOf(error), { key: true }));
             continue;
           }
           this.globs.push({ pattern, matches, rules: compiled });
@@ -427,7 +425,7 @@ class PolicyBuilder {
         included = reader.read(target);
       } catch (error) {
         this.issues.push(
-          file.issueAt(['include', i], `cannot read ${target}: ${(error as Error).message}`),
+          file.issueAt(['include', i], `cannot read ${target}: ${messageOf(error)}`),
         );
         continue;
       }

@@ -181,7 +181,10 @@ function choose(
   const askedForApproval =
     approvals.length > 0 || (allows.length === 0 && policy.default === 'require_approval');
   if (approved && askedForApproval) {
-    return { outcome: 'allow', reasons: [reason('APPROVAL_GRANTED'), ...allows] };
+    // The rules that asked stay named (every matching rule is): the allow says who approved
+    // it, and which rules made it need a person.
+    const asked = approvals.length > 0 ? approvals : [DEFAULT_APPROVAL];
+    return { outcome: 'allow', reasons: [reason('APPROVAL_GRANTED'), ...asked, ...allows] };
   }
   if (approvals.length > 0) {
     return {

@@ -1,3 +1,5 @@
+import { messageOf } from '../core/errors.js';
+
 /**
  * Globs for tool names and for the `glob.match` CEL helper: `*` matches any run of
  * characters except `/`, `**` matches any run including `/`, `**` followed by `/` matches
@@ -37,7 +39,7 @@ export function globToRegExp(pattern: string): RegExp {
   try {
     return new RegExp(`^${source}$`, 's');
   } catch (error) {
-    throw new Error(`invalid glob ${JSON.stringify(pattern)}: ${(error as Error).message}`);
+    throw new Error(`invalid glob ${JSON.stringify(pattern)}: ${messageOf(error)}`);
   }
 }
 

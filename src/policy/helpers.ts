@@ -1,4 +1,5 @@
 import { RE2JS } from 're2js';
+import { messageOf } from '../core/errors.js';
 import { compileGlob } from './glob.js';
 
 /**
@@ -102,7 +103,7 @@ export function regexProblem(pattern: string): string | undefined {
     RE2JS.compile(pattern);
     return undefined;
   } catch (error) {
-    return (error as Error).message;
+    return messageOf(error);
   }
 }
 

@@ -1,6 +1,7 @@
 import type { Action } from '../core/action.js';
 import { type Reason, reason } from '../core/decision.js';
 import { digestJson } from '../core/digest.js';
+import { messageOf } from '../core/errors.js';
 import { isAmount, MAX_AMOUNT, type PlanOp } from '../core/plan.js';
 import { type CelContext, withoutStackTraces } from './cel.js';
 import type { CompiledPolicy, Expr } from './compile.js';
@@ -144,7 +145,7 @@ function evaluateKey(expr: Expr, ctx: CelContext): string | { error: string } {
       return String(value);
     return { error: 'a key must be a non-empty string of at most 512 characters, or a number' };
   } catch (error) {
-    return { error: (error as Error).message.split('\n')[0]! };
+    return { error: messageOf(error).split('\n')[0]! };
   }
 }
 
@@ -155,6 +156,6 @@ function evaluateAmount(expr: Expr, ctx: CelContext): number | { error: string }
     if (isAmount(amount)) return amount;
     return { error: `a cost must be a number from 0 to ${MAX_AMOUNT}` };
   } catch (error) {
-    return { error: (error as Error).message.split('\n')[0]! };
+    return { error: messageOf(error).split('\n')[0]! };
   }
 }

@@ -11,6 +11,7 @@ import {
 } from 'yaml';
 import type { z } from 'zod';
 import type { SourceIssue } from '../core/errors.js';
+import { messageOf } from '../core/errors.js';
 
 /**
  * One YAML file (a policy, a policy test file) parsed with source positions, so that every
@@ -67,7 +68,7 @@ export class YamlSourceFile {
           return visit.BREAK;
         },
       });
-      return { ok: false, issues: [file.issueAtOffset(offset, (error as Error).message)] };
+      return { ok: false, issues: [file.issueAtOffset(offset, messageOf(error))] };
     }
     if (value === null || value === undefined) {
       return { ok: false, issues: [file.issueAtOffset(0, 'the file is empty')] };

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
-import { PolicyError, WritError } from '../core/errors.js';
+import { messageOf, PolicyError, WritError } from '../core/errors.js';
 import { type CompiledPolicy, compilePolicy, type SourceReader } from '../policy/index.js';
 
 const fileReader: SourceReader = {
@@ -29,7 +29,7 @@ export function loadPolicy(pathOrText: string): CompiledPolicy {
     text = fileReader.read(pathOrText);
   } catch (error) {
     // As an include that cannot be read is reported: a problem located in the file named.
-    const message = `cannot read the policy file: ${(error as Error).message}`;
+    const message = `cannot read the policy file: ${messageOf(error)}`;
     throw new PolicyError([{ file: pathOrText, line: 1, col: 1, message }]);
   }
   return compilePolicy({ path: pathOrText, text }, fileReader);

@@ -667,6 +667,7 @@ export function settle(view: KvView, req: SettleRequest): SettleResult {
     );
   const succeeded = req.status === 'succeeded';
   const overage: Record<string, number> = {};
+  const uncounted: string[] = [];
 
   for (const op of writ.ops) {
     if (op.kind === 'budget') {
@@ -677,6 +678,7 @@ export function settle(view: KvView, req: SettleRequest): SettleResult {
       // changes nothing on that budget — but for removing the capture's entry, which rows
       // written before kept without `until`.
       if (op.onExpiry === 'capture' && req.now >= captureFinalAt(writ, op)) {
+        uncounted.push(op.key);
         if (row.expiredCaptures.some((c) => c.writ === writ.id))
           tx.put('budget', op.key, {
             ...row,
@@ -760,13 +762,19 @@ export function settle(view: KvView, req: SettleRequest): SettleResult {
         ? { writId, decisionId, status: req.status, overage: shown, labelsAdded }
         : { writId, decisionId, status: req.status, cost: req.cost, overage: shown, labelsAdded };
     if (req.result !== undefined) settlement.resultDigest = digestJson(req.result);
+    if (uncounted.length > 0)
+      settlement.uncounted = writ.loggedKeys
+        ? uncounted.map((key) => writ.loggedKeys![key] ?? key)
+        : uncounted;
     tx.log({ at: isoTime(req.now), kind: 'settlement', settlement });
   }
   tx.commit();
   // The caller's copy of the whole writ, settled; the store keeps only the short record.
   const settled = copyWrit(writ);
   settled.settled = { ...how };
-  return { writ: settled, labelsAdded, overage };
+  const result: SettleResult = { writ: settled, labelsAdded, overage };
+  if (uncounted.length > 0) result.uncounted = uncounted;
+  return result;
 }
 
 /** Overage by budget key as the log names the keys (`WritRecord.loggedKeys`). */

@@ -192,6 +192,12 @@ export interface SettleResult {
   labelsAdded: string[];
   /** Captured cost beyond the hold, per budget key. */
   overage: Record<string, number>;
+  /**
+   * Budget keys the settle left as they were because the hold had been captured at its
+   * expiry and that capture was final (`LATE_SETTLE_MS` later): a cost reported now is not
+   * counted there. Absent when there are none.
+   */
+  uncounted?: string[];
 }
 
 /** An issued writ as the store keeps it. */

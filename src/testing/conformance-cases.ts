@@ -334,8 +334,8 @@ const budgets: ConformanceCase[] = [
   ),
 
   example(
-    'budgets: a capture at expiry is final a day later; a settle then changes nothing',
-    async ({ writ, clock }) => {
+    'budgets: a capture at expiry is final a day later; a settle then changes nothing, and says so',
+    async ({ writ, clock, store }) => {
       const w = writ(
         spendPolicy(['hold_ttl: 10m', 'on_expiry: capture']).replace(
           'window: 1d',
@@ -349,13 +349,22 @@ const budgets: ConformanceCase[] = [
       expect(await w.budgets()).toEqual([budget(key, 500, 150, 0, null)]);
       // One millisecond before the day is out, a late settle still corrects its capture…
       clock.advance(DAY - 1);
-      await w.settle(last, { status: 'succeeded', cost: 20 });
+      expect((await w.settle(last, { status: 'succeeded', cost: 20 })).uncounted).toBeUndefined();
       expect(await w.budgets()).toEqual([budget(key, 500, 120, 0, null)]);
-      // …and from then on the capture is what was spent.
+      // …and from then on the capture is what was spent: the settle's cost is not counted,
+      // which its result and its log entry say rather than leave the reader to find out.
       clock.advance(1);
       const settled = await w.settle(late, { status: 'succeeded', cost: 400 });
       expect(settled.overage).toEqual({});
+      expect(settled.uncounted).toEqual([key]);
       expect(await w.budgets()).toEqual([budget(key, 500, 120, 0, null)]);
+      const settlements = (await store.readLog(0, 100)).flatMap((e) =>
+        e.settlement ? [e.settlement] : [],
+      );
+      expect(settlements.map((s) => [s.cost, s.uncounted])).toEqual([
+        [20, undefined],
+        [400, [key]],
+      ]);
     },
   ),
 
@@ -1626,7 +1635,12 @@ const approvals: ConformanceCase[] = [
     await rejectsWith(w.approvals.deny(id, { approver: 'bob' }), 'APPROVAL_INVALID');
     const granted = await w.authorize(pay(250));
     allowed(granted);
-    expect(granted.reasons.map((r) => r.code)).toEqual(['APPROVAL_GRANTED', 'ALLOWED_BY_RULE']);
+    // The grant names its approval, and every rule that matched: the one that asked for it too.
+    expect(granted.reasons.map((r) => [r.code, r.rule])).toEqual([
+      ['APPROVAL_GRANTED', id],
+      ['APPROVAL_REQUIRED', 'tools.send_money[0]'],
+      ['ALLOWED_BY_RULE', 'tools.send_money[1]'],
+    ]);
     expect((await w.approvals.get(id))?.status).toBe('consumed');
     await rejectsWith(w.approvals.approve(id, { approver: 'alice' }), 'APPROVAL_INVALID');
     // Used up: the next identical call asks again, with a new request.

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { WritError } from '../../core/errors.js';
+import { messageOf, WritError } from '../../core/errors.js';
 import type { LogEntry, LogHead } from '../../log/entry.js';
 import { type ChainReport, ChainVerifier } from '../../log/verify.js';
 import { indexedDecision, KvStore } from '../kv-store.js';
@@ -483,7 +483,7 @@ function logHeadOf(text: string): LogHead {
 function openFailure(path: string, error: unknown): WritError {
   return new WritError(
     'STORE_FAILURE',
-    `cannot open the SQLite store ${path}: ${(error as Error).message}`,
+    `cannot open the SQLite store ${path}: ${messageOf(error)}`,
     { path },
     { cause: error },
   );

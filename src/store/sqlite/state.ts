@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import { WritError } from '../../core/errors.js';
+import { messageOf, WritError } from '../../core/errors.js';
 import type { LogEntry } from '../../log/entry.js';
 import type { Kind, KvView } from '../ledger.js';
 import { SHARED_KINDS } from './schema.js';
@@ -219,13 +219,9 @@ export function parseStored(text: string, what: string): unknown {
   try {
     return JSON.parse(text);
   } catch (error) {
-    throw new WritError(
-      'STORE_FAILURE',
-      `the store's ${what} is not JSON: ${(error as Error).message}`,
-      {
-        record: what,
-      },
-    );
+    throw new WritError('STORE_FAILURE', `the store's ${what} is not JSON: ${messageOf(error)}`, {
+      record: what,
+    });
   }
 }
 
