@@ -436,9 +436,21 @@ function sessionAt(
   return { session, pending: open };
 }
 
-/** Writes a session with its pending labels (none: no `pending` field). */
+/**
+ * Writes a session with its pending labels (none: no `pending` field). A session nobody
+ * opened that holds nothing — no labels, none pending, version 0 — reads as no session at
+ * all, so it is removed rather than kept for ever: a cancelled labelled call in a session
+ * never opened leaves no row behind.
+ */
 function putStoredSession(tx: Tx, session: SessionRecord, pending: PendingLabels[]) {
-  tx.put('session', session.id, pending.length > 0 ? { ...session, pending } : session);
+  if (
+    !session.opened &&
+    session.labels.length === 0 &&
+    pending.length === 0 &&
+    session.version === 0
+  )
+    tx.delete('session', session.id);
+  else tx.put('session', session.id, pending.length > 0 ? { ...session, pending } : session);
 }
 
 function addPendingLabels(tx: Tx, writ: WritRecord, now: number) {

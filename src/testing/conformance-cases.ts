@@ -1355,6 +1355,25 @@ const sessions: ConformanceCase[] = [
     });
   }),
 
+  example(
+    'sessions: a cancelled call in a session never opened leaves no session behind',
+    async ({ writ }) => {
+      const w = writ(SESSIONS);
+      const first = allowed(await w.authorize(browse()));
+      const second = allowed(await w.authorize(browse()));
+      // Its labels wait on the session while the calls run…
+      expect((await w.sessions.list()).map((s) => s.id)).toEqual(['run-1']);
+      await w.settle(first, { status: 'cancelled' });
+      expect(await w.sessions.get('run-1')).toMatchObject({ opened: false, labels: [] });
+      // …and once none waits, the session holds nothing: no row is kept for ever.
+      await w.settle(second, { status: 'cancelled' });
+      expect(await w.sessions.list()).toEqual([]);
+      expect(await w.sessions.get('run-1')).toBeUndefined();
+      // It reads as it did before the calls: the next one is decided on the same session.
+      allowed(await w.authorize(sendTo('bob', { payees: ['bob'] })));
+    },
+  ),
+
   example('sessions: get and list', async ({ store }) => {
     expect(await store.getSession('nope', T0)).toBeUndefined();
     expect(await store.listSessions(T0)).toEqual([]);
@@ -1379,9 +1398,9 @@ const sessions: ConformanceCase[] = [
       const read = await store.getSession('run-1', later);
       expect(read).toMatchObject({ labels: ['tagged'], version: 0 });
       // …while a settle whose time was before the expiry cancels the writ: nothing was ever
-      // labelled, and nothing moved the version.
+      // labelled, nothing moved the version, and the session nobody opened is gone.
       await store.settle({ now: T0 + 9 * MINUTE, writId: 'w-p', status: 'cancelled' });
-      expect(await store.getSession('run-1', later)).toMatchObject({ labels: [], version: 0 });
+      expect(await store.getSession('run-1', later)).toBeUndefined();
       // The decision rests on labels that are no longer so: a conflict.
       const request = { now: later, ops: [], sessionId: 'run-1', sessionVersion: read!.version };
       expect(
