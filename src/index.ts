@@ -23,6 +23,7 @@ export { decideScope } from './engine/decide.js';
 export type {
   ExecuteOptions,
   ExecuteResult,
+  GuardCall,
   GuardContext,
   GuardDefaults,
   SettleOutcome,

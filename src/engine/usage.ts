@@ -3,7 +3,13 @@ import { WritError } from '../core/errors.js';
 import { DEFAULT_JSON_LIMITS } from '../core/json.js';
 import type { CompiledPolicy } from '../policy/index.js';
 import type { ApprovalStatus, Store } from '../store/types.js';
-import type { ExecuteOptions, GuardDefaults, SettleOutcome, WritOptions } from './writ.js';
+import type {
+  ExecuteOptions,
+  GuardCall,
+  GuardDefaults,
+  SettleOutcome,
+  WritOptions,
+} from './writ.js';
 
 /**
  * The checks of what a caller hands the engine's API. A mistake there — a store without its
@@ -109,6 +115,13 @@ const GUARD_DEFAULTS = [
   'estimate',
   'meta',
 ] as const satisfies readonly (keyof GuardDefaults)[];
+/** A call adds what is its own: one nonce, time and signature cannot serve every call. */
+const GUARD_CALL = [
+  ...GUARD_DEFAULTS,
+  'nonce',
+  'issuedAt',
+  'signature',
+] as const satisfies readonly (keyof GuardCall)[];
 const SETTLE_OUTCOME = [
   'status',
   'cost',
@@ -120,7 +133,8 @@ type UnlistedOption =
   | Exclude<keyof WritOptions, (typeof WRIT_OPTIONS)[number]>
   | Exclude<keyof ExecuteOptions<unknown>, (typeof EXECUTE_OPTIONS)[number]>
   | Exclude<keyof WaitOptions, (typeof WAIT_OPTIONS)[number]>
-  | Exclude<keyof GuardDefaults, (typeof GUARD_DEFAULTS)[number]>;
+  | Exclude<keyof GuardDefaults, (typeof GUARD_DEFAULTS)[number]>
+  | Exclude<keyof GuardCall, (typeof GUARD_CALL)[number]>;
 const _everyOptionListed: [UnlistedOption] extends [never] ? true : UnlistedOption = true;
 
 /** The first own key of `value` that `known` does not name, if any. */
@@ -247,11 +261,16 @@ export function checkGuard<T>(
 
 /**
  * Refuses a key of a guard's defaults, or of what a guarded call adds to them, that an
- * action made from them would not read as meant: a misspelling, or `tool` and `args`,
- * which the guard sets itself.
+ * action made from them would not read as meant: a misspelling, `tool` and `args`, which
+ * the guard sets itself, or in the defaults a nonce, time or signature, which belong to
+ * one call.
  */
-export function checkGuardKeys(what: string, given: object): void {
-  const unknown = unknownKey(given, GUARD_DEFAULTS);
-  if (unknown !== undefined)
-    throw usage(`guard: ${what} have no ${unknown}; they take ${GUARD_DEFAULTS.join(', ')}`);
+export function checkGuardKeys(what: 'defaults' | 'a call', given: object): void {
+  const known = what === 'defaults' ? GUARD_DEFAULTS : GUARD_CALL;
+  const unknown = unknownKey(given, known);
+  if (unknown === undefined) return;
+  const hint = (GUARD_CALL as readonly string[]).includes(unknown)
+    ? ` (${unknown} belongs to one call: pass it with the call, as guarded(args, { ${unknown} }))`
+    : '';
+  throw usage(`guard: ${what} has no ${unknown}; it takes ${known.join(', ')}${hint}`);
 }

@@ -190,11 +190,15 @@ describe('the engine refuses misuse before anything is reserved', () => {
     // A misspelling, or what the guard sets itself.
     for (const key of ['idempotencykey', 'tool', 'args'])
       expect(() => writ.guard('t', () => 1, { ...defaults, [key]: 'x' })).toThrow(
-        new RegExp(`defaults have no ${key}; they take principal, session, idempotencyKey`),
+        new RegExp(`defaults has no ${key}; it takes principal, session, idempotencyKey`),
       );
+    // A nonce, time or signature belongs to one call, and is said to.
+    expect(() => writ.guard('t', () => 1, { ...defaults, nonce: 'n' } as never)).toThrow(
+      /defaults has no nonce; .* \(nonce belongs to one call: pass it with the call, as guarded\(args, \{ nonce \}\)\)/,
+    );
     const guarded = writ.guard('t', () => 1, defaults);
     expect(await usage(guarded({}, { idempotency: 'k' } as never))).toMatch(
-      /a call's defaults have no idempotency/,
+      /a call has no idempotency; it takes principal, session, idempotencyKey, estimate, meta, nonce, issuedAt, signature$/,
     );
     expect(await usage(guarded({}, 'k' as never))).toMatch(/adds to the defaults with an object/);
     expect(await usage(writ.sessions.open('', {}))).toMatch(/the session id must be/);
@@ -538,6 +542,27 @@ describe('guard', () => {
     expect((await pending).outcome).toBe('allow');
     expect(ran).toEqual([{ to: 'bob', amount: 50 }]);
     expect(Object.getPrototypeOf(ran[0])).toBe(Object.prototype);
+  });
+
+  it('takes each call its own nonce and time, as a policy with replay protection asks', async () => {
+    const policy = `version: 1
+tools:
+  pay:
+    - allow: true
+replay:
+  require_nonce: true
+  max_age: 5m
+`;
+    const clock = manualClock('2026-11-23T10:00:00Z');
+    const writ = createWrit({ policy, clock });
+    let runs = 0;
+    const pay = writ.guard('pay', () => ++runs, { principal: { id: 'p' }, session: 's' });
+    expect((await pay({})).decision.reasons[0]?.code).toBe('NONCE_REQUIRED');
+    const call = { nonce: 'n-1', issuedAt: '2026-11-23T10:00:00Z' };
+    expect(await pay({}, call)).toMatchObject({ outcome: 'allow', result: 1 });
+    // The same nonce again is a replayed request, refused; the tool ran once.
+    expect((await pay({}, call)).decision.reasons[0]?.code).toBe('NONCE_REPLAYED');
+    expect(runs).toBe(1);
   });
 });
 

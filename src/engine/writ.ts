@@ -163,7 +163,7 @@ export interface WritEngine {
     fn: (args: A, ctx: GuardContext) => T | Promise<T>,
     defaults: GuardDefaults,
     options?: ExecuteOptions<T>,
-  ): (args: A, extra?: Partial<GuardDefaults>) => Promise<ExecuteResult<T>>;
+  ): (args: A, extra?: GuardCall) => Promise<ExecuteResult<T>>;
   readonly sessions: {
     /** Opens a session with attributes the trusted host derived (e.g. from the user's prompt). */
     open(id: string, attrs?: JsonObject): Promise<SessionRecord>;
@@ -192,6 +192,17 @@ export interface WritEngine {
    */
   sweep(options?: { limit?: number }): Promise<SweepReport>;
   close(): Promise<void>;
+}
+
+/**
+ * What one guarded call adds to its guard's defaults: any of them, and what belongs to that
+ * call alone — the nonce and time a policy with `replay` asks for, and the signature over it
+ * all (`signingPayload`).
+ */
+export interface GuardCall extends Partial<GuardDefaults> {
+  nonce?: string;
+  issuedAt?: string;
+  signature?: string;
 }
 
 /** Who acts and in which session, for {@link WritEngine.guard}. */
@@ -794,7 +805,7 @@ export function createWrit(options: WritOptions): WritEngine {
       return async (args, extra = {}) => {
         if (typeof extra !== 'object' || extra === null)
           throw usage('guard: a call adds to the defaults with an object, such as { meta }');
-        checkGuardKeys("a call's defaults", extra);
+        checkGuardKeys('a call', extra);
         const merged = { ...defaults, ...extra };
         const session =
           typeof merged.session === 'string' ? { id: merged.session } : merged.session;
