@@ -39,6 +39,8 @@ export type {
   ApprovalDecision,
   ApprovalRecord,
   ApprovalStatus,
+  ApprovalStep,
+  ApprovalStepResult,
   AuthorizeRequest,
   AuthorizeResult,
   BudgetState,

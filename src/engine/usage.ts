@@ -55,7 +55,6 @@ const STORE_METHODS = [
   'authorize',
   'settle',
   'record',
-  'findReplay',
   'getSession',
   'putSession',
   'listSessions',
