@@ -40,6 +40,8 @@ export type {
   ApprovalDecision,
   ApprovalRecord,
   ApprovalStatus,
+  ApprovalStep,
+  ApprovalStepResult,
   AuthorizeRequest,
   AuthorizeResult,
   BudgetState,

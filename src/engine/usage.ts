@@ -61,7 +61,6 @@ const STORE_METHODS = [
   'authorize',
   'settle',
   'record',
-  'findReplay',
   'getSession',
   'putSession',
   'listSessions',

@@ -625,6 +625,40 @@ describe('what the log keeps of redacted values', () => {
     expect((await writ.sessions.get('s1'))!.attrs).toEqual({ token: 'TOKSECRET', team: 'ops' });
     expect(await store.verifyLog()).toMatchObject({ ok: true, entries: 6 });
   });
+
+  it('a call refused before anyone is asked shows no hidden key in the log', async () => {
+    const store = memoryStore();
+    const policy = [
+      'version: 1',
+      'tools:',
+      "  pay: [{ require_approval: 'args.amount > 100.0' }, { allow: true }]",
+      'idempotency:',
+      "  once: { match: 'true', key: 'args.card', ttl: 1h }",
+      'redact: [args.card]',
+      '',
+    ].join('\n');
+    const writ = createWrit({ policy: loadPolicy(policy), store, clock: manualClock(0) });
+    const pay = (amount: number) => ({
+      tool: 'pay',
+      args: { card: '4111111111111111', amount },
+      principal: { id: 'agent' },
+      session: { id: 's1' },
+    });
+    expect((await writ.authorize(pay(5))).outcome).toBe('allow');
+    // The same key for another call that would need approval: refused in the step that
+    // would ask. The caller sees the key; the log hides it, as it does for authorize.
+    const refused = await writ.authorize(pay(500));
+    expect(refused.outcome).toBe('deny');
+    expect(refused.reasons[0]).toMatchObject({
+      code: 'IDEMPOTENCY_MISMATCH',
+      key: 'once:4111111111111111',
+    });
+    expect(await writ.approvals.list()).toEqual([]);
+    const log = await store.readLog(0, 10);
+    expect(log[1]!.decision).toMatchObject({ id: refused.id, outcome: 'deny' });
+    expect(log[1]!.decision!.reasons[0]!.key).toBe('once:[redacted]');
+    expect(JSON.stringify(log)).not.toContain('4111111111111111');
+  });
 });
 
 describe('execute runs what was authorized', () => {

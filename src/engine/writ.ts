@@ -47,6 +47,7 @@ import { memoryStore } from '../store/memory/index.js';
 import type {
   ApprovalRecord,
   ApprovalStatus,
+  ApprovalStep,
   AuthorizeRequest,
   BudgetState,
   DecisionLog,
@@ -243,8 +244,6 @@ function candidateVerdict(candidate: CompiledPolicy, ctx: CelContext): DecisionL
   const verdict = evaluateScope(candidate, ctx);
   return { policyHash: candidate.hash, outcome: verdict.outcome, reasons: verdict.reasons };
 }
-
-type Replayable = { result: Json; writId: string };
 
 /** The cost `cost` gives for a result, or what is wrong with it. */
 function costOf<T>(
@@ -478,21 +477,18 @@ export function createWrit(options: WritOptions): WritEngine {
         });
         return refuseWith([denied, ...verdict.reasons]);
       }
-      // A call that already succeeded replays its result: nothing runs again, so nobody
-      // needs to approve it again.
-      const earlier = await findReplay(action, ctx, now, digest);
-      if (earlier) {
-        const replayed = replayOf(id, now, digest, earlier);
-        return logged ? record(replayed, logOf(replayed, logged, shadowOf), now) : replayed;
-      }
       const reasons =
         approval?.status === 'expired'
           ? [...verdict.reasons, reason('APPROVAL_EXPIRED', { rule: approval.id })]
           : verdict.reasons;
-      if (policy.mode === 'shadow') return refuseWith(reasons, 'approval_required');
       const asked = decision(id, now, digest, 'approval_required', reasons);
-      const request = await store.requestApproval(
-        {
+      // What the call's idempotency keys hold is checked in the step that asks, not read
+      // before it: a key held for another action refuses the call, and a call that already
+      // succeeded replays — approved, it could do nothing else, so nobody is asked.
+      const claims = idempotencyClaims(action, ctx, now, digest);
+      if (policy.mode === 'shadow') return refuse(asked, action, now, logged, shadowOf, claims);
+      const step: ApprovalStep = {
+        approval: {
           id: nextId('apr'),
           actionDigest: bound!,
           policyHash: policy.hash,
@@ -503,9 +499,13 @@ export function createWrit(options: WritOptions): WritEngine {
           createdAt: now,
           expiresAt: now + verdict.approvalExpiresMs!,
         },
-        logged && logOf(asked, logged, shadowOf),
-      );
-      return { ...asked, approval: { id: request.id, expiresAt: isoTime(request.expiresAt) } };
+      };
+      if (claims.length > 0) step.claims = claims;
+      if (logged) step.log = logOf(asked, logged, shadowOf);
+      const result = await store.requestApproval(step);
+      if (result.status !== 'requested') return resolveDecision(asked, result);
+      const { id: approvalId, expiresAt } = result.approval;
+      return { ...asked, approval: { id: approvalId, expiresAt: isoTime(expiresAt) } };
     }
 
     const plan = planInvariants(policy, action, ctx, now, digest);
@@ -541,25 +541,26 @@ export function createWrit(options: WritOptions): WritEngine {
     return resolved;
   }
 
-  function replayOf(id: string, now: number, digest: string, earlier: Replayable): Decision {
-    return resolveDecision(decision(id, now, digest, 'allow', []), {
-      status: 'replay',
-      ...earlier,
-    });
-  }
-
-  /** The stored result of an earlier success of this exact call, if the policy keeps one. */
-  async function findReplay(action: Action, ctx: CelContext, now: number, digest: string) {
-    if (policy.idempotency.length === 0) return undefined;
+  /**
+   * The idempotency claims of the plan the action would run with once approved; none when
+   * the plan cannot be worked out (approved, the call is refused for that by `authorize`).
+   */
+  function idempotencyClaims(
+    action: Action,
+    ctx: CelContext,
+    now: number,
+    digest: string,
+  ): IdempotencyOp[] {
+    if (policy.idempotency.length === 0) return [];
     const plan = planInvariants(policy, action, ctx, now, digest);
-    if (!plan.ok) return undefined;
-    const claims = plan.ops.filter((op): op is IdempotencyOp => op.kind === 'idempotency');
-    return claims.length > 0 ? store.findReplay(claims, now) : undefined;
+    if (!plan.ok) return [];
+    return plan.ops.filter((op): op is IdempotencyOp => op.kind === 'idempotency');
   }
 
   /**
    * A refusal, as the policy's mode wants it, recorded: in `enforce` mode as is; in `shadow`
-   * mode an allow with a writ that reserves nothing, carrying what would have happened.
+   * mode an allow with a writ that reserves nothing, carrying what would have happened —
+   * for a call that waits for approval, what its idempotency `claims` answer, if anything.
    */
   async function refuse(
     refusal: Decision,
@@ -567,6 +568,7 @@ export function createWrit(options: WritOptions): WritEngine {
     now: number,
     logged: Logged | undefined,
     shadowOf: DecisionLog['candidate'],
+    claims: IdempotencyOp[] = [],
   ): Promise<Decision> {
     if (policy.mode !== 'shadow')
       return logged ? record(refusal, logOf(refusal, logged, shadowOf), now) : refusal;
@@ -587,8 +589,14 @@ export function createWrit(options: WritOptions): WritEngine {
       sessionId: action.session.id,
       ...(logged && { log: logOf(refusal, logged, shadowOf) }),
       shadow: true,
+      ...(claims.length > 0 && { claims }),
     });
     if (result.decision) return result.decision;
+    if (result.status === 'replay') return resolveDecision(refusal, result);
+    // Unlogged, a key held for another action applied nothing: the call still runs, with a
+    // writ that reserves nothing, as an unlogged refusal by an op does.
+    if (result.status === 'refused')
+      return refuse(resolveDecision(refusal, result), action, now, undefined, undefined);
     return result.status === 'granted'
       ? { ...shadowed(refusal), writ: publicWrit(writ) }
       : shadowed(refusal);

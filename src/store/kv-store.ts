@@ -1,6 +1,5 @@
 import { WritError } from '../core/errors.js';
-import type { Json, JsonObject } from '../core/json.js';
-import type { IdempotencyOp } from '../core/plan.js';
+import type { JsonObject } from '../core/json.js';
 import type { LogEntry, LogHead } from '../log/entry.js';
 import type { ChainReport } from '../log/verify.js';
 import type { PolicySourceText } from '../policy/index.js';
@@ -11,6 +10,8 @@ import type {
   ApprovalDecision,
   ApprovalRecord,
   ApprovalStatus,
+  ApprovalStep,
+  ApprovalStepResult,
   AuthorizeRequest,
   AuthorizeResult,
   BudgetState,
@@ -96,12 +97,6 @@ export abstract class KvStore implements Store {
   record(log: DecisionLog, now: number): Promise<LogEntry> {
     return this.atomic((view) => ledger.record(view, log, now));
   }
-  async findReplay(
-    claims: IdempotencyOp[],
-    now: number,
-  ): Promise<{ result: Json; writId: string } | undefined> {
-    return this.own(ledger.findReplay(this.reads, claims, now));
-  }
   async getSession(id: string, now: number): Promise<SessionRecord | undefined> {
     return this.own(ledger.getSession(this.reads, id, now));
   }
@@ -118,9 +113,10 @@ export abstract class KvStore implements Store {
   async listSessions(now: number): Promise<SessionRecord[]> {
     return this.own(ledger.listSessions(this.reads, now));
   }
-  requestApproval(request: ApprovalRecord, log?: DecisionLog): Promise<ApprovalRecord> {
-    const own = this.own(request);
-    return this.atomic((view) => this.own(ledger.requestApproval(view, own, log)));
+  requestApproval(step: ApprovalStep): Promise<ApprovalStepResult> {
+    // The store keeps the approval: its own copy. A replay's result is the caller's copy.
+    const own = { ...step, approval: this.own(step.approval) };
+    return this.atomic((view) => this.own(ledger.requestApproval(view, own)));
   }
   async findApproval(
     actionDigest: string,

@@ -36,6 +36,8 @@ import type {
   ApprovalDecision,
   ApprovalRecord,
   ApprovalStatus,
+  ApprovalStep,
+  ApprovalStepResult,
   AuthorizeRequest,
   AuthorizeResult,
   BudgetState,
@@ -306,9 +308,11 @@ function copyWrit(writ: WritRecord, fencing = writ.fencing): WritRecord {
  */
 export function authorize(view: KvView, req: AuthorizeRequest): AuthorizeResult {
   const draft = req.log?.decision;
-  const reserving = !draft || draft.outcome === 'allow';
   const tx = new Tx(view);
-  let step: StepOutcome | undefined;
+  // A call that waits for approval (shadow mode) reserves nothing, but what its keys hold
+  // may answer it, as it would once approved.
+  let step: StepOutcome | undefined = req.claims && answerBeforeApproval(tx, req.claims, req.now);
+  const reserving = step === undefined && (!draft || draft.outcome === 'allow');
   if (reserving) {
     const conflict = checkPreconditions(tx, req);
     if (conflict) return conflict;
@@ -493,25 +497,56 @@ function claimNonce(tx: Tx, op: NonceOp, now: number): StepOutcome | undefined {
   return undefined;
 }
 
+/**
+ * What the claim the store holds on `op.key` answers at `now`: the key is held for another
+ * action (`IDEMPOTENCY_MISMATCH`), this action succeeded (a replay), or its call is in flight
+ * or in doubt; `undefined` when the key is free to claim.
+ */
+function heldClaim(tx: Tx, op: IdempotencyOp, now: number): StepOutcome | undefined {
+  const row = tx.get<IdemRow>('idem', op.key);
+  if (!row || row.expiresAt <= now) return undefined;
+  const detail = { rule: op.invariant, key: op.key };
+  if (row.digest !== op.digest) return refused(reason('IDEMPOTENCY_MISMATCH', detail));
+  if (row.status === 'succeeded')
+    return { status: 'replay', result: row.result, writId: row.writId };
+  if (row.writExpiresAt > now)
+    return refused(
+      reason('IDEMPOTENCY_IN_FLIGHT', { ...detail, resetAt: isoTime(row.writExpiresAt) }),
+    );
+  if (row.onExpiry === 'in_doubt') return refused(reason('IDEMPOTENCY_IN_DOUBT', detail));
+  return undefined;
+}
+
+/**
+ * What the claims of a call that waits for approval answer before anyone is asked, checked
+ * in order as `authorize` would check them: a key held for another action refuses it, and
+ * an earlier success of this action replays — approved, it could do nothing else. A key in
+ * flight or in doubt for this action ends the check unanswered: that call may still fail or
+ * be settled, and `authorize` answers for the key once this one is approved.
+ */
+function answerBeforeApproval(
+  tx: Tx,
+  claims: readonly IdempotencyOp[],
+  now: number,
+): Exclude<StepOutcome, { status: 'granted' }> | undefined {
+  for (const claim of claims) {
+    const held = heldClaim(tx, claim, now);
+    if (held === undefined) continue;
+    if (held.status === 'replay') return held;
+    if (held.status === 'refused' && held.reason.code === 'IDEMPOTENCY_MISMATCH') return held;
+    return undefined;
+  }
+  return undefined;
+}
+
 function claimIdempotency(
   tx: Tx,
   op: IdempotencyOp,
   writ: WritRecord,
   now: number,
 ): StepOutcome | undefined {
-  const row = tx.get<IdemRow>('idem', op.key);
-  if (row && row.expiresAt > now) {
-    const detail = { rule: op.invariant, key: op.key };
-    if (row.digest !== op.digest) return refused(reason('IDEMPOTENCY_MISMATCH', detail));
-    if (row.status === 'succeeded')
-      return { status: 'replay', result: row.result, writId: row.writId };
-    const expired = row.writExpiresAt <= now;
-    if (!expired)
-      return refused(
-        reason('IDEMPOTENCY_IN_FLIGHT', { ...detail, resetAt: isoTime(row.writExpiresAt) }),
-      );
-    if (row.onExpiry === 'in_doubt') return refused(reason('IDEMPOTENCY_IN_DOUBT', detail));
-  }
+  const held = heldClaim(tx, op, now);
+  if (held) return held;
   tx.put('idem', op.key, {
     digest: op.digest,
     status: 'in_flight',
@@ -625,21 +660,6 @@ function acquireLease(
   const expiresAt = Math.min(writ.expiresAt, now + op.leaseMs);
   leases.push({ writ: writ.id, expiresAt, token });
   tx.put('lease', op.key, { fence: token, leases } satisfies LeaseRow);
-  return undefined;
-}
-
-/** The stored result of an earlier success for one of these claims, if any. */
-export function findReplay(
-  view: KvView,
-  claims: IdempotencyOp[],
-  now: number,
-): { result: Json; writId: string } | undefined {
-  for (const claim of claims) {
-    const row = view.get('idem', claim.key) as IdemRow | undefined;
-    if (row && row.expiresAt > now && row.digest === claim.digest && row.status === 'succeeded') {
-      return { result: row.result, writId: row.writId };
-    }
-  }
   return undefined;
 }
 
@@ -865,16 +885,24 @@ export function findApproval(
 }
 
 /**
- * Returns the open approval for the action, or records `request` as a new pending one; with
- * `log`, records the `approval_required` decision naming it in the same step.
+ * Answers a call that waits for approval from its idempotency claims when they already
+ * decide it (a mismatch refuses, a success replays: no approval is recorded); else returns
+ * the open approval for the action, or records `step.approval` as a new pending one. With
+ * `log`, records the decision in the same step.
  */
-export function requestApproval(
-  view: KvView,
-  request: ApprovalRecord,
-  log?: DecisionLog,
-): ApprovalRecord {
+export function requestApproval(view: KvView, step: ApprovalStep): ApprovalStepResult {
+  const { approval: request, claims, log } = step;
+  const now = request.createdAt;
   const tx = new Tx(view);
-  const existing = findApproval(view, request.actionDigest, request.policyHash, request.createdAt);
+  const answered = claims && answerBeforeApproval(tx, claims, now);
+  if (answered) {
+    if (log) {
+      tx.log(decisionEntry(resolveDecision(log.decision, answered), log, now));
+      tx.commit();
+    }
+    return answered;
+  }
+  const existing = findApproval(view, request.actionDigest, request.policyHash, now);
   const open =
     existing && (existing.status === 'pending' || existing.status === 'approved')
       ? existing
@@ -889,10 +917,10 @@ export function requestApproval(
       ...log.decision,
       approval: { id: approval.id, expiresAt: isoTime(approval.expiresAt) },
     };
-    tx.log(decisionEntry(decision, log, request.createdAt));
+    tx.log(decisionEntry(decision, log, now));
   }
   tx.commit();
-  return approval;
+  return { status: 'requested', approval };
 }
 
 export function getApproval(view: KvView, id: string, now: number): ApprovalRecord | undefined {

@@ -15,6 +15,9 @@ import type { PolicySourceText } from '../policy/index.js';
  *   `now`, and then either applies **all** of them and records the writ, or applies
  *   **none** and reports the first op that refused. Concurrent calls behave as if run one
  *   at a time in some order.
+ * - `requestApproval` is one atomic step as well: what it finds on the call's idempotency
+ *   keys and the request it records are as of one moment between the steps of other calls,
+ *   so its answer depends on the order of the steps, not on when anything was read before.
  * - Time is only ever the `now` passed in. Expired holds, leases and claims are treated as
  *   expired whenever they are read, so nothing depends on a background sweeper.
  * - A store that cannot answer throws; the engine turns that into a `deny` with
@@ -26,15 +29,6 @@ export interface Store {
   readonly kind: string;
   authorize(request: AuthorizeRequest): Promise<AuthorizeResult>;
   settle(request: SettleRequest): Promise<SettleResult>;
-  /**
-   * Read-only: the stored result of an earlier success for any of these idempotency claims
-   * with the same action digest, at `now`. Lets a retry of a call that needed approval
-   * replay instead of asking again.
-   */
-  findReplay(
-    claims: IdempotencyOp[],
-    now: number,
-  ): Promise<{ result: Json; writId: string } | undefined>;
   /**
    * A session's trusted state at `now`, or `undefined` if never opened, never labelled and
    * never given a writ with labels.
@@ -54,11 +48,28 @@ export interface Store {
   ): Promise<SessionRecord>;
   listSessions(now: number): Promise<SessionRecord[]>;
   /**
-   * Returns the open approval request for this action digest and policy, creating it as
-   * `pending` when there is none (so retries of the same call share one request); with
-   * `log`, records the `approval_required` decision in the same step.
+   * Asks for approval of a call, as one atomic step at the approval's `createdAt`.
+   *
+   * First the call's idempotency `claims` are checked, in order, against the claims the
+   * store holds — as `authorize` checks them, but none is taken, so that nobody is asked to
+   * approve a call whose answer is already known:
+   * - a key held for another action digest refuses the call (`refused`, with the
+   *   `IDEMPOTENCY_MISMATCH` reason `authorize` gives: the claim's rule and key), and no
+   *   approval is recorded;
+   * - a key whose call succeeded with this action digest replays its stored result
+   *   (`replay`): nothing runs again, so nobody needs to approve it, and no approval is
+   *   recorded;
+   * - a key in flight or in doubt for this action digest ends the check: its call may still
+   *   fail or be settled, and `authorize` answers for the key once the call is approved.
+   *
+   * Otherwise it returns the open approval request for the approval's action digest and
+   * policy, recording `approval` as `pending` when there is none (so retries of the same
+   * call share one request). With `log`, the decision is recorded in the same step: the
+   * `approval_required` draft naming the request, or the draft resolved by what a claim
+   * found (`resolveDecision`), with keys the log's `secrets` hide scrubbed as `authorize`
+   * scrubs them.
    */
-  requestApproval(request: ApprovalRecord, log?: DecisionLog): Promise<ApprovalRecord>;
+  requestApproval(step: ApprovalStep): Promise<ApprovalStepResult>;
   /** The most recent approval for this action digest under this policy, if any. */
   findApproval(
     actionDigest: string,
@@ -140,7 +151,40 @@ export interface AuthorizeRequest {
   log?: DecisionLog;
   /** Shadow mode: a decision that is not an allow records the writ without reservations. */
   shadow?: boolean;
+  /**
+   * Shadow mode, for a call that waits for approval and so reserves nothing (`ops` empty):
+   * the idempotency claims of the plan it would run with, checked as
+   * {@link Store.requestApproval} checks them and never taken. A key held for another action
+   * refuses the call and an earlier success of this action replays, as an op would; any
+   * other state of a key leaves the step as it would be without them.
+   */
+  claims?: IdempotencyOp[];
 }
+
+/** The one atomic step of asking for approval: see {@link Store.requestApproval}. */
+export interface ApprovalStep {
+  /**
+   * The request to record as `pending` when none is open for its action digest and policy;
+   * its `createdAt` is the step's time.
+   */
+  approval: ApprovalRecord;
+  /**
+   * The idempotency claims of the plan the call would run with once approved, in plan
+   * order: checked, never taken.
+   */
+  claims?: IdempotencyOp[];
+  /** Record the decision in the log in this same step; its decision is the `approval_required` draft. */
+  log?: DecisionLog;
+}
+
+/** What asking for approval did. */
+export type ApprovalStepResult =
+  /** The open request for the action: `approval` as given, or the one it shares. */
+  | { status: 'requested'; approval: ApprovalRecord }
+  /** A claim is held for another action (`IDEMPOTENCY_MISMATCH`): no approval recorded. */
+  | { status: 'refused'; reason: Reason }
+  /** This action already succeeded: its stored result, and no approval recorded. */
+  | { status: 'replay'; result: Json; writId: string };
 
 /** What `authorize` did; with a `log`, also the final decision as logged. */
 export type AuthorizeResult = (

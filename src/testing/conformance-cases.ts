@@ -1,9 +1,10 @@
 import { expect } from 'vitest';
+import { type Decision, reason } from '../core/decision.js';
 import { digestJson } from '../core/digest.js';
 import type { WritError } from '../core/errors.js';
-import { MAX_AMOUNT, type PlanOp } from '../core/plan.js';
+import { type IdempotencyOp, MAX_AMOUNT, type PlanOp } from '../core/plan.js';
 import { entryHash, GENESIS_HASH } from '../log/entry.js';
-import type { BudgetState, Store, WritRecord } from '../store/types.js';
+import type { ApprovalRecord, BudgetState, Store, WritRecord } from '../store/types.js';
 import {
   AGENT,
   action,
@@ -1519,6 +1520,17 @@ const APPROVALS = [
   '',
 ].join('\n');
 
+/** {@link APPROVALS} with the payment's idempotency key claimed, as a caller sends it. */
+const KEYED_APPROVALS = [
+  APPROVALS,
+  'idempotency:',
+  '  payments:',
+  `    match: 'tool == "send_money"'`,
+  `    key: 'request.idempotencyKey'`,
+  '    ttl: 24h',
+  '',
+].join('\n');
+
 const approvals: ConformanceCase[] = [
   example(
     'approvals: approval_required opens one pending approval; retries share it',
@@ -1777,6 +1789,165 @@ const approvals: ConformanceCase[] = [
       expect(await store.listBudgets(T0)).toEqual([budget('spend', 100, 0, 10, null)]);
     },
   ),
+
+  example(
+    'approvals: a key held for another action is refused before anyone is asked (IDEMPOTENCY_MISMATCH)',
+    async ({ writ, store }) => {
+      const w = writ(KEYED_APPROVALS);
+      const mismatch = {
+        code: 'IDEMPOTENCY_MISMATCH' as const,
+        rule: 'idempotency.payments',
+        key: KEY,
+      };
+      const first = allowed(await w.authorize(keyed(50, 'K1')));
+      // Approved, the call could never run with K1: nobody is asked, and the agent learns now.
+      const refused = await w.authorize(keyed(250, 'K1'));
+      denied(refused, mismatch);
+      expect(refused.approval).toBeUndefined();
+      expect(refused.reasons.map((r) => r.code)).toEqual([
+        'IDEMPOTENCY_MISMATCH',
+        'APPROVAL_REQUIRED',
+        'ALLOWED_BY_RULE',
+      ]);
+      expect(await w.approvals.list()).toEqual([]);
+      await w.settle(first, { status: 'succeeded', result: 'paid' });
+      denied(await w.authorize(keyed(250, 'K1')), mismatch);
+      expect(await w.approvals.list()).toEqual([]);
+      // Issued together, the call that reaches the store first claims the key, in every
+      // store: the other is checked in the step that would ask, after that claim.
+      const [claimed, late] = await Promise.all([
+        w.authorize(keyed(60, 'K2')),
+        w.authorize(keyed(260, 'K2')),
+      ]);
+      allowed(claimed);
+      denied(late, { ...mismatch, key: 'payments:K2' });
+      expect(await w.approvals.list()).toEqual([]);
+      // Logged as the denials they are, naming no approval.
+      const logged = (await store.readLog(0, 100)).flatMap((e) => (e.decision ? [e.decision] : []));
+      expect(logged.map((d) => [d.outcome, d.reasons[0]?.code, d.approvalId])).toEqual([
+        ['allow', 'ALLOWED_BY_RULE', undefined],
+        ['deny', 'IDEMPOTENCY_MISMATCH', undefined],
+        ['deny', 'IDEMPOTENCY_MISMATCH', undefined],
+        ['allow', 'ALLOWED_BY_RULE', undefined],
+        ['deny', 'IDEMPOTENCY_MISMATCH', undefined],
+      ]);
+      expect(logged[1]).toMatchObject({ id: refused.id, reasons: refused.reasons });
+    },
+  ),
+
+  example(
+    'approvals: a retry of a call that succeeded replays before anyone is asked, also when it races the settle',
+    async ({ writ, store }) => {
+      const w = writ(KEYED_APPROVALS);
+      const asked = await w.authorize(keyed(250, 'K1'));
+      await w.approvals.approve(asked.approval!.id, { approver: 'alice' });
+      const first = allowed(await w.authorize(keyed(250, 'K1')));
+      // While the approved call is in flight, a retry asks again: that call may still fail,
+      // and then this one needs its own approval to run (authorize answers for the key then).
+      const waiting = await w.authorize(keyed(250, 'K1'));
+      expect(waiting.outcome).toBe('approval_required');
+      // The success is settled as the retry comes in: the retry reads the key while it is
+      // still in flight, and reaches the store after the settle — its step sees the success.
+      const [, retry] = await Promise.all([
+        w.settle(first, { status: 'succeeded', result: { transfer: 'tx-1' } }),
+        w.authorize(keyed(250, 'K1')),
+      ]);
+      expect(retry).toMatchObject({ outcome: 'replay', result: { transfer: 'tx-1' } });
+      expect(retry.reasons.map((r) => r.code)).toEqual(['IDEMPOTENT_REPLAY']);
+      expect(retry.reasons[0]!.message).toContain(first.id);
+      expect(retry.approval).toBeUndefined();
+      // Replayed, not asked: only the approval used and the one asked while in flight.
+      const approvals = await w.approvals.list();
+      expect(approvals.map((a) => [a.id, a.status])).toEqual([
+        [asked.approval!.id, 'consumed'],
+        [waiting.approval!.id, 'pending'],
+      ]);
+      expect((await w.authorize(keyed(250, 'K1'))).outcome).toBe('replay');
+      expect(await w.approvals.list()).toEqual(approvals);
+      const last = (await store.readLog(0, 100)).at(-1)!.decision;
+      expect(last).toMatchObject({ outcome: 'replay', reasons: retry.reasons });
+      expect(last?.approvalId).toBeUndefined();
+    },
+  ),
+
+  example(
+    'approvals: store.requestApproval answers from the claims in its step, recording no approval',
+    async ({ store }) => {
+      const claim = DIRECT_OPS[1] as IdempotencyOp;
+      const other = { ...claim, digest: `sha256:${'cd'.repeat(32)}` };
+      const free = { ...claim, key: 'payments:K9' };
+      const step = (id: string, claims: IdempotencyOp[]) => {
+        const decision: Decision = {
+          id: `dec-${id}`,
+          outcome: 'approval_required',
+          reasons: [],
+          policyHash: 'sha256:p',
+          at: iso(T0),
+          actionDigest: claims[claims.length - 1]!.digest,
+        };
+        const approval: ApprovalRecord = {
+          id,
+          actionDigest: `sha256:${id}`,
+          policyHash: 'sha256:p',
+          action: { tool: 'send_money' },
+          requestedBy: 'agent-7',
+          reasons: [],
+          status: 'pending',
+          createdAt: T0,
+          expiresAt: T0 + 15 * MINUTE,
+        };
+        // K1 is a value the log hides, as `redact:` hides an argument a key is built from.
+        const log = { decision, action: { tool: 'send_money' }, redacted: [], secrets: ['K1'] };
+        return { approval, claims, log };
+      };
+      const ids = async () => (await store.listApprovals(T0)).map((a) => a.id);
+      // No claim held: asked, as without claims.
+      expect(await store.requestApproval(step('apr-1', [free, claim]))).toMatchObject({
+        status: 'requested',
+        approval: { id: 'apr-1' },
+      });
+      const ops = [claim];
+      expect(
+        await store.authorize({ now: T0, writ: directWrit('w-1', ops), ops, sessionId: 'run-1' }),
+      ).toEqual({ status: 'granted', fencing: {} });
+      // In flight for this action: still asked.
+      expect(await store.requestApproval(step('apr-2', [free, claim]))).toMatchObject({
+        status: 'requested',
+        approval: { id: 'apr-2' },
+      });
+      const mismatch = {
+        status: 'refused',
+        reason: reason('IDEMPOTENCY_MISMATCH', { rule: 'idempotency.payments', key: KEY }),
+      };
+      expect(await store.requestApproval(step('apr-3', [free, other]))).toEqual(mismatch);
+      await store.settle({ now: T0, writId: 'w-1', status: 'succeeded', result: { id: 'tx' } });
+      const replay = await store.requestApproval(step('apr-4', [free, claim]));
+      expect(replay).toEqual({ status: 'replay', result: { id: 'tx' }, writId: 'w-1' });
+      expect(await store.requestApproval(step('apr-5', [other, claim]))).toEqual(mismatch);
+      // The claims were checked, not taken: the key is still w-1's, and K9 is free.
+      expect(await store.requestApproval(step('apr-6', [free]))).toMatchObject({
+        status: 'requested',
+      });
+      expect(await ids()).toEqual(['apr-1', 'apr-2', 'apr-6']);
+      // A replayed result is the caller's own copy.
+      if (replay.status === 'replay') (replay.result as { id: string }).id = 'changed';
+      expect(await store.requestApproval(step('apr-7', [claim]))).toMatchObject({
+        result: { id: 'tx' },
+      });
+      // Each answer is logged in the same step, a hidden key shown as the log hides it.
+      const logged = (await store.readLog(0, 100)).flatMap((e) => (e.decision ? [e.decision] : []));
+      expect(logged.map((d) => [d.id, d.outcome, d.approvalId, d.reasons[0]?.key])).toEqual([
+        ['dec-apr-1', 'approval_required', 'apr-1', undefined],
+        ['dec-apr-2', 'approval_required', 'apr-2', undefined],
+        ['dec-apr-3', 'deny', undefined, 'payments:[redacted]'],
+        ['dec-apr-4', 'replay', undefined, undefined],
+        ['dec-apr-5', 'deny', undefined, 'payments:[redacted]'],
+        ['dec-apr-6', 'approval_required', 'apr-6', undefined],
+        ['dec-apr-7', 'replay', undefined, undefined],
+      ]);
+      expect(logged[3]!.reasons[0]).toMatchObject({ code: 'IDEMPOTENT_REPLAY' });
+    },
+  ),
 ];
 
 const SHADOW = [
@@ -1795,6 +1966,22 @@ const SHADOW = [
   'replay:',
   '  require_nonce: true',
   '  max_age: 1d',
+  '',
+].join('\n');
+
+/** Shadow mode, with a call under review waiting for approval, and idempotency keys. */
+const SHADOW_KEYED = [
+  'version: 1',
+  'mode: shadow',
+  'tools:',
+  '  send_money:',
+  `    - require_approval: 'has(request.meta.review)'`,
+  '    - allow: true',
+  'idempotency:',
+  '  payments:',
+  `    match: 'tool == "send_money"'`,
+  `    key: 'request.idempotencyKey'`,
+  '    ttl: 24h',
   '',
 ].join('\n');
 
@@ -1861,6 +2048,44 @@ const shadow: ConformanceCase[] = [
     expect(allowed(replayed).reservations).toEqual([]);
     expect(replayed.shadow?.reasons[0]).toMatchObject({ code: 'NONCE_REPLAYED' });
   }),
+
+  example(
+    'shadow mode: a call that would wait for approval is answered by its idempotency keys, as enforced',
+    async ({ writ, store }) => {
+      for (const log of [true, false]) {
+        const w = writ(SHADOW_KEYED, { log });
+        const key = log ? 'K1' : 'K2';
+        const review = { meta: { review: true } };
+        const first = allowed(await w.authorize(keyed(250, key)));
+        // Another action with the key: enforced, it would be refused before anyone is
+        // asked; in shadow mode it runs, reserving nothing, and the decision says why.
+        const other = await w.authorize(keyed(500, key, review));
+        expect(allowed(other).reservations).toEqual([]);
+        expect(other.shadow?.outcome).toBe('deny');
+        expect(other.shadow?.reasons.map((r) => [r.code, r.key])).toEqual([
+          ['IDEMPOTENCY_MISMATCH', `payments:${key}`],
+          ['APPROVAL_REQUIRED', undefined],
+          ['ALLOWED_BY_RULE', undefined],
+        ]);
+        await w.settle(first, { status: 'succeeded', result: 'paid' });
+        // The first call again, under review: it ran already, so it replays.
+        const again = await w.authorize(keyed(250, key, review));
+        expect(again).toMatchObject({ outcome: 'replay', result: 'paid' });
+        expect(again.writ).toBeUndefined();
+        // A call no key answers would still wait for approval.
+        const fresh = await w.authorize(keyed(250, `${key}-new`, review));
+        expect([fresh.outcome, fresh.shadow?.outcome]).toEqual(['allow', 'approval_required']);
+        expect(await w.approvals.list()).toEqual([]);
+      }
+      const logged = (await store.readLog(0, 100)).flatMap((e) => (e.decision ? [e.decision] : []));
+      expect(logged.map((d) => [d.outcome, d.shadow?.outcome])).toEqual([
+        ['allow', undefined],
+        ['allow', 'deny'],
+        ['replay', undefined],
+        ['allow', 'approval_required'],
+      ]);
+    },
+  ),
 ];
 
 /** `store` with some methods made to fail, as an unreachable database would. */
@@ -1924,7 +2149,6 @@ const failures: ConformanceCase[] = [
         ['listApprovals', () => store.listApprovals(T0)],
         ['getApproval', () => store.getApproval('apr-1', T0)],
         ['listOpenWrits', () => store.listOpenWrits(T0)],
-        ['findReplay', () => store.findReplay([], T0)],
         ['logHead', () => store.logHead()],
         ['readLog', () => store.readLog(0, 10)],
         ['findDecision', () => store.findDecision('dec-1')],
@@ -2018,9 +2242,10 @@ const snapshots: ConformanceCase[] = [
         id: 'apr-own',
         actionDigest: `sha256:${'ef'.repeat(32)}`,
       };
-      const stored = await store.requestApproval(record);
+      const stored = await store.requestApproval({ approval: record });
       record.status = 'approved';
-      stored.requestedBy = 'alice';
+      expect(stored.status).toBe('requested');
+      if (stored.status === 'requested') stored.approval.requestedBy = 'alice';
       expect(await store.getApproval('apr-own', T0)).toMatchObject({
         status: 'pending',
         requestedBy: 'agent-7',
