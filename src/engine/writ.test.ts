@@ -458,6 +458,33 @@ describe('approvals through the engine', () => {
     expect(ran).toBe(false);
   });
 
+  it('decides again only once the person has decided, not on every poll', async () => {
+    const store = memoryStore();
+    const writ = createWrit({
+      policy: 'version: 1\ntools:\n  t:\n    - require_approval: true\n',
+      store,
+    });
+    let approvalId: string | undefined;
+    const waiting = writ.execute(
+      { tool: 't', principal: { id: 'p' }, session: { id: 's' } },
+      () => 'done',
+      { waitForApproval: { timeoutMs: 10_000, pollMs: 5 } },
+    );
+    // Several polls pass while the request is pending…
+    for (let tries = 0; approvalId === undefined && tries < 100; tries++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      approvalId = (await writ.approvals.list('pending'))[0]?.id;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    await writ.approvals.approve(approvalId!, { approver: 'alice' });
+    expect(await waiting).toMatchObject({ outcome: 'allow', result: 'done' });
+    // …and the log holds one decision asking and one allowing, not one per poll.
+    const decisions = (await store.readLog(0, 1_000)).flatMap((e) =>
+      e.decision ? [e.decision.outcome] : [],
+    );
+    expect(decisions).toEqual(['approval_required', 'allow']);
+  });
+
   it('waits no longer than its timeout when the poll interval is longer', async () => {
     const policy = 'version: 1\ntools:\n  t:\n    - require_approval: true\n';
     const action = { tool: 't', principal: { id: 'p' }, session: { id: 's' } };

@@ -481,11 +481,16 @@ export function createWrit(options: WritOptions): WritEngine {
         approval?.status === 'expired'
           ? [...verdict.reasons, reason('APPROVAL_EXPIRED', { rule: approval.id })]
           : verdict.reasons;
+      // Approved, the call would run with this plan: one that cannot be worked out (a
+      // condition error in a budget's cost or key) is refused now, not after a person
+      // approved it.
+      const plan = planInvariants(policy, action, ctx, now, digest);
+      if (!plan.ok) return refuseWith([...plan.reasons, ...reasons]);
       const asked = decision(id, now, digest, 'approval_required', reasons);
       // What the call's idempotency keys hold is checked in the step that asks, not read
       // before it: a key held for another action refuses the call, and a call that already
       // succeeded replays — approved, it could do nothing else, so nobody is asked.
-      const claims = idempotencyClaims(action, ctx, now, digest);
+      const claims = plan.ops.filter((op): op is IdempotencyOp => op.kind === 'idempotency');
       if (policy.mode === 'shadow') return refuse(asked, action, now, logged, shadowOf, claims);
       const step: ApprovalStep = {
         approval: {
@@ -539,22 +544,6 @@ export function createWrit(options: WritOptions): WritEngine {
       return refuse(resolved, action, now, undefined, undefined);
     }
     return resolved;
-  }
-
-  /**
-   * The idempotency claims of the plan the action would run with once approved; none when
-   * the plan cannot be worked out (approved, the call is refused for that by `authorize`).
-   */
-  function idempotencyClaims(
-    action: Action,
-    ctx: CelContext,
-    now: number,
-    digest: string,
-  ): IdempotencyOp[] {
-    if (policy.idempotency.length === 0) return [];
-    const plan = planInvariants(policy, action, ctx, now, digest);
-    if (!plan.ok) return [];
-    return plan.ops.filter((op): op is IdempotencyOp => op.kind === 'idempotency');
   }
 
   /**
@@ -797,6 +786,12 @@ export function createWrit(options: WritOptions): WritEngine {
       const ms = Math.min(pollMs, left);
       await new Promise((resolve) => setTimeout(resolve, ms));
       slept += ms;
+      // While the request is pending only its state is read: deciding on every poll would
+      // log a decision every pollMs for as long as the person takes. A read that fails is
+      // left to the decision, which turns a store failure into a denial.
+      const id = current.approval?.id;
+      const asked = id && (await store.getApproval(id, readClock()).catch(() => undefined));
+      if (asked && asked.status === 'pending') continue;
       current = await decide(request);
     }
     return current;

@@ -1791,6 +1791,24 @@ const approvals: ConformanceCase[] = [
   ),
 
   example(
+    'approvals: a call whose plan cannot be worked out is refused before anyone is asked',
+    async ({ writ }) => {
+      // The budget's cost reads an argument this call lacks: approved, authorize would
+      // refuse it for that, so a person is not asked first.
+      const w = writ(
+        `${APPROVALS}budgets:\n  spend:\n    match: 'tool == "send_money"'\n    per: 'args.recipient'\n    limit: 1000\n    window: lifetime\n    cost: 'args.amount'\n`,
+      );
+      const refused = await w.authorize(action('send_money', { amount: 250 }));
+      denied(refused, { code: 'CONDITION_ERROR', rule: 'budgets.spend.per' });
+      expect(refused.approval).toBeUndefined();
+      expect(await w.approvals.list()).toEqual([]);
+      // With what it needs, the same call asks.
+      const asked = await w.authorize(action('send_money', { amount: 250, recipient: 'bob' }));
+      expect(asked.outcome).toBe('approval_required');
+    },
+  ),
+
+  example(
     'approvals: a key held for another action is refused before anyone is asked (IDEMPOTENCY_MISMATCH)',
     async ({ writ, store }) => {
       const w = writ(KEYED_APPROVALS);
