@@ -485,6 +485,51 @@ describe('approvals through the engine', () => {
     expect(decisions).toEqual(['approval_required', 'allow']);
   });
 
+  it('an approval that comes after the request grew too old waits for a new request of the same call', async () => {
+    const policy = `version: 1
+tools:
+  t:
+    - require_approval: true
+replay:
+  require_nonce: true
+  max_age: 1m
+`;
+    const clock = manualClock('2026-11-23T10:00:00Z');
+    const writ = createWrit({ policy, clock });
+    const call = (nonce: string) => ({
+      tool: 't',
+      principal: { id: 'p' },
+      session: { id: 's' },
+      nonce,
+      issuedAt: new Date(clock.now()).toISOString(),
+    });
+    let runs = 0;
+    const waiting = writ.execute(call('n-1'), () => ++runs, {
+      waitForApproval: { timeoutMs: 10_000, pollMs: 5 },
+    });
+    let pending: string | undefined;
+    while (pending === undefined) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      pending = (await writ.approvals.list('pending'))[0]?.id;
+    }
+    // The person takes longer than the request's max_age: the signed time cannot be sent
+    // again, so the wait ends with REQUEST_EXPIRED and the tool does not run…
+    clock.advance(2 * 60_000);
+    await writ.approvals.approve(pending, { approver: 'alice' });
+    const expired = await waiting;
+    expect([expired.outcome, expired.decision.reasons[0]?.code]).toEqual([
+      'deny',
+      'REQUEST_EXPIRED',
+    ]);
+    expect(runs).toBe(0);
+    // …and the approval is not used up: the same call, sent anew, runs on it.
+    expect(await writ.execute(call('n-2'), () => ++runs)).toMatchObject({
+      outcome: 'allow',
+      result: 1,
+    });
+    expect((await writ.approvals.get(pending))?.status).toBe('consumed');
+  });
+
   it('waits no longer than its timeout when the poll interval is longer', async () => {
     const policy = 'version: 1\ntools:\n  t:\n    - require_approval: true\n';
     const action = { tool: 't', principal: { id: 'p' }, session: { id: 's' } };
