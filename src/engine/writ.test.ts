@@ -1,9 +1,11 @@
+import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { manualClock } from '../core/clock.js';
 import { digestJson } from '../core/digest.js';
 import { WritError } from '../core/errors.js';
 import { DEFAULT_JSON_LIMITS } from '../core/json.js';
 import { MAX_AMOUNT } from '../core/plan.js';
+import { replayLog } from '../log/replay.js';
 import { loadPolicy } from '../runtime/load-policy.js';
 import { memoryStore } from '../store/memory/index.js';
 import { createWrit, type WritOptions } from './writ.js';
@@ -653,6 +655,40 @@ describe('what the log keeps of redacted values', () => {
     'redact: [args.pw, args.card, session.attrs.token]',
     '',
   ].join('\n');
+
+  it('keys the digests of redacted values with the secret redact_key_env names', async () => {
+    const policy = loadPolicy(`${REDACTING}redact_key_env: WRIT_TEST_REDACT_KEY\n`);
+    const key = 'k'.repeat(32);
+    const secrets = (name: string) => (name === 'WRIT_TEST_REDACT_KEY' ? key : undefined);
+    const store = memoryStore();
+    const writ = createWrit({ policy, store, clock: manualClock(0), secrets });
+    await writ.sessions.open('s1', { token: 'TOKSECRET' });
+    await writ.authorize({
+      tool: 'login',
+      args: { pw: 'hunter2' },
+      principal: { id: 'p' },
+      session: { id: 's1' },
+    });
+    const keyed = (value: unknown) =>
+      `hmac-sha256:${createHmac('sha256', key).update(JSON.stringify(value)).digest('hex')}`;
+    const [opened, decided] = await store.readLog(0, 10);
+    expect(opened?.session?.attrs).toEqual({ token: keyed('TOKSECRET') });
+    expect(decided?.decision?.action.args).toEqual({ pw: keyed('hunter2') });
+    // The key is needed from the start, and must be worth the name.
+    for (const [given, message] of [
+      [undefined, /redact_key_env names WRIT_TEST_REDACT_KEY, which is not set/],
+      ['short', /which holds fewer than 16 characters/],
+    ] as const)
+      expect(() => createWrit({ policy, secrets: () => given })).toThrow(message);
+    // Replaying the log keeps nothing, and needs no key.
+    expect(process.env.WRIT_TEST_REDACT_KEY).toBeUndefined();
+    const replayed = await replayLog(await store.readLog(0, 10), policy);
+    // (The policy reads the password, so that decision is reported, not guessed.)
+    expect([replayed.decisions, replayed.notReplayable.map((d) => d.paths)]).toEqual([
+      1,
+      [['args.pw', 'session.attrs.token']],
+    ]);
+  });
 
   it('no reason quotes a redacted argument, and no session entry a redacted attribute', async () => {
     const store = memoryStore();

@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import {
   type Action,
   actionToJson,
@@ -6,6 +7,7 @@ import {
   type ParsedAction,
   parseAction,
 } from '../core/action.js';
+import { canonicalJson } from '../core/canonical-json.js';
 import type { Clock, IdSource } from '../core/clock.js';
 import {
   type Decision,
@@ -231,6 +233,28 @@ function logOf(
   return log;
 }
 
+/**
+ * How redacted values are digested under a policy with `redact_key_env`: HMAC-SHA256 keyed
+ * with that secret, looked up once, when the engine is made. A plain digest of a card
+ * number can be found by trying every card number; a keyed one cannot without the key.
+ * The key must be there from the start: a log written without it could be tested against
+ * guesses, and digests under different keys could not be compared.
+ */
+function redactionDigest(
+  policy: CompiledPolicy,
+  secrets: SecretSource,
+): ((value: Json) => string) | undefined {
+  const name = policy.redactKeyEnv;
+  if (name === undefined) return undefined;
+  const key = secrets(name);
+  if (key === undefined || key.length < 16)
+    throw usage(
+      `the policy's redact_key_env names ${name}, which ${key === undefined ? 'is not set' : 'holds fewer than 16 characters'}: set it to a secret of at least 16, or remove redact_key_env`,
+    );
+  return (value) =>
+    `hmac-sha256:${createHmac('sha256', key).update(canonicalJson(value)).digest('hex')}`;
+}
+
 /** `logged` with the hidden values among a session's attributes added to its secrets. */
 function withSecretsOf(attrs: JsonObject, logged: Logged, patterns: readonly string[]): Logged {
   const { secrets } = redact({ session: { attrs } }, patterns);
@@ -338,6 +362,7 @@ export function createWrit(options: WritOptions): WritEngine {
   const writTtlMs = options.writTtlMs ?? 15 * 60_000;
   const limits: JsonLimits = { ...DEFAULT_JSON_LIMITS, ...options.limits };
   const secrets: SecretSource = options.secrets ?? ((name) => process.env[name]);
+  const redactDigest = redactionDigest(policy, secrets);
   const candidate =
     typeof options.candidate === 'string' ? loadPolicy(options.candidate) : options.candidate;
   const logging = options.log ?? true;
@@ -391,7 +416,7 @@ export function createWrit(options: WritOptions): WritEngine {
     }
     const action = parsed.action;
     const digest = actionDigest(action);
-    const logged = logging ? redact(actionToJson(action), policy.redact) : undefined;
+    const logged = logging ? redact(actionToJson(action), policy.redact, redactDigest) : undefined;
     try {
       if (logging && !policiesKept) await storePolicies();
       const envelope = checkEnvelope(policy.replay, action, now, secrets);
@@ -838,7 +863,7 @@ export function createWrit(options: WritOptions): WritEngine {
         const trusted = json.value as JsonObject;
         // The log keeps the attributes as decisions log them: `session.attrs.*` paths of
         // `redact:` hidden.
-        const logged = redact({ session: { attrs: trusted } }, policy.redact);
+        const logged = redact({ session: { attrs: trusted } }, policy.redact, redactDigest);
         return store.putSession(id, trusted, readClock(), {
           attrs: (logged.action.session as { attrs: JsonObject }).attrs,
           redacted: logged.redacted,

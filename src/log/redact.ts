@@ -5,13 +5,17 @@ import type { LoggedDecision } from './entry.js';
 
 /**
  * Replaces the values at `redact:` paths of an action (`args.card_number`,
- * `args.*.password`; `*` matches any one key or index) with `sha256:<hex>` digests of their
- * canonical JSON, so the log proves what was sent without keeping it. Returns the concrete
- * paths replaced.
+ * `args.*.password`; `*` matches any one key or index) with digests of their canonical
+ * JSON — `sha256:<hex>`, or what `digest` gives (a keyed one: `redact_key_env`) — so the
+ * log proves what was sent without keeping it. Returns the concrete paths replaced.
  */
-export function redact(action: JsonObject, patterns: readonly string[]): Redacted {
+export function redact(
+  action: JsonObject,
+  patterns: readonly string[],
+  digest: (value: Json) => string = digestJson,
+): Redacted {
   if (patterns.length === 0) return { action, redacted: [], secrets: [] };
-  const found: Found = { paths: [], secrets: new Set() };
+  const found: Found = { paths: [], secrets: new Set(), digest };
   let result: Json = action;
   for (const pattern of patterns) result = redactPath(result, pattern.split('.'), [], found);
   return {
@@ -34,6 +38,7 @@ export interface Redacted {
 interface Found {
   paths: string[];
   secrets: Set<string>;
+  digest: (value: Json) => string;
 }
 
 /**
@@ -111,7 +116,7 @@ function redactPath(value: Json, rest: readonly string[], at: string[], found: F
   if (rest.length === 0) {
     found.paths.push(at.join('.'));
     collectSecrets(value, found.secrets);
-    return digestJson(value);
+    return found.digest(value);
   }
   const [head, ...tail] = rest as [string, ...string[]];
   if (Array.isArray(value)) {

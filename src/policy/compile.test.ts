@@ -221,6 +221,20 @@ describe('policy loading: signing keys', () => {
   });
 });
 
+describe('policy loading: the redaction key', () => {
+  it('takes an environment variable name, and nothing else', () => {
+    expect(errorsOf('version: 1\nredact: [args.pw]\nredact_key_env: "MY KEY"\n')).toEqual([
+      'p.yaml:3:17: not an environment variable name: "MY KEY"',
+    ]);
+    expect(
+      compilePolicy({
+        path: 'p.yaml',
+        text: 'version: 1\nredact: [args.pw]\nredact_key_env: K_1\n',
+      }).redactKeyEnv,
+    ).toBe('K_1');
+  });
+});
+
 describe('policy loading: schema problems', () => {
   it('requires version: 1', () => {
     expect(errorsOf('name: x\n')).toEqual([
@@ -241,7 +255,7 @@ describe('policy loading: schema problems', () => {
 
   it('lists the expected keys for an unknown key at every level', () => {
     expect(errorsOf('version: 1\ntoolz: {}\n')).toEqual([
-      'p.yaml:2:1: unknown key "toolz"; expected one of: version, name, description, mode, default, include, tools, flow, budgets, rate_limits, concurrency, idempotency, replay, labels, redact',
+      'p.yaml:2:1: unknown key "toolz"; expected one of: version, name, description, mode, default, include, tools, flow, budgets, rate_limits, concurrency, idempotency, replay, labels, redact, redact_key_env',
     ]);
     expect(errorsOf('version: 1\ntools:\n  a:\n    - allow: true\n      alow: true\n')).toEqual([
       'p.yaml:5:7: unknown key "alow"; expected one of: name, allow, forbid, require_approval, expires, message',

@@ -146,6 +146,11 @@ export interface CompiledPolicy {
   replay: CompiledReplay;
   labels: CompiledLabel[];
   redact: string[];
+  /**
+   * The environment variable whose secret keys the digests of redacted values
+   * (`hmac-sha256:`); without it they are plain SHA-256 (`sha256:`).
+   */
+  redactKeyEnv?: string;
   /** Every action path some expression reads (`args.card.number`, `meta`), for replay. */
   reads: string[][];
 }
@@ -184,6 +189,7 @@ class PolicyBuilder {
   readonly idempotency: CompiledIdempotency[] = [];
   readonly labels: CompiledLabel[] = [];
   readonly redact = new Set<string>();
+  redactKeyEnv: string | undefined;
   readonly reads: string[][] = [];
   readonly ruleIds = new Set<string>();
   readonly invariantNames = new Map<string, string>();
@@ -370,10 +376,7 @@ class PolicyBuilder {
               'not a usable Ed25519 public key: base64 of its 32 raw bytes or of its SPKI DER, and not a point of small order (one accepts forged signatures)',
             ),
           );
-        if (
-          key.hmac_secret_env !== undefined &&
-          !/^[A-Za-z_][A-Za-z0-9_]*$/.test(key.hmac_secret_env)
-        )
+        if (key.hmac_secret_env !== undefined && !ENV_NAME.test(key.hmac_secret_env))
           this.issues.push(
             file.issueAt(
               ['replay', 'keys', principal, 'hmac_secret_env'],
@@ -391,6 +394,21 @@ class PolicyBuilder {
         keys,
         ...(maxAgeMs !== undefined && { maxAgeMs }),
       };
+    }
+    if (doc.redact_key_env !== undefined) {
+      const at = ['redact_key_env'];
+      if (!isRoot)
+        this.issues.push(
+          file.issueAt(at, 'redact_key_env may only be set in the root policy', { key: true }),
+        );
+      else if (!ENV_NAME.test(doc.redact_key_env))
+        this.issues.push(
+          file.issueAt(
+            at,
+            `not an environment variable name: ${JSON.stringify(doc.redact_key_env)}`,
+          ),
+        );
+      else this.redactKeyEnv = doc.redact_key_env;
     }
     for (const [i, path] of (doc.redact ?? []).entries()) {
       const problem = redactPathProblem(path);
@@ -591,10 +609,14 @@ class PolicyBuilder {
       replay: this.replay,
       labels: this.labels,
       redact: [...this.redact].sort(),
+      ...(this.redactKeyEnv !== undefined && { redactKeyEnv: this.redactKeyEnv }),
       reads: this.reads,
     });
   }
 }
+
+/** What a policy may name as an environment variable: `hmac_secret_env`, `redact_key_env`. */
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /** A key under which `./a.yaml` and `a.yaml` are the same file. */
 function samePath(path: string): string {

@@ -157,13 +157,15 @@ describe('include', () => {
   it('rejects mode, default and replay in an included file', () => {
     const root = files({
       'p.yaml': 'version: 1\ninclude: [q.yaml]\n',
-      'q.yaml': 'version: 1\nmode: shadow\ndefault: require_approval\nreplay:\n  max_age: 5m\n',
+      'q.yaml':
+        'version: 1\nmode: shadow\ndefault: require_approval\nreplay:\n  max_age: 5m\nredact_key_env: K\n',
     });
     const q = join(root, 'q.yaml');
     expect(errorsOf(join(root, 'p.yaml'))).toEqual([
       `${q}:2:1: mode may only be set in the root policy, not in an included file`,
       `${q}:3:1: default may only be set in the root policy, not in an included file`,
       `${q}:4:1: replay may only be set in the root policy`,
+      `${q}:6:1: redact_key_env may only be set in the root policy`,
     ]);
   });
 

@@ -172,6 +172,12 @@ export const PolicySchema = z
       .describe(
         'Paths logged as digests, under args, meta, principal.attrs or session.attrs: args.card_number, args.*.password, args.items.0.pin.',
       ),
+    redact_key_env: z
+      .string()
+      .optional()
+      .describe(
+        'The environment variable holding a secret key: redacted values are then logged as HMAC-SHA256 digests under it, which nobody without the key can test guesses against (a card number, a phone number).',
+      ),
   })
   .describe('A writ policy.');
 
