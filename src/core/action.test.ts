@@ -420,6 +420,28 @@ describe('parseAction: structure', () => {
     expect(parseAction(Object.freeze({ ...base, args: Object.freeze({ a: 1 }) })).ok).toBe(true);
   });
 
+  it('reads only the fields a request has itself, never inherited ones', () => {
+    // Built on a prototype: the request has no fields of its own.
+    expect(issues(Object.create(base)).map((i) => i.path)).toEqual([
+      'tool',
+      'principal',
+      'session',
+    ]);
+    // A polluted Object.prototype adds nothing to a request that lacks the field.
+    const proto = Object.prototype as Record<string, unknown>;
+    proto.nonce = 'from-the-prototype';
+    proto.id = 'inherited-id';
+    try {
+      const parsed = parseAction({ tool: 't', principal: {}, session: { id: 's' } });
+      expect(parsed.ok).toBe(false);
+      const action = parseAction(base);
+      expect(action.ok && Object.hasOwn(action.action, 'nonce')).toBe(false);
+    } finally {
+      delete proto.nonce;
+      delete proto.id;
+    }
+  });
+
   it('rejects class instances inside args', () => {
     expect(issues({ ...base, args: { when: new Date(0) } })).toEqual([
       { path: 'args.when', message: 'is not a plain JSON object' },

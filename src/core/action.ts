@@ -123,7 +123,7 @@ function parseActionUnguarded(input: unknown, limits: JsonLimits): ParsedAction 
   const obj = input as Record<string, unknown>;
   unknownKeys(obj, ACTION_KEYS, 'action', issues);
 
-  const tool = obj.tool;
+  const tool = field(obj, 'tool');
   if (typeof tool !== 'string') issues.push({ path: 'tool', message: 'must be a string' });
   else if (!TOOL_NAME.test(tool)) {
     issues.push({
@@ -132,16 +132,17 @@ function parseActionUnguarded(input: unknown, limits: JsonLimits): ParsedAction 
     });
   }
 
-  const args = jsonObject(obj.args ?? {}, 'args', limits, issues);
-  const principal = parsePrincipal(obj.principal, limits, issues);
-  const session = parseSession(obj.session, limits, issues);
-  const idempotencyKey = optionalId(obj.idempotencyKey, 'idempotencyKey', issues);
-  const nonce = optionalId(obj.nonce, 'nonce', issues);
-  const signature = optionalId(obj.signature, 'signature', issues);
+  const args = jsonObject(field(obj, 'args') ?? {}, 'args', limits, issues);
+  const principal = parsePrincipal(field(obj, 'principal'), limits, issues);
+  const session = parseSession(field(obj, 'session'), limits, issues);
+  const idempotencyKey = optionalId(field(obj, 'idempotencyKey'), 'idempotencyKey', issues);
+  const nonce = optionalId(field(obj, 'nonce'), 'nonce', issues);
+  const signature = optionalId(field(obj, 'signature'), 'signature', issues);
 
   let issuedAt: number | undefined;
-  if (obj.issuedAt !== undefined) {
-    const ms = typeof obj.issuedAt === 'string' ? parseRfc3339(obj.issuedAt) : undefined;
+  const issued = field(obj, 'issuedAt');
+  if (issued !== undefined) {
+    const ms = typeof issued === 'string' ? parseRfc3339(issued) : undefined;
     if (ms !== undefined) issuedAt = ms;
     else
       issues.push({
@@ -151,18 +152,19 @@ function parseActionUnguarded(input: unknown, limits: JsonLimits): ParsedAction 
   }
 
   const estimate: Record<string, number> = Object.create(null);
-  if (obj.estimate !== undefined) {
-    if (!isJsonObject(obj.estimate))
+  const estimated = field(obj, 'estimate');
+  if (estimated !== undefined) {
+    if (!isJsonObject(estimated))
       issues.push({ path: 'estimate', message: 'must be an object of numbers' });
     else {
-      for (const [key, value] of Object.entries(obj.estimate)) {
+      for (const [key, value] of Object.entries(estimated)) {
         if (typeof value === 'number' && Number.isFinite(value) && value >= 0)
           estimate[key] = value;
         else issues.push({ path: `estimate.${key}`, message: 'must be a finite number ≥ 0' });
       }
     }
   }
-  const meta = jsonObject(obj.meta ?? {}, 'meta', limits, issues);
+  const meta = jsonObject(field(obj, 'meta') ?? {}, 'meta', limits, issues);
 
   if (issues.length > 0) return { ok: false, issues };
   const action: Action = { tool: tool as string, args, principal, session, estimate, meta };
@@ -181,11 +183,11 @@ function parsePrincipal(value: unknown, limits: JsonLimits, issues: ValueIssue[]
   }
   const obj = value as Record<string, unknown>;
   unknownKeys(obj, PRINCIPAL_KEYS, 'principal', issues);
-  principal.id = requiredId(obj.id, 'principal.id', issues);
-  const tenant = optionalId(obj.tenant, 'principal.tenant', issues);
+  principal.id = requiredId(field(obj, 'id'), 'principal.id', issues);
+  const tenant = optionalId(field(obj, 'tenant'), 'principal.tenant', issues);
   if (tenant !== undefined) principal.tenant = tenant;
-  principal.roles = stringList(obj.roles, 'principal.roles', ID, issues);
-  principal.attrs = jsonObject(obj.attrs ?? {}, 'principal.attrs', limits, issues);
+  principal.roles = stringList(field(obj, 'roles'), 'principal.roles', ID, issues);
+  principal.attrs = jsonObject(field(obj, 'attrs') ?? {}, 'principal.attrs', limits, issues);
   return principal;
 }
 
@@ -197,10 +199,21 @@ function parseSession(value: unknown, limits: JsonLimits, issues: ValueIssue[]):
   }
   const obj = value as Record<string, unknown>;
   unknownKeys(obj, SESSION_KEYS, 'session', issues);
-  session.id = requiredId(obj.id, 'session.id', issues);
-  session.attrs = jsonObject(obj.attrs ?? {}, 'session.attrs', limits, issues);
-  session.labels = [...new Set(stringList(obj.labels, 'session.labels', LABEL, issues))].sort();
+  session.id = requiredId(field(obj, 'id'), 'session.id', issues);
+  session.attrs = jsonObject(field(obj, 'attrs') ?? {}, 'session.attrs', limits, issues);
+  session.labels = [
+    ...new Set(stringList(field(obj, 'labels'), 'session.labels', LABEL, issues)),
+  ].sort();
   return session;
+}
+
+/**
+ * A field of a request object, its own only: one inherited — from a prototype the caller
+ * built, or one something in the process polluted (`Object.prototype.nonce`) — is not part
+ * of the request, and must not be read as if it were.
+ */
+function field(obj: Record<string, unknown>, key: string): unknown {
+  return Object.hasOwn(obj, key) ? obj[key] : undefined;
 }
 
 function unknownKeys(
