@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { manualClock } from '../src/core/clock.js';
 import { createWrit } from '../src/engine/writ.js';
-import type { LogEntry } from '../src/log/entry.js';
+import { chainEntryText, type LogEntry } from '../src/log/entry.js';
 import { sqliteStore } from '../src/store/sqlite/index.js';
 import type { ApprovalRecord, BudgetState, OpenWrit, SessionRecord } from '../src/store/types.js';
 
@@ -525,6 +525,66 @@ budgets:
     expect(logEntries(file).at(-1)?.settlement).toMatchObject({
       cost: 3,
       uncounted: ['spend:all'],
+    });
+  });
+
+  it('writ log verify --anchor shows a log rewritten and hashed again since an earlier verify', async () => {
+    const file = join(dir, 'anchored.db');
+    const engine = createWrit({
+      policy: 'version: 1\ntools:\n  pay:\n    - allow: true\n',
+      store: sqliteStore({ path: file }),
+    });
+    for (let i = 0; i < 4; i++)
+      await engine.authorize({
+        tool: 'pay',
+        args: { i },
+        principal: { id: 'a' },
+        session: { id: 's' },
+      });
+    await engine.close();
+    const { head } = json<{ head: { seq: number; hash: string } }>(
+      'log',
+      'verify',
+      '--store',
+      file,
+    );
+    const anchor = `${head.seq}:${head.hash}`;
+    expect(writ('log', 'verify', '--anchor', anchor, '--store', file).stdout).toBe(
+      `ok: 4 entries, head #4 ${head.hash}; anchors held: #4\n`,
+    );
+    // Someone who can write the file rewrites entry 2 on, hashing every entry and the head again.
+    const db = new Database(file);
+    const rows = db.prepare('SELECT seq, entry FROM log ORDER BY seq').all() as {
+      seq: number;
+      entry: string;
+    }[];
+    let previous = JSON.parse(rows[0]!.entry) as LogEntry;
+    for (const row of rows.slice(1)) {
+      const {
+        seq: _seq,
+        prevHash: _prev,
+        hash: _hash,
+        ...draft
+      } = JSON.parse(row.entry) as LogEntry;
+      (draft.decision!.action.args as { i: number }).i += 100;
+      const { entry, text } = chainEntryText(previous, draft);
+      db.prepare('UPDATE log SET entry = ? WHERE seq = ?').run(text, row.seq);
+      previous = entry;
+    }
+    db.prepare("UPDATE shared SET value = ? WHERE kind = 'log-head' AND key = 'head'").run(
+      JSON.stringify({ seq: previous.seq, hash: previous.hash }),
+    );
+    db.close();
+    // The chain holds together on its own; the anchor kept outside the store does not.
+    expect(writ('log', 'verify', '--store', file).status).toBe(0);
+    const run = writ('log', 'verify', '--anchor', anchor, '--store', file);
+    expect([run.status, run.stderr]).toEqual([
+      1,
+      `entry 4: edited — entry 4 is not the one anchored (${head.hash}): the log was rewritten and hashed again from there or before\n`,
+    ]);
+    expect(writ('log', 'verify', '--anchor', '4', '--store', file)).toMatchObject({
+      status: 2,
+      stderr: expect.stringContaining('--anchor must be <seq>:<hash>'),
     });
   });
 

@@ -3,7 +3,7 @@ import { open } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { parseRfc3339 } from '../core/action.js';
 import { messageOf, WritError } from '../core/errors.js';
-import type { LogEntry } from '../log/entry.js';
+import type { LogEntry, LogHead } from '../log/entry.js';
 import { locateRule } from '../log/explain.js';
 import { replayLog } from '../log/replay.js';
 import type { Store } from '../store/types.js';
@@ -188,14 +188,20 @@ export function registerLogCommands(program: Command) {
     .command('verify')
     .description('check the hash chain: exit 0 when it holds, 1 naming the first bad entry')
     .option('--store <file>', 'SQLite store', DEFAULT_STORE)
+    .option(
+      '--anchor <seq:hash>',
+      'a head an earlier verify printed, kept outside the store: the chain must still hold that entry (repeatable)',
+      (value: string, anchors: LogHead[]) => [...anchors, parseAnchor(value)],
+      [] as LogHead[],
+    )
     .option('--json', 'print the report as JSON')
-    .action((opts: { store: string; json?: boolean }) =>
+    .action((opts: { store: string; anchor: LogHead[]; json?: boolean }) =>
       withStore(opts.store, async (store) => {
-        const report = await store.verifyLog();
+        const report = await store.verifyLog(opts.anchor);
         if (opts.json) out(JSON.stringify(report));
         else if (report.ok)
           out(
-            `ok: ${report.entries} entries${report.head ? `, head #${report.head.seq} ${report.head.hash}` : ''}`,
+            `ok: ${report.entries} entries${report.head ? `, head #${report.head.seq} ${report.head.hash}` : ''}${opts.anchor.length > 0 ? `; anchors held: ${opts.anchor.map((a) => `#${a.seq}`).join(', ')}` : ''}`,
           );
         if (!report.ok) {
           throw new CliExit(
@@ -290,4 +296,15 @@ export function registerLogCommands(program: Command) {
         }
       }),
     );
+}
+
+/** `--anchor 23:708d…`: an entry's seq and its hash, as `writ log verify` prints its head. */
+function parseAnchor(value: string): LogHead {
+  const match = /^#?([1-9][0-9]{0,15}):([0-9a-f]{64})$/.exec(value);
+  if (!match)
+    throw new CliExit(
+      EXIT.INVALID_INPUT,
+      `--anchor must be <seq>:<hash>, an entry's number and its 64 hex digits, not ${JSON.stringify(value)}`,
+    );
+  return { seq: Number(match[1]), hash: match[2]! };
 }

@@ -167,3 +167,48 @@ describe('chainEntryText', () => {
     expect(Object.keys(JSON.parse(text)).at(-1)).toBe('hash');
   });
 });
+
+describe('anchors: heads kept outside the store', () => {
+  /** The log rewritten from entry `from` on, every later entry hashed again: a valid chain. */
+  function rewritten(from: number, n: number): LogEntry[] {
+    const out = chain(from - 1);
+    for (let i = from; i <= n; i++)
+      out.push(
+        chainEntry(out.at(-1), { ...draft(i), session: { id: 'forged', attrs: {}, version: i } }),
+      );
+    return out;
+  }
+  const run = (entries: LogEntry[], anchors: { seq: number; hash: string }[]) => {
+    const verifier = new ChainVerifier(anchors);
+    for (const row of rows(entries)) if (!verifier.push(row)) break;
+    return verifier.finish({ seq: entries.at(-1)!.seq, hash: entries.at(-1)!.hash });
+  };
+
+  it('show a chain rewritten and hashed again, which the chain alone cannot', () => {
+    const honest = chain(10);
+    const forged = rewritten(4, 10);
+    // The forged chain holds together, head and all…
+    expect(run(forged, [])).toMatchObject({ ok: true, entries: 10 });
+    // …but not against a head recorded before the rewrite, at or after the rewritten entry.
+    const anchor = { seq: 6, hash: honest[5]!.hash };
+    expect(run(honest, [anchor])).toMatchObject({ ok: true });
+    expect(run(forged, [anchor])).toMatchObject({
+      ok: false,
+      seq: 6,
+      problem: 'edited',
+      detail: expect.stringContaining('rewritten and hashed again from there or before'),
+    });
+    // An anchor before the rewrite still holds: the entries it vouches for are intact.
+    expect(run(forged, [{ seq: 3, hash: honest[2]!.hash }])).toMatchObject({ ok: true });
+  });
+
+  it('show a log cut back to before an anchor, its head rewritten to match', () => {
+    const honest = chain(10);
+    expect(run(honest.slice(0, 7), [{ seq: 9, hash: honest[8]!.hash }])).toMatchObject({
+      ok: false,
+      seq: 8,
+      problem: 'truncated',
+      detail: 'the log ends at 7; an anchor holds entry 9',
+    });
+  });
+});

@@ -23,6 +23,17 @@ export class ChainVerifier {
   #previous: LogHead = { seq: 0, hash: GENESIS_HASH };
   #count = 0;
   #failure: Extract<ChainReport, { ok: false }> | undefined;
+  /** Hashes recorded outside the store, by seq: the chain must still hold those entries. */
+  readonly #anchors = new Map<number, string>();
+
+  /**
+   * `anchors` are heads kept outside the store — earlier reports of `writ log verify`. The
+   * chain alone cannot show that someone who can write the store rewrote it from some
+   * entry on and hashed it all again; an anchor at or after that entry can.
+   */
+  constructor(anchors: readonly LogHead[] = []) {
+    for (const anchor of anchors) this.#anchors.set(anchor.seq, anchor.hash);
+  }
 
   /** Feeds the next row; returns false once a problem is found (later rows are not read). */
   push(row: StoredRow): boolean {
@@ -67,6 +78,13 @@ export class ChainVerifier {
             `entry ${row.seq} links to a different entry ${row.seq - 1} (rewritten and rehashed)`,
           );
     }
+    const anchored = this.#anchors.get(entry.seq);
+    if (anchored !== undefined && anchored !== entry.hash)
+      return fail(
+        entry.seq,
+        'edited',
+        `entry ${entry.seq} is not the one anchored (${anchored}): the log was rewritten and hashed again from there or before`,
+      );
     this.#previous = { seq: entry.seq, hash: entry.hash };
     this.#count++;
     return true;
@@ -76,7 +94,8 @@ export class ChainVerifier {
    * The verdict, checking the last entry against the recorded head. A head rewritten to an
    * earlier entry's seq and hash, after the entries behind it were deleted, passes: that is
    * rewriting the chain's end, which anyone who can write the store can do — only a head
-   * kept outside the store (a copy of `writ log verify`'s last report) can show it.
+   * kept outside the store (a copy of `writ log verify`'s last report, given as an anchor)
+   * can show it.
    */
   finish(head: LogHead | undefined): ChainReport {
     if (this.#failure) return this.#failure;
@@ -99,6 +118,16 @@ export class ChainVerifier {
         seq: last.seq + 1,
         problem: 'truncated',
         detail: `the log ends at ${last.seq}; the head says ${head.seq}`,
+      };
+    }
+    const beyond = Math.max(...this.#anchors.keys());
+    if (beyond > last.seq) {
+      return {
+        ok: false,
+        entries: this.#count,
+        seq: last.seq + 1,
+        problem: 'truncated',
+        detail: `the log ends at ${last.seq}; an anchor holds entry ${beyond}`,
       };
     }
     if (head && (head.seq < last.seq || head.hash !== last.hash)) {

@@ -72,7 +72,7 @@ export abstract class KvStore implements Store {
   }
   abstract readLog(afterSeq: number, limit: number): Promise<LogEntry[]>;
   abstract findDecision(id: string): Promise<LogEntry | undefined>;
-  abstract verifyLog(): Promise<ChainReport>;
+  abstract verifyLog(anchors?: readonly LogHead[]): Promise<ChainReport>;
   abstract close(): Promise<void>;
   /**
    * A copy of a value crossing the store's boundary, in or out: the views hand out the

@@ -112,8 +112,11 @@ export interface Store {
   logHead(): Promise<LogHead | undefined>;
   /** The log entry of a decision, by decision id. */
   findDecision(id: string): Promise<LogEntry | undefined>;
-  /** Checks the whole hash chain, reading one entry at a time. */
-  verifyLog(): Promise<ChainReport>;
+  /**
+   * Checks the whole hash chain, reading one entry at a time; and that it still holds each
+   * of `anchors` — heads recorded outside the store — as they were.
+   */
+  verifyLog(anchors?: readonly LogHead[]): Promise<ChainReport>;
   /** Keeps a policy's source text by its hash (once), so any decision can be explained later. */
   putPolicy(hash: string, sources: PolicySourceText[]): Promise<void>;
   getPolicy(hash: string): Promise<PolicySourceText[] | undefined>;

@@ -47,9 +47,9 @@ class MemoryStore extends KvStore {
       : indexedDecision(id, seq, JSON.parse(this.#log.text(seq)));
   }
 
-  async verifyLog(): Promise<ChainReport> {
+  async verifyLog(anchors: readonly LogHead[] = []): Promise<ChainReport> {
     this.assertOpen();
-    const verifier = new ChainVerifier();
+    const verifier = new ChainVerifier(anchors);
     for (let seq = 1; seq <= this.#log.length; seq++)
       if (!verifier.push({ seq, text: this.#log.text(seq) })) break;
     return verifier.finish(this.view.get('log-head', 'head') as LogHead | undefined);

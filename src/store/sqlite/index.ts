@@ -382,10 +382,10 @@ class SqliteStore extends KvStore {
    * memory. The rows and the head are read in one transaction, one snapshot: read apart,
    * entries another process appended in between looked like a truncated log.
    */
-  async verifyLog(): Promise<ChainReport> {
+  async verifyLog(anchors: readonly LogHead[] = []): Promise<ChainReport> {
     this.assertOpen();
     return this.#db.transaction(() => {
-      const verifier = new ChainVerifier();
+      const verifier = new ChainVerifier(anchors);
       for (const row of this.#allLog.iterate()) {
         if (!verifier.push({ seq: row.seq, text: row.entry })) break;
       }
