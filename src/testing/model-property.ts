@@ -5,12 +5,14 @@ import { WritError } from '../core/errors.js';
 import type { Json } from '../core/json.js';
 import { createWrit, type WritEngine } from '../engine/writ.js';
 import { type CompiledPolicy, compilePolicy } from '../policy/index.js';
-import type { BudgetState, Store } from '../store/types.js';
+import type { BudgetState, SessionRecord, Store } from '../store/types.js';
 import { type ConformanceCase, T0 } from './harness.js';
 import {
   type ClaimExpiry,
+  callLabels,
   type ExpectedReason,
   engineRequest,
+  flowRule,
   MODEL_LIMITS,
   type ModelAction,
   modelPolicy,
@@ -37,6 +39,8 @@ export type ModelStep =
       thenRetry: boolean;
     }
   | { kind: 'advance'; ms: number }
+  /** The host opens (or reopens) a session: its labels stay. */
+  | { kind: 'open'; session: ModelAction['session'] }
   /** Removes expired records: it must change no answer, so the model ignores it. */
   | { kind: 'sweep'; limit: number };
 
@@ -52,6 +56,7 @@ function sometimes<T>(values: T[], none: number, some: number): fc.Arbitrary<T |
 const actionArb: fc.Arbitrary<ModelAction> = fc.record({
   tool: fc.constantFrom('pay', 'pay', 'deploy', 'deploy', 'note'),
   principal: fc.constantFrom('p1', 'p1', 'p2'),
+  session: fc.constantFrom('s1', 's1', 's2'),
   to: fc.constantFrom('alice', 'bob', 'bob', 'mallory'),
   amount: fc.constantFrom(0, 1, 3, 3, 5),
   env: fc.constantFrom('a', 'b'),
@@ -101,6 +106,10 @@ export const stepArb: fc.Arbitrary<ModelStep> = fc.oneof(
   {
     weight: 1,
     arbitrary: fc.constantFrom(1, 2, 1_000).map((limit) => ({ kind: 'sweep' as const, limit })),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom('s1', 's2').map((session) => ({ kind: 'open' as const, session })),
   },
 );
 
@@ -172,18 +181,63 @@ class Invariants {
   readonly #keyOf = new Map<string, string>();
   /** When each nonce was last accepted. */
   readonly #nonces = new Map<string, number>();
+  /** Each allowed call the policy labels, by writ, and how it was settled. */
+  readonly #labelled = new Map<
+    string,
+    {
+      session: string;
+      labels: string[];
+      expiresAt: number;
+      settled?: { status: SettleStatus; at: number };
+    }
+  >();
+  /** Where the run is, for the message of a broken invariant. */
+  where = '';
   constructor(readonly onExpiry: ClaimExpiry) {}
+
+  #fail(message: string): never {
+    fail(this.where ? `${message}, ${this.where}` : message);
+  }
+
+  /**
+   * The labels session `id` has at `now`: those of every labelled call that ran — settled
+   * succeeded or failed — or may have run: not settled by its writ's expiry. Exactly these,
+   * no fewer (a flow rule must see them) and no more (nor block on what never ran).
+   */
+  labelsAt(id: string, now: number): string[] {
+    const labels = new Set<string>();
+    for (const call of this.#labelled.values()) {
+      if (call.session !== id) continue;
+      const ran = call.settled
+        ? call.settled.status !== 'cancelled' || call.settled.at >= call.expiresAt
+        : now >= call.expiresAt;
+      if (ran) for (const label of call.labels) labels.add(label);
+    }
+    return [...labels].sort();
+  }
+
+  /** Every decision: a flow rule denies exactly the calls it forbids in the labelled session. */
+  decided(a: ModelAction, d: Decision, now: number) {
+    const labels = this.labelsAt(a.session, now);
+    const rule = flowRule(a, labels);
+    const call = `${canon(a)} in session ${a.session} labelled ${canon(labels)}`;
+    if (rule !== undefined && d.outcome !== 'deny')
+      this.#fail(`${d.outcome} for ${call}, which ${rule} forbids`);
+    const flowReasons = d.reasons.filter((r) => r.rule?.startsWith('flow['));
+    if (rule === undefined && flowReasons.length > 0)
+      this.#fail(`${flowReasons[0]!.rule} denied ${call}, which no flow rule forbids`);
+  }
 
   allowed(a: ModelAction, d: Decision, now: number) {
     const writ = d.writ!;
     const expiresAt = Date.parse(writ.expiresAt);
-    if (Math.abs(a.skew) > MODEL_LIMITS.maxAge) fail('allowed a request outside max_age');
-    if (a.tool === 'pay' && a.to === 'mallory') fail('allowed a call a forbid rule matches');
+    if (Math.abs(a.skew) > MODEL_LIMITS.maxAge) this.#fail('allowed a request outside max_age');
+    if (a.tool === 'pay' && a.to === 'mallory') this.#fail('allowed a call a forbid rule matches');
     if (a.nonce !== undefined) {
       const key = `${a.principal}:${a.nonce}`;
       const last = this.#nonces.get(key);
       if (last !== undefined && now < last + MODEL_LIMITS.nonceMemory)
-        fail(`accepted nonce ${key} twice`);
+        this.#fail(`accepted nonce ${key} twice`);
       this.#nonces.set(key, now);
     }
     if (a.key !== undefined) {
@@ -194,32 +248,46 @@ class Invariants {
           last.settled === 'cancelled' ||
           now >= last.at + MODEL_LIMITS.claimTtl ||
           (this.onExpiry === 'retry' && last.settled === undefined && now >= last.writExpiresAt);
-        if (!freed) fail(`executed idempotency key ${a.key} twice`);
+        if (!freed) this.#fail(`executed idempotency key ${a.key} twice`);
       }
       this.#executions.set(a.key, { writId: writ.id, at: now, writExpiresAt: expiresAt });
       this.#keyOf.set(writ.id, a.key);
     }
     if (a.tool === 'deploy') {
       const token = writ.fencing?.slots ?? 0;
-      if (!(token > this.#lastFence)) fail(`fencing token ${token} after ${this.#lastFence}`);
+      if (!(token > this.#lastFence)) this.#fail(`fencing token ${token} after ${this.#lastFence}`);
       this.#lastFence = token;
       this.#deploys.set(writ.id, expiresAt);
       const holders = [...this.#deploys.values()].filter((at) => at > now).length;
-      if (holders > MODEL_LIMITS.slots) fail(`${holders} concurrent holders of slots`);
+      if (holders > MODEL_LIMITS.slots) this.#fail(`${holders} concurrent holders of slots`);
     }
+    const labels = callLabels(a);
+    if (labels.length > 0) this.#labelled.set(writ.id, { session: a.session, labels, expiresAt });
   }
 
-  settled(writId: string, status: SettleStatus) {
+  settled(writId: string, status: SettleStatus, now: number) {
     this.#deploys.delete(writId);
+    const call = this.#labelled.get(writId);
+    if (call) call.settled = { status, at: now };
     const key = this.#keyOf.get(writId);
     const last = key === undefined ? undefined : this.#executions.get(key);
     if (last?.writId === writId) last.settled = status;
   }
 
+  /** Each session has exactly the labels of the calls that ran or may have run in it. */
+  sessions(listed: SessionRecord[], now: number) {
+    for (const id of ['s1', 's2']) {
+      const has = listed.find((s) => s.id === id)?.labels ?? [];
+      const labels = this.labelsAt(id, now);
+      if (canon(has) !== canon(labels))
+        this.#fail(`session ${id} has labels ${canon(has)}, not ${canon(labels)}`);
+    }
+  }
+
   budgets(states: BudgetState[], model: ReferenceModel) {
     for (const b of states) {
       if (b.spent + b.held > b.limit + model.allowance(b.key))
-        fail(`budget ${b.key} holds and spends ${b.spent + b.held} of ${b.limit}`);
+        this.#fail(`budget ${b.key} holds and spends ${b.spent + b.held} of ${b.limit}`);
     }
   }
 }
@@ -264,10 +332,14 @@ export async function runAgainstModel(
 
   for (const [i, step] of steps.entries()) {
     const now = clock.now();
-    const at = `step ${i} (${canon(step)}) at ${new Date(now).toISOString()}`;
+    const what = `step ${i} (${canon(step)})`;
+    const at = `${what} at ${new Date(now).toISOString()}`;
+    invariants.where = `at ${at}`;
     const authorize = async (a: ModelAction) => {
       sent.push(a);
       const d = await w.authorize(engineRequest(a, now));
+      // The flow rules' safety first, checked on the engine's answer alone.
+      invariants.decided(a, d, now);
       const problem = mismatch(model.predict(a, now), d);
       if (problem) throw new Error(`${at}: ${canon(a)}: ${problem}`);
       accept(a, d, now);
@@ -279,6 +351,8 @@ export async function runAgainstModel(
     } else if (step.kind === 'batch') {
       sent.push(...step.actions);
       const ds = await Promise.all(step.actions.map((a) => w.authorize(engineRequest(a, now))));
+      // No call of a batch changes a session's labels: each answer is checked on its own.
+      for (const [j, d] of ds.entries()) invariants.decided(step.actions[j]!, d, now);
       const indices = step.actions.map((_, j) => j);
       let linearized: number[] | undefined;
       const problems: string[] = [];
@@ -330,26 +404,37 @@ export async function runAgainstModel(
         if (!(error instanceof WritError)) throw error;
         outcome = { error: error.code };
       }
-      const want =
-        expected === undefined ? { error: 'WRIT_INVALID' } : { overage: expected, labelsAdded: [] };
+      const want = expected ?? { error: 'WRIT_INVALID' };
       if (canon(outcome) !== canon(want))
         throw new Error(`${at}: settle ${writId}: engine ${canon(outcome)}, model ${canon(want)}`);
       if (expected !== undefined) {
-        invariants.settled(writId, step.status);
+        invariants.settled(writId, step.status, now);
         settled.add(writId);
         if (step.thenRetry) await authorize(actionOf.get(writId)!);
       }
     } else if (step.kind === 'sweep') {
       await w.sweep({ limit: step.limit });
+    } else if (step.kind === 'open') {
+      const opened = await w.sessions.open(step.session, {});
+      const expected = model.open(step.session, now);
+      if (canon(opened) !== canon(expected))
+        throw new Error(`${at}: opened ${canon(opened)}; model ${canon(expected)}`);
     } else {
       clock.advance(step.ms);
     }
     const later = clock.now();
+    const after = `after ${what}, at ${new Date(later).toISOString()}`;
+    invariants.where = after;
     const states = await w.budgets();
     const modelStates = model.budgets(later);
     if (canon(states) !== canon(modelStates))
-      throw new Error(`${at}: budgets ${canon(states)}; model ${canon(modelStates)}`);
+      throw new Error(`${after}: budgets ${canon(states)}; model ${canon(modelStates)}`);
     invariants.budgets(states, model);
+    const sessions = await w.sessions.list();
+    invariants.sessions(sessions, later);
+    const modelSessions = model.sessions(later);
+    if (canon(sessions) !== canon(modelSessions))
+      throw new Error(`${after}: sessions ${canon(sessions)}; model ${canon(modelSessions)}`);
   }
 }
 

@@ -2,11 +2,12 @@ import type { Json } from '../core/json.js';
 
 /*
  * A reference model of writ's invariants for one small, fixed policy, written from the
- * semantics (DESIGN §4 and the Store TSDoc) and deliberately not from the ledger: state is
- * aged eagerly as the clock moves, rate limits are a credit bucket rather than GCRA, and
- * action identity is a string of its parts rather than a digest. The property cases run
- * random interleavings on a store through the engine and on this model, and require the
- * same answers.
+ * semantics (DESIGN §3–§4 and the Store TSDoc) and deliberately not from the ledger: state
+ * is aged eagerly as the clock moves (a writ that expires unsettled gives its session its
+ * labels then, rather than leaving them pending), rate limits are a credit bucket rather
+ * than GCRA, and action identity is a string of its parts rather than a digest. The
+ * property cases run random interleavings on a store through the engine and on this model,
+ * and require the same answers.
  */
 
 export const MINUTE = 60_000;
@@ -61,6 +62,14 @@ idempotency:
     on_expiry: ${onExpiry}
 replay:
   max_age: 10m
+labels:
+  untrusted-content:
+    when: 'tool in ["note"] && args.to != "alice"'
+  prod:
+    when: 'tool == "deploy" && args.env == "b"'
+flow:
+  - forbid: '"untrusted-content" in session.labels && tool == "pay" && args.to != "alice"'
+  - forbid: '"prod" in session.labels && "untrusted-content" in session.labels && tool == "deploy"'
 `;
 }
 
@@ -94,10 +103,27 @@ const SLOTS = 2;
 const LEASE = 30_000;
 const CLAIM_TTL = 10 * MINUTE;
 
+/** The labels the policy's `labels:` give a call, in policy order. */
+export function callLabels(a: ModelAction): string[] {
+  const labels: string[] = [];
+  if (a.tool === 'note' && a.to !== 'alice') labels.push('untrusted-content');
+  if (a.tool === 'deploy' && a.env === 'b') labels.push('prod');
+  return labels;
+}
+
+/** The first `flow:` rule that forbids `a` in a session with `labels`, if any. */
+export function flowRule(a: ModelAction, labels: readonly string[]): string | undefined {
+  const untrusted = labels.includes('untrusted-content');
+  if (untrusted && a.tool === 'pay' && a.to !== 'alice') return 'flow[0]';
+  if (untrusted && labels.includes('prod') && a.tool === 'deploy') return 'flow[1]';
+  return undefined;
+}
+
 /** One proposed call, in the model's terms. */
 export interface ModelAction {
   tool: 'pay' | 'deploy' | 'note';
   principal: 'p1' | 'p2';
+  session: 's1' | 's2';
   to: 'alice' | 'bob' | 'mallory';
   amount: number;
   env: 'a' | 'b';
@@ -115,7 +141,7 @@ export function engineRequest(a: ModelAction, now: number): Record<string, unkno
     tool: a.tool,
     args: argsOf(a),
     principal: { id: a.principal },
-    session: { id: 's1' },
+    session: { id: a.session },
     issuedAt: new Date(now + a.skew).toISOString(),
     ...(a.key !== undefined && { idempotencyKey: a.key }),
     ...(a.nonce !== undefined && { nonce: a.nonce }),
@@ -130,7 +156,7 @@ function argsOf(a: ModelAction): Record<string, Json> {
 
 /** Which action a claim was made for: what an action digest identifies. */
 function identity(a: ModelAction): string {
-  return `${a.tool}|${a.principal}|${JSON.stringify(argsOf(a))}`;
+  return `${a.tool}|${a.principal}|${a.session}|${JSON.stringify(argsOf(a))}`;
 }
 
 /** The first reason of a refusal, with only the fields a store fills in. */
@@ -180,6 +206,28 @@ interface Writ {
   slot: boolean;
   claim: string | undefined;
   settled: boolean;
+  session: string;
+  expiresAt: number;
+  /**
+   * Labels the call gives its session once it ran, not given yet: a settle that says it ran
+   * (succeeded or failed) gives them, and so does the writ's expiry if nobody settled it
+   * before — the call may have run. A cancel before the expiry drops them.
+   */
+  labels: string[];
+}
+/** A session as `sessions.get` shows it (its attributes are always empty here). */
+export interface ModelSession {
+  id: string;
+  attrs: Record<string, never>;
+  opened: boolean;
+  labels: string[];
+  version: number;
+}
+interface Session {
+  opened: boolean;
+  /** Grows when the host opens the session and when a settle adds a label it lacked. */
+  version: number;
+  labels: string[];
 }
 interface State {
   budgets: Record<string, Budget>;
@@ -191,6 +239,7 @@ interface State {
   /** When each used nonce may be used again. */
   nonces: Record<string, number>;
   writs: Record<string, Writ>;
+  sessions: Record<string, Session>;
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -225,6 +274,7 @@ export class ReferenceModel {
       claims: {},
       nonces: {},
       writs: {},
+      sessions: {},
     };
   }
 
@@ -232,8 +282,35 @@ export class ReferenceModel {
     return new ReferenceModel(this.onExpiry, structuredClone(this.#s));
   }
 
-  /** Lets time pass: holds past their expiry are released or captured. */
+  #session(id: string): Session {
+    this.#s.sessions[id] ??= { opened: false, version: 0, labels: [] };
+    return this.#s.sessions[id];
+  }
+
+  /** Adds `labels` to session `id`; returns those it did not have, in the order given. */
+  #label(id: string, labels: string[]): string[] {
+    const session = this.#session(id);
+    const added = labels.filter((label) => !session.labels.includes(label));
+    session.labels = [...session.labels, ...added].sort();
+    return added;
+  }
+
+  /** The labels of session `id` at `now`. */
+  labels(id: string, now: number): string[] {
+    this.#age(now);
+    return [...(this.#s.sessions[id]?.labels ?? [])];
+  }
+
+  /**
+   * Lets time pass: holds past their expiry are released or captured; writs past their
+   * expiry, never settled, give their session their labels.
+   */
   #age(now: number) {
+    for (const writ of Object.values(this.#s.writs)) {
+      if (writ.settled || writ.expiresAt > now || writ.labels.length === 0) continue;
+      this.#label(writ.session, writ.labels);
+      writ.labels = [];
+    }
     for (const budget of Object.values(this.#s.budgets)) {
       for (const [writ, at] of Object.entries(budget.holdsExpireAt)) {
         if (at > now) continue;
@@ -264,6 +341,8 @@ export class ReferenceModel {
       return deny({ code: 'REQUEST_EXPIRED', rule: 'replay.max_age' });
     if (a.tool === 'pay' && a.to === 'mallory')
       return deny({ code: 'DENIED_BY_RULE', rule: 'tools.pay[0]' });
+    const flow = flowRule(a, this.labels(a.session, now));
+    if (flow !== undefined) return deny({ code: 'DENIED_BY_RULE', rule: flow });
 
     const reservations: Json[] = [];
     if (a.nonce !== undefined) {
@@ -351,7 +430,16 @@ export class ReferenceModel {
   commit(a: ModelAction, now: number, writId: string): void {
     const p = this.predict(a, now);
     if (p.outcome !== 'allow') throw new Error(`the model would not allow ${identity(a)}`);
-    const writ: Writ = { budgets: [], slot: false, claim: undefined, settled: false };
+    const writ: Writ = {
+      budgets: [],
+      slot: false,
+      claim: undefined,
+      settled: false,
+      session: a.session,
+      expiresAt: p.expiresAt,
+      labels: callLabels(a),
+    };
+    if (writ.labels.length > 0) this.#session(a.session);
     if (a.nonce !== undefined) this.#s.nonces[`${a.principal}:${a.nonce}`] = now + NONCE_MEMORY + 1;
     if (a.key !== undefined) {
       writ.claim = `once:${a.key}`;
@@ -398,8 +486,9 @@ export class ReferenceModel {
   }
 
   /**
-   * Settles a writ: the overage per budget key, or `undefined` when the writ is unknown or
-   * already settled (the engine must then throw `WRIT_INVALID`).
+   * Settles a writ: the overage per budget key and the labels its session gained, or
+   * `undefined` when the writ is unknown or already settled (the engine must then throw
+   * `WRIT_INVALID`).
    */
   settle(
     writId: string,
@@ -407,7 +496,7 @@ export class ReferenceModel {
     cost: number | undefined,
     result: Json | undefined,
     now: number,
-  ): Record<string, number> | undefined {
+  ): { overage: Record<string, number>; labelsAdded: string[] } | undefined {
     this.#age(now);
     const writ = this.#s.writs[writId];
     if (!writ || writ.settled) return undefined;
@@ -443,7 +532,42 @@ export class ReferenceModel {
         } else delete this.#s.claims[writ.claim];
       }
     }
-    return overage;
+    // A call that ran, even one that failed, labels its session; a cancelled one never ran.
+    // Labels an expiry gave are already there (`#age`), and no settle takes them back.
+    const labelsAdded = status === 'cancelled' ? [] : this.#label(writ.session, writ.labels);
+    writ.labels = [];
+    if (labelsAdded.length > 0) this.#session(writ.session).version++;
+    return { overage, labelsAdded };
+  }
+
+  /** The host opens session `id` (with no attributes): its labels stay. */
+  open(id: string, now: number): ModelSession {
+    this.#age(now);
+    const session = this.#session(id);
+    session.opened = true;
+    session.version++;
+    return this.#view(id, session);
+  }
+
+  #view(id: string, s: Session): ModelSession {
+    return { id, attrs: {}, opened: s.opened, labels: [...s.labels], version: s.version };
+  }
+
+  /**
+   * Every session at `now`, sorted by id: one the host opened, one with labels, and one in
+   * which a labelled call may still run. Nothing else keeps a session.
+   */
+  sessions(now: number): ModelSession[] {
+    this.#age(now);
+    const running = new Set(
+      Object.values(this.#s.writs)
+        .filter((w) => !w.settled && w.labels.length > 0)
+        .map((w) => w.session),
+    );
+    return Object.entries(this.#s.sessions)
+      .filter(([id, s]) => s.opened || s.labels.length > 0 || running.has(id))
+      .map(([id, s]) => this.#view(id, s))
+      .sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
   }
 
   /** Every budget key at `now`, as `budgets()` lists them, sorted by key. */
