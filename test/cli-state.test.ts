@@ -352,6 +352,74 @@ describe('the CLI over the SQLite store the demo leaves', () => {
     expect(verify.stderr.trimEnd().split('\n')).toHaveLength(1);
   });
 
+  it('reports a record of the wrong shape in one line, exit 2, naming it', () => {
+    const misshapen = join(dir, 'misshapen.db');
+    expect(writ('demo', '--store', misshapen).status).toBe(0);
+    const db = new Database(misshapen);
+    const key = db
+      .prepare<[], string>("SELECT key FROM shared WHERE kind = 'budget'")
+      .pluck()
+      .get()!;
+    db.prepare("UPDATE shared SET value = '[1]' WHERE kind = 'budget'").run();
+    db.close();
+    const run = writ('budgets', '--store', misshapen);
+    expect([run.status, run.stderr]).toEqual([
+      2,
+      `the store's budget record ${key} is damaged: it is [1], not an object\n`,
+    ]);
+  });
+
+  it('reports a file damaged on disk in one line, exit 2, from any command', () => {
+    const garbled = join(dir, 'garbled.db');
+    expect(writ('demo', '--store', garbled).status).toBe(0);
+    const decision = logEntries(garbled).find((e) => e.decision)!.decision!.id;
+    const open = json<OpenWrit[]>('writs', '--store', garbled)[0]!.writ.id;
+    const pending = json<ApprovalRecord[]>('approvals', 'list', '--store', garbled)[0]!.id;
+    // Every page but the first, which holds the schema: the file still opens.
+    const bytes = readFileSync(garbled);
+    for (let i = 4096; i < bytes.length; i++) bytes[i] = bytes[i]! ^ 0x5a;
+    writeFileSync(garbled, bytes);
+    for (const args of [
+      ['log', 'verify'],
+      ['log', 'export'],
+      ['log', 'tail'],
+      ['explain', decision],
+      ['settle', open, '--status', 'failed'],
+      ['approvals', 'approve', pending, '--approver', 'bob'],
+      ['approvals', 'list'],
+      ['budgets'],
+      ['sessions'],
+      ['writs'],
+      ['sweep'],
+      ['demo'],
+    ]) {
+      const run = writ(...args, '--store', garbled);
+      expect([args, run.status, run.stderr]).toEqual([
+        args,
+        2,
+        `the SQLite store ${garbled} failed: database disk image is malformed\n`,
+      ]);
+    }
+  });
+
+  it.skipIf(process.getuid?.() !== 0)(
+    'asks for --approver or WRIT_APPROVER when the user has no name (runs as root: it switches to a uid with no passwd entry)',
+    () => {
+      for (const env of [{}, { WRIT_APPROVER: '' }]) {
+        const { WRIT_APPROVER: _, ...inherited } = process.env;
+        const run = spawnSync(
+          process.execPath,
+          [BIN, 'approvals', 'approve', 'apr_any', '--store', store],
+          { encoding: 'utf8', cwd: ROOT, uid: 54321, gid: 54321, env: { ...inherited, ...env } },
+        );
+        expect([run.status, run.stderr]).toEqual([
+          2,
+          'no approver: your user has no name on this system; pass --approver <name> or set WRIT_APPROVER\n',
+        ]);
+      }
+    },
+  );
+
   it('names a log row that is no entry, or another entry: verify exit 1, readers exit 2', () => {
     for (const [seq, edit, detail, failure] of [
       [

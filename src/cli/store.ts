@@ -82,6 +82,28 @@ function parseCost(text: string): number {
   return cost;
 }
 
+/**
+ * Who decides an approval: `--approver`, else `$WRIT_APPROVER` (empty counts as unset), else
+ * the name of the user running writ. A user with no name on this system (a container's uid
+ * with no passwd entry) must be told what to pass, not shown Node's error.
+ */
+function approverOf(given: string | undefined): string {
+  if (given !== undefined) return given;
+  if (process.env.WRIT_APPROVER) return process.env.WRIT_APPROVER;
+  let name: string | undefined;
+  try {
+    name = userInfo().username;
+  } catch {
+    name = undefined;
+  }
+  if (!name)
+    throw new CliExit(
+      EXIT.INVALID_INPUT,
+      'no approver: your user has no name on this system; pass --approver <name> or set WRIT_APPROVER',
+    );
+  return name;
+}
+
 /** `--result` as the JSON a replay will return, held to the limits the library holds it to. */
 function parseResult(text: string): Json {
   let value: unknown;
@@ -183,13 +205,16 @@ export function registerStoreCommands(program: Command) {
       .description(`${verb} a pending approval request`)
       .argument('<id>', 'approval id')
       .option('--store <file>', 'SQLite store', DEFAULT_STORE)
-      .option('--approver <name>', 'who decides (default: $WRIT_APPROVER or your user name)')
+      .option(
+        '--approver <name>',
+        'who decides (default: $WRIT_APPROVER unless empty, then your user name)',
+      )
       .option('--note <text>', 'a note kept with the decision')
       .option('--json', 'print JSON')
       .action(
-        (id: string, opts: { store: string; approver?: string; note?: string; json?: boolean }) =>
-          withStore(opts.store, async (store) => {
-            const approver = opts.approver ?? process.env.WRIT_APPROVER ?? userInfo().username;
+        (id: string, opts: { store: string; approver?: string; note?: string; json?: boolean }) => {
+          const approver = approverOf(opts.approver);
+          return withStore(opts.store, async (store) => {
             let record: Awaited<ReturnType<Store['decideApproval']>>;
             try {
               record = await store.decideApproval(
@@ -210,7 +235,8 @@ export function registerStoreCommands(program: Command) {
             }
             if (opts.json) return json(record);
             out(`${record.id} ${record.status} by ${approver}`);
-          }),
+          });
+        },
       );
   }
 
