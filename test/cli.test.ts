@@ -609,11 +609,29 @@ describe('writ demo', () => {
     );
   });
 
-  it('names the step the engine refuses, in one line', () => {
-    const run = demoScript('demo-infinite-attr', join(scratch, 'infinite-attr.db'));
+  it('checks every request, session and the order of the steps before any call, naming each', () => {
+    const store = join(scratch, 'invalid-steps.db');
+    const run = demoScript('demo-invalid-steps', store);
+    const at = `${FIX}/demo-invalid-steps.yaml`;
+    expect([run.code, run.stdout]).toEqual([2, '']);
+    expect(run.stderr.split('\n')).toEqual([
+      `${at}:6:14: steps.0.approve: no call before it to approve: an approve step follows the call it approves`,
+      `${at}:7:11: steps.1.call: no session before it: a call runs in the session a session step opened`,
+      `${at}:8:39: steps.2.session.attrs.limit: Infinity is not a JSON number`,
+      `${at}:9:19: steps.3.call.tool: "bad tool name" is not a valid tool name (ASCII letters, digits and _ . : / - only)`,
+      `${at}:4:33: principal.roles[0]: 1 is not a valid name`,
+      `${at}:10:58: steps.4.call.idempotencyKey: must be a string of at most 256 characters that shows something, with no space at either end`,
+      `${at}:12:14: steps.6.approve: no call before it to approve: an approve step follows the call it approves`,
+      '',
+    ]);
+    expect(existsSync(store)).toBe(false);
+  });
+
+  it('names a step only running it can refuse, in one line', () => {
+    const run = demoScript('demo-approve-unasked', join(scratch, 'approve-unasked.db'));
     expect(run.code).toBe(2);
     expect(run.stderr).toBe(
-      `${FIX}/demo-infinite-attr.yaml: step 2: sessions.open: attrs.limit: Infinity is not a JSON number\n`,
+      `${FIX}/demo-approve-unasked.yaml: step 3: approve: the previous call did not ask for approval\n`,
     );
   });
 
