@@ -520,6 +520,39 @@ describe('the CLI over the SQLite store the demo leaves', () => {
     expect(out).toContain('CONCURRENCY_LIMIT');
   });
 
+  it('writ log tail -n counts disagreements too, 0 as none, and takes decimal digits only', async () => {
+    const file = join(dir, 'shadow.db');
+    const store = sqliteStore({ path: file });
+    const engine = createWrit({
+      policy:
+        'version: 1\nmode: shadow\ntools:\n  wipe:\n    - forbid: true\n  read:\n    - allow: true\n',
+      store,
+    });
+    const ids: string[] = [];
+    for (const tool of ['wipe', 'read', 'wipe', 'wipe', 'read']) {
+      const decision = await engine.authorize({
+        tool,
+        principal: { id: 'a' },
+        session: { id: 's' },
+      });
+      if (tool === 'wipe') ids.push(decision.id);
+    }
+    await store.close();
+    const tail = (...flags: string[]) =>
+      writ('log', 'tail', '--disagreements', ...flags, '--store', file);
+    expect([tail('-n', '0').status, tail('-n', '0').stdout]).toEqual([0, '']);
+    const two = tail('-n', '2').stdout.trim().split('\n');
+    expect(two.map((line) => line.split(' ')[2])).toEqual(ids.slice(1));
+    expect(tail().stdout.trim().split('\n')).toHaveLength(3);
+    for (const n of ['', '0x10', '1e1', ' 5', '-1', '2.0']) {
+      const run = writ('log', 'tail', '-n', n, '--store', file);
+      expect([run.status, run.stderr]).toEqual([
+        2,
+        `--lines: ${JSON.stringify(n)} is not a whole number in decimal, such as 20\n`,
+      ]);
+    }
+  });
+
   it('writ writs lists the writs the demo left holding their lease; writ settle settles each once', () => {
     // One per demo run on this store (another test runs the demo again).
     const open = json<OpenWrit[]>('writs', '--store', store);

@@ -67,6 +67,20 @@ function inWindow(e: LogEntry, since: number, until: number): boolean {
   return at >= since && at < until;
 }
 
+/**
+ * A count an option gives, such as `-n 20`: decimal digits only. `Number()` would also read
+ * `''` as 0, `0x10` as 16 and `1e1` as 10.
+ */
+function parseCount(flag: string, text: string): number {
+  const n = /^\d+$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isSafeInteger(n))
+    throw new CliExit(
+      EXIT.INVALID_INPUT,
+      `${flag}: ${JSON.stringify(text)} is not a whole number in decimal, such as 20`,
+    );
+  return n;
+}
+
 /** Where `log export` writes: standard output, or a file, each failure named in one line. */
 interface Sink {
   write(text: string): Promise<void>;
@@ -123,9 +137,7 @@ export function registerLogCommands(program: Command) {
         disagreements?: boolean;
       }) =>
         withStore(opts.store, async (store) => {
-          const n = Number(opts.lines);
-          if (!Number.isInteger(n) || n < 0)
-            throw new CliExit(EXIT.INVALID_INPUT, `--lines: ${opts.lines} is not a whole number`);
+          const n = parseCount('--lines', opts.lines);
           const show = (e: LogEntry) => {
             if (opts.disagreements && !disagrees(e)) return;
             out(opts.json ? JSON.stringify(e) : formatEntry(e));
@@ -136,9 +148,12 @@ export function registerLogCommands(program: Command) {
           const tail: LogEntry[] = [];
           for await (const e of entries(store, after)) {
             if (!opts.disagreements || disagrees(e)) tail.push(e);
+            // Only the last n are shown: memory holds a few more, not every disagreement.
+            if (tail.length > 2 * n + 1_000) tail.splice(0, tail.length - n);
             after = e.seq;
           }
-          for (const e of opts.disagreements ? tail.slice(-n) : tail) show(e);
+          // Not `slice(-n)`, which for n = 0 is the whole list.
+          for (const e of tail.slice(Math.max(0, tail.length - n))) show(e);
           while (opts.follow) {
             await new Promise((resolve) => setTimeout(resolve, 500));
             for await (const e of entries(store, after)) {
