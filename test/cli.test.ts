@@ -463,6 +463,16 @@ describe('writ test', () => {
     expect(run.stdout.split('\n').filter((l) => l.startsWith('PASS '))).toHaveLength(4);
   });
 
+  it('names a cases file that is not a mapping as test cases, not as a policy', () => {
+    const cases = join(scratch, 'cases-string.yaml');
+    writeFileSync(cases, 'just a sentence\n');
+    const run = writ(['test', policy, cases]);
+    expect([run.code, run.stderr]).toEqual([
+      2,
+      `${cases}:1:1: test cases: expected object, received string\n`,
+    ]);
+  });
+
   it('prints a diff per failing case and exits 1', () => {
     const run = writ(['test', policy, `${FIX}/cases-fail.yaml`]);
     expect(run.code).toBe(1);
@@ -625,6 +635,16 @@ describe('writ demo', () => {
       '',
     ]);
     expect(existsSync(store)).toBe(false);
+  });
+
+  it('names a script that is not a mapping as a script, not as a policy', () => {
+    const script = join(scratch, 'script-list.yaml');
+    writeFileSync(script, '- title: a list\n');
+    const run = writ(['demo', '--script', script, '--store', join(scratch, 'script-list.db')]);
+    expect([run.code, run.stderr]).toEqual([
+      2,
+      `${script}:1:1: script: expected object, received array\n`,
+    ]);
   });
 
   it('names a step only running it can refuse, in one line', () => {

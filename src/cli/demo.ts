@@ -61,7 +61,12 @@ export function registerDemo(program: Command) {
     .option('--store <file>', 'SQLite store', DEFAULT_STORE)
     .action(async (opts: { policy: string; script: string; store: string }) => {
       const policy = loadPolicyOrExit(opts.policy);
-      const parsed = YamlSourceFile.parse(opts.script, readInput(opts.script), ScriptSchema);
+      const parsed = YamlSourceFile.parse(
+        opts.script,
+        readInput(opts.script),
+        ScriptSchema,
+        'script',
+      );
       if (!parsed.ok)
         throw new CliExit(EXIT.INVALID_INPUT, parsed.issues.map(formatIssue).join('\n'));
       // Sessions get a per-run suffix so that every run starts from fresh budgets and keys.
