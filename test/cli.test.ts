@@ -670,6 +670,26 @@ describe('writ demo', () => {
     }
   });
 
+  it('refuses a --store that names a directory, from every command, and makes nothing', () => {
+    const dir = join(scratch, 'stores');
+    const file = join(scratch, 'stores', 'writ.db');
+    for (const [store, hint] of [
+      [`${dir}/`, `${dir}/writ.db`],
+      [scratch, join(scratch, 'writ.db')],
+    ]) {
+      for (const command of [['demo'], ['budgets'], ['log', 'verify'], ['approvals', 'list']]) {
+        const run = writ([...command, '--store', store!]);
+        expect([command, run.code, run.stderr]).toEqual([
+          command,
+          2,
+          `--store ${store}: names a directory; give the store's file, such as ${hint}\n`,
+        ]);
+      }
+    }
+    expect(existsSync(dir)).toBe(false);
+    expect(existsSync(file)).toBe(false);
+  });
+
   it('exits 2 in one line for an empty --store', () => {
     const run = writ(['demo', '--store', '']);
     expect(run.code).toBe(2);

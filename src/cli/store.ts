@@ -1,11 +1,12 @@
 import { existsSync, statSync } from 'node:fs';
 import { userInfo } from 'node:os';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { messageOf, WritError } from '../core/errors.js';
 import { type Json, toJson } from '../core/json.js';
 import { isAmount, MAX_AMOUNT } from '../core/plan.js';
 import { systemClock } from '../runtime/system.js';
-import { sqliteStore } from '../store/sqlite/index.js';
+import { namesDirectory, sqliteStore } from '../store/sqlite/index.js';
 import type { SettleResult, Store, SweepReport } from '../store/types.js';
 import { CliExit, EXIT, out, paint } from './io.js';
 
@@ -18,7 +19,18 @@ export const DEFAULT_STORE = '.writ/writ.db';
  * one line with exit 2, as it does when the store fails later in any command.
  */
 export function openStore(path: string): Store {
+  refuseDirectory(path);
   return sqliteStore({ path });
+}
+
+/** Refuses a `--store` that names a directory (`newdir/`), saying what to give instead. */
+function refuseDirectory(path: string): void {
+  if (!namesDirectory(path)) return;
+  const file = /[\\/]$/.test(path) ? `${path}writ.db` : join(path, 'writ.db');
+  throw new CliExit(
+    EXIT.INVALID_INPUT,
+    `--store ${path}: names a directory; give the store's file, such as ${file}`,
+  );
 }
 
 /**
@@ -26,6 +38,7 @@ export function openStore(path: string): Store {
  * never make one, not even out of an empty file (SQLite would take it for a new database).
  */
 function openExisting(path: string): Store {
+  refuseDirectory(path);
   if (!existsSync(path) || (statSync(path).isFile() && statSync(path).size === 0)) {
     throw new CliExit(
       EXIT.INVALID_INPUT,

@@ -1,5 +1,5 @@
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { mkdirSync, statSync } from 'node:fs';
+import { basename, dirname, sep } from 'node:path';
 import Database from 'better-sqlite3';
 import { messageOf, WritError } from '../../core/errors.js';
 import type { LogEntry, LogHead } from '../../log/entry.js';
@@ -13,7 +13,10 @@ import { CachedState, parseStored } from './state.js';
 
 /** Options of {@link sqliteStore}. */
 export interface SqliteStoreOptions {
-  /** The database file; created with its directory if missing. Default `./.writ/writ.db`. */
+  /**
+   * The database file; created with its directory if missing. Default `./.writ/writ.db`. A
+   * path that names a directory (`data/`, or one that exists) is a `USAGE` error.
+   */
   path?: string;
   /**
    * `NORMAL` (default): durable across process crashes, may lose the last commits on power
@@ -133,6 +136,13 @@ class SqliteStore extends KvStore {
       throw new WritError(
         'USAGE',
         `sqliteStore: path must be a file path, not ${JSON.stringify(path)}`,
+      );
+    // SQLite would open `dir/` as the file `dir`: a store somewhere else than asked, which
+    // the next open of `dir/` would not find.
+    if (namesDirectory(path))
+      throw new WritError(
+        'USAGE',
+        `sqliteStore: path must name the store's file, not a directory: ${JSON.stringify(path)}`,
       );
     if (synchronous !== 'NORMAL' && synchronous !== 'FULL') {
       throw new WritError(
@@ -445,6 +455,20 @@ class SqliteStore extends KvStore {
     // left and removes the WAL, as it did before there was a worker.
     await this.#checkpointer?.close();
     if (this.#db.open) this.#reading(() => this.#db.close());
+  }
+}
+
+/**
+ * Whether `path` names a directory rather than a file: it ends in a path separator or in
+ * `.` or `..`, or a directory is there.
+ */
+export function namesDirectory(path: string): boolean {
+  if (path.endsWith('/') || path.endsWith(sep) || ['.', '..'].includes(basename(path))) return true;
+  try {
+    return statSync(path, { throwIfNoEntry: false })?.isDirectory() === true;
+  } catch {
+    // Cannot be looked at (a parent that is a file, no permission): opening it will say why.
+    return false;
   }
 }
 
