@@ -172,6 +172,24 @@ describe('the CLI over the SQLite store the demo leaves', () => {
     expect(writ('log', 'export', '--store', store, '--since', 'yesterday').status).toBe(2);
   });
 
+  it('writ replay --log - reads the log piped to it, naming its lines <stdin>', () => {
+    const replay = (input: string) =>
+      spawnSync(process.execPath, [BIN, 'replay', '--log', '-', '--policy', DEMO_POLICY], {
+        encoding: 'utf8',
+        cwd: ROOT,
+        input,
+      });
+    const exported = writ('log', 'export', '--store', store).stdout;
+    const piped = replay(exported);
+    expect(piped.status, piped.stderr).toBe(0);
+    expect(piped.stdout).toMatch(/\d+ decisions: \d+ unchanged, 0 changed/);
+    const bad = replay(`${exported.split('\n')[0]}\n{"a":1}\n`);
+    expect([bad.status, bad.stderr]).toEqual([
+      2,
+      '<stdin>:2: not a log entry: seq: Invalid input: expected number, received undefined\n',
+    ]);
+  });
+
   it('writ explain shows the decision and the rule text behind it', () => {
     const tail = writ('log', 'tail', '-n', '100', '--json', '--store', store)
       .stdout.trim()

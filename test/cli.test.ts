@@ -327,6 +327,21 @@ describe('writ check', () => {
     },
   );
 
+  it('refuses two inputs from standard input, in any command, rather than read one empty', () => {
+    const stdin = (what: string) =>
+      `${what} (standard input), which can be read only once: give all but one as a file\n`;
+    for (const [args, message] of [
+      [['check', '--policy', '-', '--request', '-'], '--policy and --request are both -'],
+      [['demo', '--policy', '-', '--script', '-'], '--policy and --script are both -'],
+      [['test', '-', '-'], 'the policy and cases file 1 are both -'],
+      [['test', policy, '-', '-'], 'cases file 1 and cases file 2 are both -'],
+      [['replay', '--log', '-', '--policy', '-'], '--log and --policy are both -'],
+    ] as const) {
+      const run = writ([...args], readFileSync(policy, 'utf8'));
+      expect([args, run.code, run.stdout, run.stderr]).toEqual([args, 2, '', stdin(message)]);
+    }
+  });
+
   it('exits 2 and says which option is missing', () => {
     const run = writ(['check', '--policy', policy]);
     expect(run.code).toBe(2);

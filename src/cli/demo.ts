@@ -10,7 +10,7 @@ import { isAmount, MAX_AMOUNT } from '../core/plan.js';
 import { createWrit, type WritEngine } from '../engine/writ.js';
 import { YamlSourceFile } from '../policy/source.js';
 import { systemClock } from '../runtime/system.js';
-import { CliExit, EXIT, loadPolicyOrExit, out, paint, readInput } from './io.js';
+import { CliExit, EXIT, loadPolicyOrExit, oneFromStdin, out, paint, readInput } from './io.js';
 import { DEFAULT_STORE, openStore } from './store.js';
 
 const EXAMPLES = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'examples', 'demo');
@@ -60,6 +60,10 @@ export function registerDemo(program: Command) {
     .option('--script <file>', 'session script YAML file', join(EXAMPLES, 'script.yaml'))
     .option('--store <file>', 'SQLite store', DEFAULT_STORE)
     .action(async (opts: { policy: string; script: string; store: string }) => {
+      oneFromStdin([
+        ['--policy', opts.policy],
+        ['--script', opts.script],
+      ]);
       const policy = loadPolicyOrExit(opts.policy);
       const parsed = YamlSourceFile.parse(
         opts.script,

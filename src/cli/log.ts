@@ -7,7 +7,7 @@ import type { LogEntry } from '../log/entry.js';
 import { locateRule } from '../log/explain.js';
 import { replayLog } from '../log/replay.js';
 import type { Store } from '../store/types.js';
-import { CliExit, EXIT, loadPolicyOrExit, out, paint, parseTimeFlag } from './io.js';
+import { CliExit, EXIT, loadPolicyOrExit, oneFromStdin, out, paint, parseTimeFlag } from './io.js';
 import { readLogFile } from './log-file.js';
 import { DEFAULT_STORE, withStore } from './store.js';
 
@@ -224,10 +224,14 @@ export function registerLogCommands(program: Command) {
   program
     .command('replay')
     .description('re-decide an exported log against a policy and list the decisions that change')
-    .requiredOption('--log <file>', 'JSON lines from writ log export')
+    .requiredOption('--log <file>', 'JSON lines from writ log export, or - for standard input')
     .requiredOption('--policy <file>', 'the policy to evaluate')
     .option('--json', 'print the report as JSON')
     .action(async (opts: { log: string; policy: string; json?: boolean }) => {
+      oneFromStdin([
+        ['--log', opts.log],
+        ['--policy', opts.policy],
+      ]);
       const policy = loadPolicyOrExit(opts.policy);
       const log = readLogFile(opts.log);
       let report: Awaited<ReturnType<typeof replayLog>>;
@@ -237,7 +241,7 @@ export function registerLogCommands(program: Command) {
         // The engine refused what an entry asked of it (a session id it does not accept):
         // replay acts on each entry as it is read, so the line read last is the one.
         if (error instanceof WritError && error.code === 'USAGE')
-          throw new CliExit(EXIT.INVALID_INPUT, `${opts.log}:${log.line()}: ${error.message}`);
+          throw new CliExit(EXIT.INVALID_INPUT, `${log.name}:${log.line()}: ${error.message}`);
         throw error;
       }
       if (opts.json) out(JSON.stringify(report, null, 2));
