@@ -172,6 +172,24 @@ describe('the CLI over the SQLite store the demo leaves', () => {
     expect(writ('log', 'export', '--store', store, '--since', 'yesterday').status).toBe(2);
   });
 
+  it('writ replay --log - reads the log piped to it, naming its lines <stdin>', () => {
+    const replay = (input: string) =>
+      spawnSync(process.execPath, [BIN, 'replay', '--log', '-', '--policy', DEMO_POLICY], {
+        encoding: 'utf8',
+        cwd: ROOT,
+        input,
+      });
+    const exported = writ('log', 'export', '--store', store).stdout;
+    const piped = replay(exported);
+    expect(piped.status, piped.stderr).toBe(0);
+    expect(piped.stdout).toMatch(/\d+ decisions: \d+ unchanged, 0 changed/);
+    const bad = replay(`${exported.split('\n')[0]}\n{"a":1}\n`);
+    expect([bad.status, bad.stderr]).toEqual([
+      2,
+      '<stdin>:2: not a log entry: seq: Invalid input: expected number, received undefined\n',
+    ]);
+  });
+
   it('writ explain shows the decision and the rule text behind it', () => {
     const tail = writ('log', 'tail', '-n', '100', '--json', '--store', store)
       .stdout.trim()
@@ -352,6 +370,74 @@ describe('the CLI over the SQLite store the demo leaves', () => {
     expect(verify.stderr.trimEnd().split('\n')).toHaveLength(1);
   });
 
+  it('reports a record of the wrong shape in one line, exit 2, naming it', () => {
+    const misshapen = join(dir, 'misshapen.db');
+    expect(writ('demo', '--store', misshapen).status).toBe(0);
+    const db = new Database(misshapen);
+    const key = db
+      .prepare<[], string>("SELECT key FROM shared WHERE kind = 'budget'")
+      .pluck()
+      .get()!;
+    db.prepare("UPDATE shared SET value = '[1]' WHERE kind = 'budget'").run();
+    db.close();
+    const run = writ('budgets', '--store', misshapen);
+    expect([run.status, run.stderr]).toEqual([
+      2,
+      `the store's budget record ${key} is damaged: it is [1], not an object\n`,
+    ]);
+  });
+
+  it('reports a file damaged on disk in one line, exit 2, from any command', () => {
+    const garbled = join(dir, 'garbled.db');
+    expect(writ('demo', '--store', garbled).status).toBe(0);
+    const decision = logEntries(garbled).find((e) => e.decision)!.decision!.id;
+    const open = json<OpenWrit[]>('writs', '--store', garbled)[0]!.writ.id;
+    const pending = json<ApprovalRecord[]>('approvals', 'list', '--store', garbled)[0]!.id;
+    // Every page but the first, which holds the schema: the file still opens.
+    const bytes = readFileSync(garbled);
+    for (let i = 4096; i < bytes.length; i++) bytes[i] = bytes[i]! ^ 0x5a;
+    writeFileSync(garbled, bytes);
+    for (const args of [
+      ['log', 'verify'],
+      ['log', 'export'],
+      ['log', 'tail'],
+      ['explain', decision],
+      ['settle', open, '--status', 'failed'],
+      ['approvals', 'approve', pending, '--approver', 'bob'],
+      ['approvals', 'list'],
+      ['budgets'],
+      ['sessions'],
+      ['writs'],
+      ['sweep'],
+      ['demo'],
+    ]) {
+      const run = writ(...args, '--store', garbled);
+      expect([args, run.status, run.stderr]).toEqual([
+        args,
+        2,
+        `the SQLite store ${garbled} failed: database disk image is malformed\n`,
+      ]);
+    }
+  });
+
+  it.skipIf(process.getuid?.() !== 0)(
+    'asks for --approver or WRIT_APPROVER when the user has no name (runs as root: it switches to a uid with no passwd entry)',
+    () => {
+      for (const env of [{}, { WRIT_APPROVER: '' }]) {
+        const { WRIT_APPROVER: _, ...inherited } = process.env;
+        const run = spawnSync(
+          process.execPath,
+          [BIN, 'approvals', 'approve', 'apr_any', '--store', store],
+          { encoding: 'utf8', cwd: ROOT, uid: 54321, gid: 54321, env: { ...inherited, ...env } },
+        );
+        expect([run.status, run.stderr]).toEqual([
+          2,
+          'no approver: your user has no name on this system; pass --approver <name> or set WRIT_APPROVER\n',
+        ]);
+      }
+    },
+  );
+
   it('names a log row that is no entry, or another entry: verify exit 1, readers exit 2', () => {
     for (const [seq, edit, detail, failure] of [
       [
@@ -450,6 +536,39 @@ describe('the CLI over the SQLite store the demo leaves', () => {
     expect(out).toMatch(/session pay-bill-\S+ opened/);
     expect(out).toContain('update_password DENIED_BY_RULE');
     expect(out).toContain('CONCURRENCY_LIMIT');
+  });
+
+  it('writ log tail -n counts disagreements too, 0 as none, and takes decimal digits only', async () => {
+    const file = join(dir, 'shadow.db');
+    const store = sqliteStore({ path: file });
+    const engine = createWrit({
+      policy:
+        'version: 1\nmode: shadow\ntools:\n  wipe:\n    - forbid: true\n  read:\n    - allow: true\n',
+      store,
+    });
+    const ids: string[] = [];
+    for (const tool of ['wipe', 'read', 'wipe', 'wipe', 'read']) {
+      const decision = await engine.authorize({
+        tool,
+        principal: { id: 'a' },
+        session: { id: 's' },
+      });
+      if (tool === 'wipe') ids.push(decision.id);
+    }
+    await store.close();
+    const tail = (...flags: string[]) =>
+      writ('log', 'tail', '--disagreements', ...flags, '--store', file);
+    expect([tail('-n', '0').status, tail('-n', '0').stdout]).toEqual([0, '']);
+    const two = tail('-n', '2').stdout.trim().split('\n');
+    expect(two.map((line) => line.split(' ')[2])).toEqual(ids.slice(1));
+    expect(tail().stdout.trim().split('\n')).toHaveLength(3);
+    for (const n of ['', '0x10', '1e1', ' 5', '-1', '2.0']) {
+      const run = writ('log', 'tail', '-n', n, '--store', file);
+      expect([run.status, run.stderr]).toEqual([
+        2,
+        `--lines: ${JSON.stringify(n)} is not a whole number in decimal, such as 20\n`,
+      ]);
+    }
   });
 
   it('writ writs lists the writs the demo left holding their lease; writ settle settles each once', () => {

@@ -327,6 +327,21 @@ describe('writ check', () => {
     },
   );
 
+  it('refuses two inputs from standard input, in any command, rather than read one empty', () => {
+    const stdin = (what: string) =>
+      `${what} (standard input), which can be read only once: give all but one as a file\n`;
+    for (const [args, message] of [
+      [['check', '--policy', '-', '--request', '-'], '--policy and --request are both -'],
+      [['demo', '--policy', '-', '--script', '-'], '--policy and --script are both -'],
+      [['test', '-', '-'], 'the policy and cases file 1 are both -'],
+      [['test', policy, '-', '-'], 'cases file 1 and cases file 2 are both -'],
+      [['replay', '--log', '-', '--policy', '-'], '--log and --policy are both -'],
+    ] as const) {
+      const run = writ([...args], readFileSync(policy, 'utf8'));
+      expect([args, run.code, run.stdout, run.stderr]).toEqual([args, 2, '', stdin(message)]);
+    }
+  });
+
   it('exits 2 and says which option is missing', () => {
     const run = writ(['check', '--policy', policy]);
     expect(run.code).toBe(2);
@@ -461,6 +476,16 @@ describe('writ test', () => {
     const run = writ(['test', '-v', policy, `${FIX}/cases-pass.yaml`]);
     expect(run.code).toBe(0);
     expect(run.stdout.split('\n').filter((l) => l.startsWith('PASS '))).toHaveLength(4);
+  });
+
+  it('names a cases file that is not a mapping as test cases, not as a policy', () => {
+    const cases = join(scratch, 'cases-string.yaml');
+    writeFileSync(cases, 'just a sentence\n');
+    const run = writ(['test', policy, cases]);
+    expect([run.code, run.stderr]).toEqual([
+      2,
+      `${cases}:1:1: test cases: expected object, received string\n`,
+    ]);
   });
 
   it('prints a diff per failing case and exits 1', () => {
@@ -609,11 +634,39 @@ describe('writ demo', () => {
     );
   });
 
-  it('names the step the engine refuses, in one line', () => {
-    const run = demoScript('demo-infinite-attr', join(scratch, 'infinite-attr.db'));
+  it('checks every request, session and the order of the steps before any call, naming each', () => {
+    const store = join(scratch, 'invalid-steps.db');
+    const run = demoScript('demo-invalid-steps', store);
+    const at = `${FIX}/demo-invalid-steps.yaml`;
+    expect([run.code, run.stdout]).toEqual([2, '']);
+    expect(run.stderr.split('\n')).toEqual([
+      `${at}:6:14: steps.0.approve: no call before it to approve: an approve step follows the call it approves`,
+      `${at}:7:11: steps.1.call: no session before it: a call runs in the session a session step opened`,
+      `${at}:8:39: steps.2.session.attrs.limit: Infinity is not a JSON number`,
+      `${at}:9:19: steps.3.call.tool: "bad tool name" is not a valid tool name (ASCII letters, digits and _ . : / - only)`,
+      `${at}:4:33: principal.roles[0]: 1 is not a valid name`,
+      `${at}:10:58: steps.4.call.idempotencyKey: must be a string of at most 256 characters that shows something, with no space at either end`,
+      `${at}:12:14: steps.6.approve: no call before it to approve: an approve step follows the call it approves`,
+      '',
+    ]);
+    expect(existsSync(store)).toBe(false);
+  });
+
+  it('names a script that is not a mapping as a script, not as a policy', () => {
+    const script = join(scratch, 'script-list.yaml');
+    writeFileSync(script, '- title: a list\n');
+    const run = writ(['demo', '--script', script, '--store', join(scratch, 'script-list.db')]);
+    expect([run.code, run.stderr]).toEqual([
+      2,
+      `${script}:1:1: script: expected object, received array\n`,
+    ]);
+  });
+
+  it('names a step only running it can refuse, in one line', () => {
+    const run = demoScript('demo-approve-unasked', join(scratch, 'approve-unasked.db'));
     expect(run.code).toBe(2);
     expect(run.stderr).toBe(
-      `${FIX}/demo-infinite-attr.yaml: step 2: sessions.open: attrs.limit: Infinity is not a JSON number\n`,
+      `${FIX}/demo-approve-unasked.yaml: step 3: approve: the previous call did not ask for approval\n`,
     );
   });
 
@@ -630,6 +683,26 @@ describe('writ demo', () => {
     } finally {
       closeSync(full);
     }
+  });
+
+  it('refuses a --store that names a directory, from every command, and makes nothing', () => {
+    const dir = join(scratch, 'stores');
+    const file = join(scratch, 'stores', 'writ.db');
+    for (const [store, hint] of [
+      [`${dir}/`, `${dir}/writ.db`],
+      [scratch, join(scratch, 'writ.db')],
+    ]) {
+      for (const command of [['demo'], ['budgets'], ['log', 'verify'], ['approvals', 'list']]) {
+        const run = writ([...command, '--store', store!]);
+        expect([command, run.code, run.stderr]).toEqual([
+          command,
+          2,
+          `--store ${store}: names a directory; give the store's file, such as ${hint}\n`,
+        ]);
+      }
+    }
+    expect(existsSync(dir)).toBe(false);
+    expect(existsSync(file)).toBe(false);
   });
 
   it('exits 2 in one line for an empty --store', () => {

@@ -14,6 +14,7 @@ import {
   CliExit,
   EXIT,
   loadPolicyOrExit,
+  oneFromStdin,
   parseJsonOrExit,
   parseTimeFlag,
   readInput,
@@ -37,6 +38,10 @@ export function registerCheck(program: Command) {
       'evaluate at this RFC 3339 time instead of the current time (also the time issuedAt is checked against)',
     )
     .action((opts: { policy: string; request: string; now?: string }) => {
+      oneFromStdin([
+        ['--policy', opts.policy],
+        ['--request', opts.request],
+      ]);
       const policy = loadPolicyOrExit(opts.policy);
       const request = parseJsonOrExit(opts.request, readInput(opts.request));
       const now = opts.now === undefined ? systemClock.now() : parseTimeFlag('--now', opts.now);

@@ -2,15 +2,15 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { ID_RULE, isId, sameParty } from '../core/action.js';
+import { ID_RULE, isId, parseAction, sameParty } from '../core/action.js';
 import type { Decision } from '../core/decision.js';
-import { formatIssue, WritError } from '../core/errors.js';
+import { formatIssue, type SourceIssue, WritError } from '../core/errors.js';
 import { toJson } from '../core/json.js';
 import { isAmount, MAX_AMOUNT } from '../core/plan.js';
 import { createWrit, type WritEngine } from '../engine/writ.js';
 import { YamlSourceFile } from '../policy/source.js';
 import { systemClock } from '../runtime/system.js';
-import { CliExit, EXIT, loadPolicyOrExit, out, paint, readInput } from './io.js';
+import { CliExit, EXIT, loadPolicyOrExit, oneFromStdin, out, paint, readInput } from './io.js';
 import { DEFAULT_STORE, openStore } from './store.js';
 
 const EXAMPLES = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'examples', 'demo');
@@ -60,22 +60,106 @@ export function registerDemo(program: Command) {
     .option('--script <file>', 'session script YAML file', join(EXAMPLES, 'script.yaml'))
     .option('--store <file>', 'SQLite store', DEFAULT_STORE)
     .action(async (opts: { policy: string; script: string; store: string }) => {
+      oneFromStdin([
+        ['--policy', opts.policy],
+        ['--script', opts.script],
+      ]);
       const policy = loadPolicyOrExit(opts.policy);
-      const parsed = YamlSourceFile.parse(opts.script, readInput(opts.script), ScriptSchema);
+      const parsed = YamlSourceFile.parse(
+        opts.script,
+        readInput(opts.script),
+        ScriptSchema,
+        'script',
+      );
       if (!parsed.ok)
         throw new CliExit(EXIT.INVALID_INPUT, parsed.issues.map(formatIssue).join('\n'));
+      // Sessions get a per-run suffix so that every run starts from fresh budgets and keys.
+      const run = systemClock.now().toString(36);
+      const issues = checkSteps(parsed.document, parsed.file, run);
+      if (issues.length > 0)
+        throw new CliExit(EXIT.INVALID_INPUT, issues.map(formatIssue).join('\n'));
       const writ = createWrit({ policy, store: openStore(opts.store) });
       try {
-        await play(writ, parsed.document, opts.store, opts.script);
+        await play(writ, parsed.document, run, opts.store, opts.script);
       } finally {
         await writ.close();
       }
     });
 }
 
-async function play(writ: WritEngine, script: Script, storePath: string, scriptPath: string) {
-  // Sessions get a per-run suffix so that every run starts from fresh budgets and keys.
-  const run = systemClock.now().toString(36);
+/** The session a script's `session` step opens in this run. */
+const sessionOf = (id: string, run: string) => `${id}-${run}`;
+
+/** The request a script's `call` step makes. */
+const requestOf = (call: CallStep['call'], script: Script, session: string) => ({
+  ...call,
+  principal: script.principal,
+  session: { id: session },
+});
+
+type CallStep = Extract<Script['steps'][number], { call: unknown }>;
+
+/** A value issue's path (`args.to[0].iban`) as the keys and indexes that locate it. */
+const segments = (path: string): (string | number)[] =>
+  [...path.matchAll(/\[(\d+)\]|[^.[\]]+/g)].map((m) => (m[1] === undefined ? m[0] : Number(m[1])));
+
+/**
+ * What the engine would refuse of the script, found before any call: a step refused half
+ * way through would leave the calls before it in the store, holding budgets and keys. Each
+ * call's request is checked as authorize checks it (it would be denied INVALID_REQUEST),
+ * each session as `sessions.open` does, and the order: a call runs in the session a step
+ * before it opened, and an approve step approves a call before it. Whether that call asks
+ * for approval depends on the state it meets, and is found when it runs.
+ */
+function checkSteps(script: Script, file: YamlSourceFile, run: string): SourceIssue[] {
+  const issues: SourceIssue[] = [];
+  const add = (found: SourceIssue) => {
+    // The principal is the script's, checked with every call: said once.
+    if (!issues.some((other) => formatIssue(other) === formatIssue(found))) issues.push(found);
+  };
+  let session: string | undefined;
+  let toApprove = false;
+  script.steps.forEach((step, i) => {
+    const issue = (path: string, message: string) =>
+      add(file.issueAt(['steps', i, ...segments(path)], `steps.${i}.${path}: ${message}`));
+    if ('session' in step) {
+      session = sessionOf(step.session.id, run);
+      if (!isId(session)) issue('session.id', `with the run's suffix -${run}, must be ${ID_RULE}`);
+      const attrs = toJson(step.session.attrs, 'attrs');
+      if (!attrs.ok)
+        for (const problem of attrs.issues) issue(`session.${problem.path}`, problem.message);
+    } else if ('approve' in step) {
+      if (!toApprove)
+        issue(
+          'approve',
+          'no call before it to approve: an approve step follows the call it approves',
+        );
+      toApprove = false;
+    } else if ('call' in step) {
+      toApprove = true;
+      if (session === undefined) {
+        issue('call', 'no session before it: a call runs in the session a session step opened');
+        return;
+      }
+      const parsed = parseAction(requestOf(step.call, script, session));
+      if (parsed.ok) return;
+      for (const problem of parsed.issues) {
+        if (problem.path.startsWith('principal'))
+          add(file.issueAt(segments(problem.path), `${problem.path}: ${problem.message}`));
+        else issue(`call.${problem.path}`, problem.message);
+      }
+    }
+  });
+  return issues;
+}
+
+async function play(
+  writ: WritEngine,
+  script: Script,
+  run: string,
+  storePath: string,
+  scriptPath: string,
+) {
   let session = '';
   let pending: Decision | undefined;
   out(paint('bold', `writ demo — ${script.title}`));
@@ -90,8 +174,12 @@ async function play(writ: WritEngine, script: Script, storePath: string, scriptP
     try {
       await playStep(step, where);
     } catch (error) {
-      // The engine refusing a step (USAGE) is a mistake in the script: name the step.
-      if (error instanceof WritError && error.code === 'USAGE')
+      // The engine refusing a step (USAGE, or an approval it cannot decide) is a mistake in
+      // the script: name the step.
+      if (
+        error instanceof WritError &&
+        (error.code === 'USAGE' || error.code === 'APPROVAL_INVALID')
+      )
         throw new CliExit(EXIT.INVALID_INPUT, `${where}: ${error.message}`);
       throw error;
     }
@@ -109,7 +197,7 @@ async function play(writ: WritEngine, script: Script, storePath: string, scriptP
       out();
       out(paint('italic', step.say));
     } else if ('session' in step) {
-      session = `${step.session.id}-${run}`;
+      session = sessionOf(step.session.id, run);
       await writ.sessions.open(session, step.session.attrs as never);
     } else if ('approve' in step) {
       if (!pending?.approval)
@@ -125,11 +213,7 @@ async function play(writ: WritEngine, script: Script, storePath: string, scriptP
         ),
       );
     } else {
-      const decision = await writ.authorize({
-        ...step.call,
-        principal: script.principal,
-        session: { id: session },
-      });
+      const decision = await writ.authorize(requestOf(step.call, script, session));
       out(formatCall(step.call, decision));
       pending = decision;
       if (decision.writ && step.settle !== 'open') {

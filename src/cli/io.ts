@@ -48,6 +48,19 @@ export class CliExit extends Error {
   }
 }
 
+/**
+ * Refuses more than one input from standard input (`-`), given as `[what, path]` pairs: the
+ * first would read it to its end, and the next find nothing (`Unexpected end of JSON input`).
+ */
+export function oneFromStdin(inputs: readonly (readonly [string, string])[]): void {
+  const named = inputs.filter(([, path]) => path === '-').map(([what]) => what);
+  if (named.length > 1)
+    throw new CliExit(
+      EXIT.INVALID_INPUT,
+      `${named.join(' and ')} are ${named.length === 2 ? 'both' : 'all'} - (standard input), which can be read only once: give all but one as a file`,
+    );
+}
+
 /** Reads a file, or standard input for `-`; a failure becomes exit 2 with the path. */
 export function readInput(path: string): string {
   try {

@@ -66,17 +66,23 @@ const LogEntryLine = z
 
 /** A log file being read: its entries, and the number of the line read last. */
 export interface LogFile {
+  /** The file as messages name it: its path, or `<stdin>`. */
+  name: string;
   entries: AsyncGenerator<LogEntry>;
   /** The line of the entry handed out last, to name it when acting on it fails. */
   line(): number;
 }
 
-/** Reads JSON lines one at a time; a line that is not a log entry stops with its number. */
+/**
+ * Reads JSON lines one at a time, from a file or from standard input for `-` (`writ log
+ * export | writ replay --log - …`); a line that is not a log entry stops with its number.
+ */
 export function readLogFile(path: string): LogFile {
+  const name = path === '-' ? '<stdin>' : path;
   let n = 0;
   async function* entries(): AsyncGenerator<LogEntry> {
     const lines = createInterface({
-      input: createReadStream(path),
+      input: path === '-' ? process.stdin : createReadStream(path),
       crlfDelay: Number.POSITIVE_INFINITY,
     });
     try {
@@ -87,7 +93,7 @@ export function readLogFile(path: string): LogFile {
         try {
           value = JSON.parse(line);
         } catch {
-          throw new CliExit(EXIT.INVALID_INPUT, `${path}:${n}: not a JSON log entry`);
+          throw new CliExit(EXIT.INVALID_INPUT, `${name}:${n}: not a JSON log entry`);
         }
         const checked = LogEntryLine.safeParse(value);
         if (!checked.success) {
@@ -95,7 +101,7 @@ export function readLogFile(path: string): LogFile {
           const where = issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
           throw new CliExit(
             EXIT.INVALID_INPUT,
-            `${path}:${n}: not a log entry: ${where}${issue.message}`,
+            `${name}:${n}: not a log entry: ${where}${issue.message}`,
           );
         }
         yield value as LogEntry;
@@ -104,9 +110,9 @@ export function readLogFile(path: string): LogFile {
       if (error instanceof CliExit) throw error;
       throw new CliExit(
         EXIT.INVALID_INPUT,
-        `${path}: cannot read: ${(error as NodeJS.ErrnoException).code ?? messageOf(error)}`,
+        `${name}: cannot read: ${(error as NodeJS.ErrnoException).code ?? messageOf(error)}`,
       );
     }
   }
-  return { entries: entries(), line: () => n };
+  return { name, entries: entries(), line: () => n };
 }

@@ -7,7 +7,7 @@ import type { LogEntry, LogHead } from '../log/entry.js';
 import { locateRule } from '../log/explain.js';
 import { replayLog } from '../log/replay.js';
 import type { Store } from '../store/types.js';
-import { CliExit, EXIT, loadPolicyOrExit, out, paint, parseTimeFlag } from './io.js';
+import { CliExit, EXIT, loadPolicyOrExit, oneFromStdin, out, paint, parseTimeFlag } from './io.js';
 import { readLogFile } from './log-file.js';
 import { DEFAULT_STORE, withStore } from './store.js';
 
@@ -67,6 +67,20 @@ function inWindow(e: LogEntry, since: number, until: number): boolean {
   return at >= since && at < until;
 }
 
+/**
+ * A count an option gives, such as `-n 20`: decimal digits only. `Number()` would also read
+ * `''` as 0, `0x10` as 16 and `1e1` as 10.
+ */
+function parseCount(flag: string, text: string): number {
+  const n = /^\d+$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isSafeInteger(n))
+    throw new CliExit(
+      EXIT.INVALID_INPUT,
+      `${flag}: ${JSON.stringify(text)} is not a whole number in decimal, such as 20`,
+    );
+  return n;
+}
+
 /** Where `log export` writes: standard output, or a file, each failure named in one line. */
 interface Sink {
   write(text: string): Promise<void>;
@@ -123,9 +137,7 @@ export function registerLogCommands(program: Command) {
         disagreements?: boolean;
       }) =>
         withStore(opts.store, async (store) => {
-          const n = Number(opts.lines);
-          if (!Number.isInteger(n) || n < 0)
-            throw new CliExit(EXIT.INVALID_INPUT, `--lines: ${opts.lines} is not a whole number`);
+          const n = parseCount('--lines', opts.lines);
           const show = (e: LogEntry) => {
             if (opts.disagreements && !disagrees(e)) return;
             out(opts.json ? JSON.stringify(e) : formatEntry(e));
@@ -136,9 +148,12 @@ export function registerLogCommands(program: Command) {
           const tail: LogEntry[] = [];
           for await (const e of entries(store, after)) {
             if (!opts.disagreements || disagrees(e)) tail.push(e);
+            // Only the last n are shown: memory holds a few more, not every disagreement.
+            if (tail.length > 2 * n + 1_000) tail.splice(0, tail.length - n);
             after = e.seq;
           }
-          for (const e of opts.disagreements ? tail.slice(-n) : tail) show(e);
+          // Not `slice(-n)`, which for n = 0 is the whole list.
+          for (const e of tail.slice(Math.max(0, tail.length - n))) show(e);
           while (opts.follow) {
             await new Promise((resolve) => setTimeout(resolve, 500));
             for await (const e of entries(store, after)) {
@@ -215,10 +230,14 @@ export function registerLogCommands(program: Command) {
   program
     .command('replay')
     .description('re-decide an exported log against a policy and list the decisions that change')
-    .requiredOption('--log <file>', 'JSON lines from writ log export')
+    .requiredOption('--log <file>', 'JSON lines from writ log export, or - for standard input')
     .requiredOption('--policy <file>', 'the policy to evaluate')
     .option('--json', 'print the report as JSON')
     .action(async (opts: { log: string; policy: string; json?: boolean }) => {
+      oneFromStdin([
+        ['--log', opts.log],
+        ['--policy', opts.policy],
+      ]);
       const policy = loadPolicyOrExit(opts.policy);
       const log = readLogFile(opts.log);
       let report: Awaited<ReturnType<typeof replayLog>>;
@@ -228,7 +247,7 @@ export function registerLogCommands(program: Command) {
         // The engine refused what an entry asked of it (a session id it does not accept):
         // replay acts on each entry as it is read, so the line read last is the one.
         if (error instanceof WritError && error.code === 'USAGE')
-          throw new CliExit(EXIT.INVALID_INPUT, `${opts.log}:${log.line()}: ${error.message}`);
+          throw new CliExit(EXIT.INVALID_INPUT, `${log.name}:${log.line()}: ${error.message}`);
         throw error;
       }
       if (opts.json) out(JSON.stringify(report, null, 2));

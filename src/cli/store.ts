@@ -1,11 +1,12 @@
 import { existsSync, statSync } from 'node:fs';
 import { userInfo } from 'node:os';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { messageOf, WritError } from '../core/errors.js';
 import { type Json, toJson } from '../core/json.js';
 import { isAmount, MAX_AMOUNT } from '../core/plan.js';
 import { systemClock } from '../runtime/system.js';
-import { sqliteStore } from '../store/sqlite/index.js';
+import { namesDirectory, sqliteStore } from '../store/sqlite/index.js';
 import type { SettleResult, Store, SweepReport } from '../store/types.js';
 import { CliExit, EXIT, out, paint } from './io.js';
 
@@ -18,7 +19,18 @@ export const DEFAULT_STORE = '.writ/writ.db';
  * one line with exit 2, as it does when the store fails later in any command.
  */
 export function openStore(path: string): Store {
+  refuseDirectory(path);
   return sqliteStore({ path });
+}
+
+/** Refuses a `--store` that names a directory (`newdir/`), saying what to give instead. */
+function refuseDirectory(path: string): void {
+  if (!namesDirectory(path)) return;
+  const file = /[\\/]$/.test(path) ? `${path}writ.db` : join(path, 'writ.db');
+  throw new CliExit(
+    EXIT.INVALID_INPUT,
+    `--store ${path}: names a directory; give the store's file, such as ${file}`,
+  );
 }
 
 /**
@@ -26,6 +38,7 @@ export function openStore(path: string): Store {
  * never make one, not even out of an empty file (SQLite would take it for a new database).
  */
 function openExisting(path: string): Store {
+  refuseDirectory(path);
   if (!existsSync(path) || (statSync(path).isFile() && statSync(path).size === 0)) {
     throw new CliExit(
       EXIT.INVALID_INPUT,
@@ -80,6 +93,28 @@ function parseCost(text: string): number {
       `--cost must be a number from 0 to ${MAX_AMOUNT}, not ${JSON.stringify(text)}`,
     );
   return cost;
+}
+
+/**
+ * Who decides an approval: `--approver`, else `$WRIT_APPROVER` (empty counts as unset), else
+ * the name of the user running writ. A user with no name on this system (a container's uid
+ * with no passwd entry) must be told what to pass, not shown Node's error.
+ */
+function approverOf(given: string | undefined): string {
+  if (given !== undefined) return given;
+  if (process.env.WRIT_APPROVER) return process.env.WRIT_APPROVER;
+  let name: string | undefined;
+  try {
+    name = userInfo().username;
+  } catch {
+    name = undefined;
+  }
+  if (!name)
+    throw new CliExit(
+      EXIT.INVALID_INPUT,
+      'no approver: your user has no name on this system; pass --approver <name> or set WRIT_APPROVER',
+    );
+  return name;
 }
 
 /** `--result` as the JSON a replay will return, held to the limits the library holds it to. */
@@ -183,13 +218,16 @@ export function registerStoreCommands(program: Command) {
       .description(`${verb} a pending approval request`)
       .argument('<id>', 'approval id')
       .option('--store <file>', 'SQLite store', DEFAULT_STORE)
-      .option('--approver <name>', 'who decides (default: $WRIT_APPROVER or your user name)')
+      .option(
+        '--approver <name>',
+        'who decides (default: $WRIT_APPROVER unless empty, then your user name)',
+      )
       .option('--note <text>', 'a note kept with the decision')
       .option('--json', 'print JSON')
       .action(
-        (id: string, opts: { store: string; approver?: string; note?: string; json?: boolean }) =>
-          withStore(opts.store, async (store) => {
-            const approver = opts.approver ?? process.env.WRIT_APPROVER ?? userInfo().username;
+        (id: string, opts: { store: string; approver?: string; note?: string; json?: boolean }) => {
+          const approver = approverOf(opts.approver);
+          return withStore(opts.store, async (store) => {
             let record: Awaited<ReturnType<Store['decideApproval']>>;
             try {
               record = await store.decideApproval(
@@ -210,7 +248,8 @@ export function registerStoreCommands(program: Command) {
             }
             if (opts.json) return json(record);
             out(`${record.id} ${record.status} by ${approver}`);
-          }),
+          });
+        },
       );
   }
 

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { formatIssue } from '../core/errors.js';
 import { runPolicyTests } from '../policy/index.js';
-import { CliExit, EXIT, loadPolicyOrExit, paint, readInput } from './io.js';
+import { CliExit, EXIT, loadPolicyOrExit, oneFromStdin, paint, readInput } from './io.js';
 
 export function registerTest(program: Command) {
   program
@@ -11,6 +11,10 @@ export function registerTest(program: Command) {
     .argument('<cases...>', 'YAML files of test cases')
     .option('-v, --verbose', 'list passing cases too')
     .action((policyPath: string, casePaths: string[], opts: { verbose?: boolean }) => {
+      oneFromStdin([
+        ['the policy', policyPath],
+        ...casePaths.map((path, i) => [`cases file ${i + 1}`, path] as const),
+      ]);
       const policy = loadPolicyOrExit(policyPath);
       let passed = 0;
       let failed = 0;

@@ -220,7 +220,7 @@ class PolicyBuilder {
     this.sources.push({ path, text });
     this.seen.add(samePath(path));
     if (isRoot) this.rootPath = path;
-    const parsed = YamlSourceFile.parse(path, text, PolicySchema);
+    const parsed = YamlSourceFile.parse(path, text, PolicySchema, 'policy');
     if (!parsed.ok) {
       this.issues.push(...parsed.issues);
       return;

@@ -78,7 +78,7 @@ export function runPolicyTests(
   path: string,
   text: string,
 ): { ok: true; results: CaseResult[] } | { ok: false; issues: SourceIssue[] } {
-  const parsed = YamlSourceFile.parse(path, text, CasesSchema);
+  const parsed = YamlSourceFile.parse(path, text, CasesSchema, 'test cases');
   if (!parsed.ok) return parsed;
   const { file, document } = parsed;
   const issues: SourceIssue[] = [];

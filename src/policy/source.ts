@@ -26,6 +26,8 @@ export class YamlSourceFile {
     readonly path: string,
     readonly text: string,
     readonly schema: z.ZodType,
+    /** What the file is (`policy`, `script`, `test cases`): a problem with the whole of it names it. */
+    readonly what: string,
   ) {
     this.#doc = parseDocument(text, {
       lineCounter: this.#lines,
@@ -35,15 +37,19 @@ export class YamlSourceFile {
     });
   }
 
-  /** Parses `text` and validates it with `schema`; returns the file and its value, or the issues. */
+  /**
+   * Parses `text` and validates it with `schema`; returns the file and its value, or the
+   * issues. `what` names the kind of file (`policy`) where a problem is with the whole of it.
+   */
   static parse<T extends z.ZodType>(
     path: string,
     text: string,
     schema: T,
+    what: string,
   ):
     | { ok: true; file: YamlSourceFile; document: z.infer<T> }
     | { ok: false; issues: SourceIssue[] } {
-    const file = new YamlSourceFile(path, text, schema);
+    const file = new YamlSourceFile(path, text, schema, what);
     const yamlIssues = [...file.#doc.errors, ...file.#doc.warnings].map((e) =>
       file.issueAtOffset(
         e.pos[0],
@@ -213,7 +219,8 @@ export class YamlSourceFile {
         ),
       ];
     }
-    return [this.issueAt(path, `${label(path)}: ${friendlyType(issue.message)}`)];
+    const where = path.length === 0 ? this.what : path.map(String).join('.');
+    return [this.issueAt(path, `${where}: ${friendlyType(issue.message)}`)];
   }
 }
 
@@ -294,10 +301,6 @@ function scalarSourceOffset(
   const next = value[offset];
   while (r < raw.length && raw[r] !== next && /\s/.test(raw[r]!)) r++;
   return start + r;
-}
-
-function label(path: readonly PropertyKey[]): string {
-  return path.length === 0 ? 'policy' : path.map(String).join('.');
 }
 
 function friendlyType(message: string): string {

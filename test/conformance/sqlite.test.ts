@@ -709,6 +709,18 @@ describe('sqlite: opening', () => {
     expect(existsSync(path)).toBe(false);
   });
 
+  it('refuses a path that names a directory, where SQLite would open a file beside it', () => {
+    const path = freshPath();
+    const dir = dirname(path);
+    // `new/` would have been opened as the file `new`, which `new/` then does not find.
+    for (const named of [`${dir}/new/`, dir, `${dir}/`, `${dir}/.`, `${dir}/..`]) {
+      expect(() => sqliteStore({ path: named }), named).toThrow(
+        `sqliteStore: path must name the store's file, not a directory: ${JSON.stringify(named)}`,
+      );
+    }
+    expect(existsSync(join(dir, 'new'))).toBe(false);
+  });
+
   it('closed while a group waits for another process, fails its steps as closed', async () => {
     const path = freshPath();
     const store = sqliteStore({ path, synchronous: 'FULL', groupCommit: true });
@@ -741,7 +753,6 @@ describe('sqlite: opening', () => {
     db.close();
     const cases: [string, string][] = [
       [notADatabase, 'file is not a database'],
-      [dir, 'unable to open database file'],
       [newer, `it has schema version ${MIGRATIONS.length + 1}, written by a newer writ`],
     ];
     for (const [path, why] of cases) {

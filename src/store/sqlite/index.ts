@@ -1,5 +1,5 @@
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { mkdirSync, statSync } from 'node:fs';
+import { basename, dirname, sep } from 'node:path';
 import Database from 'better-sqlite3';
 import { messageOf, WritError } from '../../core/errors.js';
 import type { LogEntry, LogHead } from '../../log/entry.js';
@@ -13,7 +13,10 @@ import { CachedState, parseStored } from './state.js';
 
 /** Options of {@link sqliteStore}. */
 export interface SqliteStoreOptions {
-  /** The database file; created with its directory if missing. Default `./.writ/writ.db`. */
+  /**
+   * The database file; created with its directory if missing. Default `./.writ/writ.db`. A
+   * path that names a directory (`data/`, or one that exists) is a `USAGE` error.
+   */
   path?: string;
   /**
    * `NORMAL` (default): durable across process crashes, may lose the last commits on power
@@ -57,6 +60,23 @@ const lockedOut = (cause?: unknown) =>
   );
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * An error of the SQLite driver as the store's failure, naming the file: a page damaged on
+ * disk ("database disk image is malformed"), a full disk, an I/O error. The store's contract
+ * is that it fails with a `STORE_FAILURE` (which the engine turns into a denial, and the CLI
+ * into one line and exit 2), not with a driver's error. Anything else — writ's own errors —
+ * passes as it is.
+ */
+function driverFailure(path: string, error: unknown): unknown {
+  if (!(error instanceof Database.SqliteError)) return error;
+  return new WritError(
+    'STORE_FAILURE',
+    `the SQLite store ${path} failed: ${error.message}`,
+    { path, code: error.code },
+    { cause: error },
+  );
+}
+
 interface Job {
   step: (view: KvView) => unknown;
   resolve: (value: unknown) => void;
@@ -66,6 +86,7 @@ interface Job {
 class SqliteStore extends KvStore {
   readonly kind = 'sqlite';
   readonly #db: Database.Database;
+  readonly #path: string;
   readonly #groupCommit: boolean;
   readonly #state: CachedState;
   /**
@@ -116,6 +137,13 @@ class SqliteStore extends KvStore {
         'USAGE',
         `sqliteStore: path must be a file path, not ${JSON.stringify(path)}`,
       );
+    // SQLite would open `dir/` as the file `dir`: a store somewhere else than asked, which
+    // the next open of `dir/` would not find.
+    if (namesDirectory(path))
+      throw new WritError(
+        'USAGE',
+        `sqliteStore: path must name the store's file, not a directory: ${JSON.stringify(path)}`,
+      );
     if (synchronous !== 'NORMAL' && synchronous !== 'FULL') {
       throw new WritError(
         'USAGE',
@@ -130,6 +158,7 @@ class SqliteStore extends KvStore {
     }
     const db = open(path, synchronous);
     this.#db = db;
+    this.#path = path;
     // Nothing of the store may fail to be prepared with the file left open.
     try {
       this.#groupCommit = groupCommit ?? synchronous === 'FULL';
@@ -137,7 +166,12 @@ class SqliteStore extends KvStore {
         path === ':memory:' || this.#groupCommit ? undefined : new Checkpointer(db, path);
       const state = new CachedState(db);
       this.#state = state;
-      this.view = state.reader;
+      // Reads outside a step fail as the store's failure, as a step does (`#transaction`).
+      this.view = {
+        ...state.reader,
+        get: (kind, key) => this.#reading(() => state.reader.get(kind, key)),
+        list: (kind) => this.#reading(() => state.reader.list(kind)),
+      };
       this.#immediate = db.transaction((body: () => unknown) => {
         state.sync();
         const value = body();
@@ -193,7 +227,17 @@ class SqliteStore extends KvStore {
       return value;
     } catch (error) {
       this.#state.rolledBack();
-      throw error;
+      // A lock another connection holds is waited for by the caller (`#whenUnlocked`).
+      throw isBusy(error) ? error : driverFailure(this.#path, error);
+    }
+  }
+
+  /** Runs a read outside a step; an error of the driver is a `STORE_FAILURE`. */
+  #reading<T>(read: () => T): T {
+    try {
+      return read();
+    } catch (error) {
+      throw driverFailure(this.#path, error);
     }
   }
 
@@ -311,7 +355,7 @@ class SqliteStore extends KvStore {
     try {
       return { ok: true, value: this.#state.step(job.step) };
     } catch (error) {
-      return { ok: false, error };
+      return { ok: false, error: driverFailure(this.#path, error) };
     }
   }
 
@@ -319,7 +363,8 @@ class SqliteStore extends KvStore {
   readonly #sweeps = new Map<Kind, string>();
 
   protected sweepKeys(kind: Kind, limit: number): { keys: string[]; done: boolean } {
-    const keys = this.#state.keysAfter(kind, this.#sweeps.get(kind) ?? '', limit);
+    const after = this.#sweeps.get(kind) ?? '';
+    const keys = this.#reading(() => this.#state.keysAfter(kind, after, limit));
     const done = keys.length < limit;
     if (done) this.#sweeps.delete(kind);
     else this.#sweeps.set(kind, keys[keys.length - 1]!);
@@ -332,14 +377,19 @@ class SqliteStore extends KvStore {
 
   async readLog(afterSeq: number, limit: number): Promise<LogEntry[]> {
     this.assertOpen();
-    return this.#logAfter.all(afterSeq, limit).map((row) => storedEntry(row.seq, row.entry));
+    const rows = this.#reading(() => this.#logAfter.all(afterSeq, limit));
+    return rows.map((row) => storedEntry(row.seq, row.entry));
   }
 
   async findDecision(id: string): Promise<LogEntry | undefined> {
     this.assertOpen();
-    await this.#whenUnlocked(() => this.#indexDecisions());
-    const seq = this.#decisionSeq.get(id);
-    const row = seq === undefined ? undefined : this.#entryAt.get(seq);
+    try {
+      await this.#whenUnlocked(() => this.#indexDecisions());
+    } catch (error) {
+      throw driverFailure(this.#path, error);
+    }
+    const seq = this.#reading(() => this.#decisionSeq.get(id));
+    const row = seq === undefined ? undefined : this.#reading(() => this.#entryAt.get(seq));
     return row === undefined || seq === undefined
       ? undefined
       : indexedDecision(id, seq, storedEntry(seq, row.entry));
@@ -384,14 +434,16 @@ class SqliteStore extends KvStore {
    */
   async verifyLog(anchors: readonly LogHead[] = []): Promise<ChainReport> {
     this.assertOpen();
-    return this.#db.transaction(() => {
-      const verifier = new ChainVerifier(anchors);
-      for (const row of this.#allLog.iterate()) {
-        if (!verifier.push({ seq: row.seq, text: row.entry })) break;
-      }
-      const text = this.#logHead.get();
-      return verifier.finish(text === undefined ? undefined : logHeadOf(text));
-    })();
+    return this.#reading(
+      this.#db.transaction(() => {
+        const verifier = new ChainVerifier(anchors);
+        for (const row of this.#allLog.iterate()) {
+          if (!verifier.push({ seq: row.seq, text: row.entry })) break;
+        }
+        const text = this.#logHead.get();
+        return verifier.finish(text === undefined ? undefined : logHeadOf(text));
+      }),
+    );
   }
 
   async close(): Promise<void> {
@@ -402,7 +454,21 @@ class SqliteStore extends KvStore {
     // The worker's connection first: the store's own, closed last, then checkpoints what is
     // left and removes the WAL, as it did before there was a worker.
     await this.#checkpointer?.close();
-    if (this.#db.open) this.#db.close();
+    if (this.#db.open) this.#reading(() => this.#db.close());
+  }
+}
+
+/**
+ * Whether `path` names a directory rather than a file: it ends in a path separator or in
+ * `.` or `..`, or a directory is there.
+ */
+export function namesDirectory(path: string): boolean {
+  if (path.endsWith('/') || path.endsWith(sep) || ['.', '..'].includes(basename(path))) return true;
+  try {
+    return statSync(path, { throwIfNoEntry: false })?.isDirectory() === true;
+  } catch {
+    // Cannot be looked at (a parent that is a file, no permission): opening it will say why.
+    return false;
   }
 }
 

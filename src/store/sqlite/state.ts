@@ -2,6 +2,7 @@ import type Database from 'better-sqlite3';
 import { messageOf, WritError } from '../../core/errors.js';
 import type { LogEntry } from '../../log/entry.js';
 import type { Kind, KvView } from '../ledger.js';
+import { recordProblem } from '../record-shapes.js';
 import { SHARED_KINDS } from './schema.js';
 
 /** What the cache knows about a record that is not in the table. */
@@ -191,7 +192,7 @@ export class CachedState {
     let value = this.#cache.get(id);
     if (value === undefined) {
       const text = this.#table(kind).select.get(kind, key);
-      value = text === undefined ? ABSENT : parseStored(text, `${kind} record ${key}`);
+      value = text === undefined ? ABSENT : parseRecord(kind, key, text);
       this.#cache.set(id, value);
     }
     return value === ABSENT ? undefined : value;
@@ -201,7 +202,7 @@ export class CachedState {
   #listKind(kind: Kind): unknown[] {
     const rows = new Map<string, unknown>();
     for (const row of this.#table(kind).list.all(kind))
-      rows.set(row.key, parseStored(row.value, `${kind} record ${row.key}`));
+      rows.set(row.key, parseRecord(kind, row.key, row.value));
     for (const write of [...this.#pending.values(), ...this.#stepWrites.values()]) {
       if (write.kind !== kind) continue;
       if (write.value === ABSENT) rows.delete(write.key);
@@ -223,6 +224,22 @@ export function parseStored(text: string, what: string): unknown {
       record: what,
     });
   }
+}
+
+/**
+ * A stored record parsed and checked to have the shape the ledger reads (`recordProblem`),
+ * or a `STORE_FAILURE` naming it. Checked here, when it is read from the file, once: a
+ * record served from the cache was checked when it was read, or written by the ledger.
+ */
+function parseRecord(kind: Kind, key: string, text: string): unknown {
+  const what = `${kind} record ${key}`;
+  const value = parseStored(text, what);
+  const problem = recordProblem(kind, value);
+  if (problem)
+    throw new WritError('STORE_FAILURE', `the store's ${what} is damaged: ${problem}`, {
+      record: what,
+    });
+  return value;
 }
 
 interface TableStatements {
