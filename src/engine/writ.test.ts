@@ -1,11 +1,13 @@
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { parseAction } from '../core/action.js';
 import { manualClock } from '../core/clock.js';
-import { digestJson } from '../core/digest.js';
+import { actionDigest, digestJson } from '../core/digest.js';
 import { WritError } from '../core/errors.js';
 import { DEFAULT_JSON_LIMITS } from '../core/json.js';
 import { MAX_AMOUNT } from '../core/plan.js';
 import { replayLog } from '../log/replay.js';
+import { derivedKeyDigest } from '../policy/index.js';
 import { loadPolicy } from '../runtime/load-policy.js';
 import { memoryStore } from '../store/memory/index.js';
 import { createWrit, type WritOptions } from './writ.js';
@@ -655,6 +657,34 @@ describe('what the log keeps of redacted values', () => {
     'redact: [args.pw, args.card, session.attrs.token]',
     '',
   ].join('\n');
+
+  it('logs no digest over the whole call that would check guesses at a hidden argument', async () => {
+    const policy = loadPolicy(
+      "version: 1\ntools:\n  charge:\n    - allow: true\nidempotency:\n  charges: { match: 'true', ttl: 1h }\nredact: [args.pin]\n",
+    );
+    const store = memoryStore();
+    const writ = createWrit({ policy, store });
+    const call = {
+      tool: 'charge',
+      args: { pin: '4821', amount: 10 },
+      principal: { id: 'a' },
+      session: { id: 's' },
+    };
+    const decided = await writ.authorize(call);
+    const parsed = parseAction(call);
+    if (!parsed.ok) throw new Error('the call is valid');
+    const text = JSON.stringify(await store.readLog(0, 10));
+    // The decision the caller gets carries the action digest; the log carries neither it nor
+    // the idempotency key derived from the arguments, each a test of a guessed pin.
+    const derived = derivedKeyDigest(parsed.action);
+    expect(decided.actionDigest).toBe(actionDigest(parsed.action));
+    expect(text).not.toContain(decided.actionDigest.slice(7));
+    expect(text).not.toContain(derived);
+    expect(text).toContain('"charges:[redacted]"');
+    // A call with nothing hidden in its arguments logs both as they are.
+    const plain = await writ.authorize({ ...call, args: { amount: 10 } });
+    expect(JSON.stringify(await store.readLog(0, 10))).toContain(plain.actionDigest);
+  });
 
   it('keys the digests of redacted values with the secret redact_key_env names', async () => {
     const policy = loadPolicy(`${REDACTING}redact_key_env: WRIT_TEST_REDACT_KEY\n`);

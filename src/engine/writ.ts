@@ -37,6 +37,7 @@ import {
   buildContext,
   type CelContext,
   type CompiledPolicy,
+  derivedKeyDigest,
   evaluateScope,
   labelsAfter,
   planInvariants,
@@ -402,6 +403,19 @@ export function createWrit(options: WritOptions): WritEngine {
     return policiesStored;
   };
 
+  /**
+   * The action as the log keeps it. Digests taken over the whole call — the action digest,
+   * the key an idempotency rule without `key:` derives — cover a hidden argument too, and
+   * would check guesses at it; they are hidden with it.
+   */
+  function loggedAction(action: Action, digest: string): Logged {
+    const logged = redact(actionToJson(action), policy.redact, redactDigest);
+    if (!logged.redacted.some((path) => path.startsWith('args.'))) return logged;
+    const secrets = [...logged.secrets, digest.slice(digest.indexOf(':') + 1)];
+    if (policy.idempotency.some((rule) => !rule.key)) secrets.push(derivedKeyDigest(action));
+    return { ...logged, secrets: secrets.sort((a, b) => b.length - a.length) };
+  }
+
   async function authorize(input: unknown): Promise<Decision> {
     return decide(parseAction(input, limits));
   }
@@ -416,7 +430,7 @@ export function createWrit(options: WritOptions): WritEngine {
     }
     const action = parsed.action;
     const digest = actionDigest(action);
-    const logged = logging ? redact(actionToJson(action), policy.redact, redactDigest) : undefined;
+    const logged = logging ? loggedAction(action, digest) : undefined;
     try {
       if (logging && !policiesKept) await storePolicies();
       const envelope = checkEnvelope(policy.replay, action, now, secrets);

@@ -31,6 +31,15 @@ describe('redact', () => {
     expect(JSON.stringify(out)).not.toContain('4111');
   });
 
+  it('hides the signature with what it hid: a signature checks guesses at a hidden value', () => {
+    const signed = { ...action, signature: 'c2lnbmF0dXJl' };
+    const { action: out, redacted } = redact(signed, ['args.card_number']);
+    expect(out.signature).toBe(digestJson('c2lnbmF0dXJl'));
+    expect(redacted).toEqual(['args.card_number', 'signature']);
+    // Nothing hidden, nothing to protect: the signature stays.
+    expect(redact(signed, ['args.none']).action.signature).toBe('c2lnbmF0dXJl');
+  });
+
   it('leaves the action alone when nothing matches, and never edits its input', () => {
     const before = JSON.stringify(action);
     expect(redact(action, ['args.missing.x']).redacted).toEqual([]);

@@ -18,6 +18,12 @@ export function redact(
   const found: Found = { paths: [], secrets: new Set(), digest };
   let result: Json = action;
   for (const pattern of patterns) result = redactPath(result, pattern.split('.'), [], found);
+  // A signature over the request checks guesses at what was hidden (the key that verifies
+  // it is in the policy), so it goes with them.
+  if (found.paths.length > 0 && typeof action.signature === 'string') {
+    result = { ...(result as JsonObject), signature: digest(action.signature) };
+    found.paths.push('signature');
+  }
   return {
     action: result as JsonObject,
     redacted: [...new Set(found.paths)].sort(),
@@ -66,13 +72,18 @@ export function scrubReasons(reasons: Reason[], secrets: readonly string[]): Rea
 
 /**
  * A decision as the log keeps it, with no hidden value in its reasons (those of its shadow
- * and candidate verdicts too) or in the keys of its reservations: a budget or rate limit
- * `per:` a redacted argument has that argument in its key.
+ * and candidate verdicts too), in the keys of its reservations (a budget or rate limit
+ * `per:` a redacted argument has that argument in its key) or in its action digest, when
+ * `secrets` names that digest.
  */
 export function scrubDecision(logged: LoggedDecision, secrets: readonly string[]): LoggedDecision {
   if (secrets.length === 0) return logged;
   const scrub = scrubber(secrets);
-  const out: LoggedDecision = { ...logged, reasons: scrubReasons(logged.reasons, secrets) };
+  const out: LoggedDecision = {
+    ...logged,
+    actionDigest: scrub(logged.actionDigest),
+    reasons: scrubReasons(logged.reasons, secrets),
+  };
   if (logged.shadow)
     out.shadow = { ...logged.shadow, reasons: scrubReasons(logged.shadow.reasons, secrets) };
   if (logged.candidate)

@@ -70,7 +70,7 @@ function plan(
       if (typeof value === 'object') fail(`${rule.id}.key`, value.error);
       else key = `${rule.name}:${value}`;
     } else {
-      key = `${rule.name}:${digestJson({ session: action.session.id, tool: action.tool, args: action.args }).slice(7)}`;
+      key = `${rule.name}:${derivedKeyDigest(action)}`;
     }
     if (key !== undefined) {
       ops.push({
@@ -158,4 +158,12 @@ function evaluateAmount(expr: Expr, ctx: CelContext): number | { error: string }
   } catch (error) {
     return { error: messageOf(error).split('\n')[0]! };
   }
+}
+
+/**
+ * The digest an idempotency rule without `key:` claims: the same call (session, tool and
+ * arguments) is the same effect. Hex, without its `sha256:` prefix.
+ */
+export function derivedKeyDigest(action: Action): string {
+  return digestJson({ session: action.session.id, tool: action.tool, args: action.args }).slice(7);
 }
