@@ -216,7 +216,8 @@ export function registerLogCommands(program: Command) {
         if (opts.json) out(JSON.stringify(report));
         else if (report.ok)
           out(
-            `ok: ${report.entries} entries${report.head ? `, head #${report.head.seq} ${report.head.hash}` : ''}${opts.anchor.length > 0 ? `; anchors held: ${opts.anchor.map((a) => `#${a.seq}`).join(', ')}` : ''}`,
+            // The head as --anchor takes it, to be kept elsewhere and passed back.
+            `ok: ${report.entries} entries${report.head ? `, head ${report.head.seq}:${report.head.hash}` : ''}${opts.anchor.length > 0 ? `; anchors held: ${opts.anchor.map((a) => a.seq).join(', ')}` : ''}`,
           );
         if (!report.ok) {
           throw new CliExit(

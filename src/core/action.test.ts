@@ -440,6 +440,22 @@ describe('parseAction: structure', () => {
       delete proto.nonce;
       delete proto.id;
     }
+    // Nor through the holes of a sparse list.
+    proto[0] = 'attacker';
+    try {
+      // biome-ignore lint/suspicious/noSparseArray: the hole is the point
+      const roles = [, 'viewer'];
+      // biome-ignore lint/suspicious/noSparseArray: the hole is the point
+      const to = [, 'bob'];
+      const parsed = parseAction({ ...base, principal: { id: 'p', roles }, args: { to } });
+      expect(parsed.ok).toBe(false);
+      expect(JSON.stringify(parsed)).not.toContain('attacker');
+      expect(issues({ ...base, principal: { id: 'p', roles } })).toEqual([
+        { path: 'principal.roles[0]', message: 'is missing' },
+      ]);
+    } finally {
+      delete proto[0];
+    }
   });
 
   it('rejects class instances inside args', () => {

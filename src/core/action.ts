@@ -321,11 +321,16 @@ function stringList(value: unknown, at: string, pattern: RegExp, issues: ValueIs
     return [];
   }
   const out: string[] = [];
-  value.forEach((item, i) => {
+  for (let i = 0; i < value.length; i++) {
+    // A hole is missing, whatever an inherited index would read there.
+    const item: unknown = Object.hasOwn(value, i) ? value[i] : undefined;
     if (typeof item === 'string' && pattern.test(item)) out.push(item);
     else
-      issues.push({ path: `${at}[${i}]`, message: `${JSON.stringify(item)} is not a valid name` });
-  });
+      issues.push({
+        path: `${at}[${i}]`,
+        message: item === undefined ? 'is missing' : `${JSON.stringify(item)} is not a valid name`,
+      });
+  }
   return out;
 }
 

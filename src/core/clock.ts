@@ -40,7 +40,10 @@ export interface IdSource {
   next(kind: string): string;
 }
 
-/** Identifiers `kind_000001`, `kind_000002`, … — deterministic, for tests and replays. */
+/**
+ * Identifiers `kind_000001`, `kind_000002`, … — deterministic, for tests and replays. Two
+ * engines counting from 1 on one store would give the same ids: one engine per store.
+ */
 export function sequentialIds(): IdSource {
   const counters = new Map<string, number>();
   return {

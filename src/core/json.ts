@@ -98,7 +98,10 @@ export function toJson(
               return null;
             }
             const items: Json[] = [];
-            for (let i = 0; i < v.length; i++) items.push(copy(v[i], at, i, depth + 1));
+            // A hole is read as the hole it is, not as what an index of Array.prototype or
+            // Object.prototype (polluted) would put there.
+            for (let i = 0; i < v.length; i++)
+              items.push(copy(Object.hasOwn(v, i) ? v[i] : undefined, at, i, depth + 1));
             return items;
           }
           const proto = Object.getPrototypeOf(v);

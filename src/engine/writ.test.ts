@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { parseAction } from '../core/action.js';
-import { manualClock } from '../core/clock.js';
+import { manualClock, sequentialIds } from '../core/clock.js';
 import { actionDigest, digestJson } from '../core/digest.js';
 import { WritError } from '../core/errors.js';
 import { DEFAULT_JSON_LIMITS } from '../core/json.js';
@@ -112,6 +112,20 @@ describe('createWrit options', () => {
       await expect(writ.authorize(call)).rejects.toMatchObject({
         code: 'USAGE',
         message: expect.stringMatching(message),
+      });
+    }
+    // An id drawn later in the decision (a writ's, an approval's) fails the same way, not as
+    // a store that failed.
+    for (const [policy, kind] of [
+      [POLICY, 'wr'],
+      ['version: 1\ntools:\n  t:\n    - require_approval: true\n', 'apr'],
+    ] as const) {
+      const ids = sequentialIds();
+      const next = (k: string) => (k === kind ? 42 : ids.next(k));
+      const writ = createWrit({ policy, ids: { next } as never });
+      await expect(writ.authorize(call)).rejects.toMatchObject({
+        code: 'USAGE',
+        message: `the id source gave 42 for a ${kind} id; an id is a string of 1 to 256 characters`,
       });
     }
   });

@@ -82,7 +82,14 @@ export interface WritOptions {
   policy: string | CompiledPolicy;
   /** Where state lives. Default: in memory (the CLI and server default to SQLite). */
   store?: Store;
+  /** Where time comes from. Default: the system clock. */
   clock?: Clock;
+  /**
+   * Where decision, writ and approval ids come from. Default: random ids that start with
+   * the time. An id source must never repeat an id across every engine that shares the
+   * store: the store keys writs and approvals by id, and a repeated one takes the place of
+   * the first (`sequentialIds` is for one engine on its own store, as in tests).
+   */
   ids?: IdSource;
   /**
    * How long a writ that holds no budget and leases nothing may stay unsettled. Default 15
@@ -147,7 +154,11 @@ export interface GuardContext {
 export interface WritEngine {
   readonly policy: CompiledPolicy;
   readonly store: Store;
-  /** Decides an action: `allow` with a writ, `deny`, `approval_required` or `replay`. Never throws. */
+  /**
+   * Decides an action: `allow` with a writ, `deny`, `approval_required` or `replay`. A
+   * failing store is a `deny` (`STORE_UNAVAILABLE`); it throws only a `USAGE` error, for a
+   * clock or id source that fails.
+   */
   authorize(action: unknown): Promise<Decision>;
   /** Settles a writ once. Throws `WRIT_INVALID` for an unknown or already settled writ. */
   settle(writ: Writ | string, outcome: SettleOutcome): Promise<SettleResult>;
@@ -448,6 +459,8 @@ export function createWrit(options: WritOptions): WritEngine {
         }),
       ]);
     } catch (error) {
+      // A clock or id source that failed on the way is the caller's to fix, not the store's.
+      if (error instanceof WritError && error.code === 'USAGE') throw error;
       return storeFailure(id, now, digest, error);
     }
   }

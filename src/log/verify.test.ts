@@ -202,6 +202,15 @@ describe('anchors: heads kept outside the store', () => {
     expect(run(forged, [{ seq: 3, hash: honest[2]!.hash }])).toMatchObject({ ok: true });
   });
 
+  it('are refused when they could match no entry', () => {
+    for (const anchor of [
+      { seq: '4', hash: 'a'.repeat(64) },
+      { seq: 0, hash: 'a'.repeat(64) },
+      { seq: 4, hash: 'A'.repeat(64) },
+    ])
+      expect(() => new ChainVerifier([anchor as never])).toThrow(/an anchor is \{ seq, hash \}/);
+  });
+
   it('show a log cut back to before an anchor, its head rewritten to match', () => {
     const honest = chain(10);
     expect(run(honest.slice(0, 7), [{ seq: 9, hash: honest[8]!.hash }])).toMatchObject({

@@ -1,3 +1,4 @@
+import { WritError } from '../core/errors.js';
 import { GENESIS_HASH, type LogEntry, type LogHead, sealedHash } from './entry.js';
 
 /** What is wrong at the first bad place of a chain. */
@@ -32,7 +33,20 @@ export class ChainVerifier {
    * entry on and hashed it all again; an anchor at or after that entry can.
    */
   constructor(anchors: readonly LogHead[] = []) {
-    for (const anchor of anchors) this.#anchors.set(anchor.seq, anchor.hash);
+    for (const anchor of anchors) {
+      // Checked here, for callers without types: an anchor that can match no entry would
+      // be passed over without a word.
+      if (
+        !Number.isSafeInteger(anchor?.seq) ||
+        anchor.seq < 1 ||
+        !/^[0-9a-f]{64}$/.test(anchor.hash)
+      )
+        throw new WritError(
+          'USAGE',
+          `an anchor is { seq, hash }: an entry's number and its 64 lower-case hex digits, not ${JSON.stringify(anchor)}`,
+        );
+      this.#anchors.set(anchor.seq, anchor.hash);
+    }
   }
 
   /** Feeds the next row; returns false once a problem is found (later rows are not read). */
