@@ -21,14 +21,19 @@ class MemoryStore extends KvStore {
       this.#table(kind).delete(key);
     },
     list: (kind) => [...this.#table(kind).values()],
-    append: (entry, text) => {
+    append: (_entry, text) => {
       this.#log.append(text);
-      if (entry.decision) this.#decisions.set(entry.decision.id, entry.seq);
     },
   };
   readonly #log = new TextLog();
-  /** Where each decision's entry is, by decision id. */
+  /**
+   * Where each decision's entry is, by decision id, for the entries up to `#indexed`: built
+   * when a decision is looked up (rarely: `writ explain`), not by every decision — a map
+   * that grows with every decision costs each one an insert and the garbage collector a
+   * string to keep.
+   */
   readonly #decisions = new Map<string, number>();
+  #indexed = 0;
 
   async readLog(afterSeq: number, limit: number): Promise<LogEntry[]> {
     this.assertOpen();
@@ -41,6 +46,11 @@ class MemoryStore extends KvStore {
 
   async findDecision(id: string): Promise<LogEntry | undefined> {
     this.assertOpen();
+    while (this.#indexed < this.#log.length) {
+      const seq = ++this.#indexed;
+      const found = decisionIdOf(this.#log.text(seq));
+      if (found !== undefined) this.#decisions.set(found, seq);
+    }
     const seq = this.#decisions.get(id);
     return seq === undefined || seq > this.#log.length
       ? undefined
@@ -97,6 +107,22 @@ class MemoryStore extends KvStore {
   async close(): Promise<void> {
     this.#closed = true;
   }
+}
+
+/**
+ * How a decision entry starts, as `chainEntryText` writes it: its sequence number, time,
+ * kind and the decision's id, the first fields of the entry and of its decision.
+ */
+const DECISION_START =
+  /^\{"seq":\d+,"at":"[^"\\]*","kind":"decision","decision":\{"id":("(?:[^"\\]|\\.)*")/;
+
+/** The decision id of an entry's text, if it is a decision's entry. */
+function decisionIdOf(text: string): string | undefined {
+  const start = DECISION_START.exec(text);
+  if (start) return JSON.parse(start[1]!) as string;
+  // Not in that form (no entry writ writes): read the entry whole.
+  if (!text.includes('"decision"')) return undefined;
+  return (JSON.parse(text) as LogEntry).decision?.id;
 }
 
 /**
