@@ -23,7 +23,7 @@ import {
   type RateOp,
 } from '../core/plan.js';
 import {
-  chainEntryText,
+  chainEntryBody,
   type LogDraft,
   type LogEntry,
   type LoggedSettlement,
@@ -75,8 +75,11 @@ export interface KvView {
   put(kind: Kind, key: string, value: unknown): void;
   delete(kind: Kind, key: string): void;
   list(kind: Kind): unknown[];
-  /** Appends an entry to the decision log (its `seq` is the next after the head). */
-  append(entry: LogEntry, text: string): void;
+  /**
+   * Appends an entry to the decision log (its `seq` is the next after the head). `body` is its
+   * JSON without the hash field: the stored text is `sealedText(body, entry.hash)`.
+   */
+  append(entry: LogEntry, body: string): void;
 }
 
 /*
@@ -165,7 +168,7 @@ class Tx {
   readonly #kinds: Kind[] = [];
   readonly #keys: string[] = [];
   readonly #values: unknown[] = [];
-  readonly #log: { entry: LogEntry; text: string }[] = [];
+  readonly #log: { entry: LogEntry; body: string }[] = [];
   constructor(readonly view: KvView) {}
   #pending(kind: Kind, key: string): number {
     for (let i = 0; i < this.#kinds.length; i++)
@@ -191,13 +194,13 @@ class Tx {
   }
   /** Chains a log entry after the head; it is written with the rest at commit. */
   log(draft: LogDraft): LogEntry {
-    const { entry, text } = chainEntryText(this.get<LogHead>('log-head', 'head'), draft);
-    this.#log.push({ entry, text });
+    const { entry, body } = chainEntryBody(this.get<LogHead>('log-head', 'head'), draft);
+    this.#log.push({ entry, body });
     this.put('log-head', 'head', { seq: entry.seq, hash: entry.hash } satisfies LogHead);
     return entry;
   }
   commit() {
-    for (const { entry, text } of this.#log) this.view.append(entry, text);
+    for (const { entry, body } of this.#log) this.view.append(entry, body);
     for (let i = 0; i < this.#kinds.length; i++) {
       const value = this.#values[i];
       if (value === null) this.view.delete(this.#kinds[i]!, this.#keys[i]!);

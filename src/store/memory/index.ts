@@ -1,4 +1,4 @@
-import type { LogEntry, LogHead } from '../../log/entry.js';
+import { type LogEntry, type LogHead, sealTail } from '../../log/entry.js';
 import { type ChainReport, ChainVerifier } from '../../log/verify.js';
 import { indexedDecision, KvStore } from '../kv-store.js';
 import type { Kind, KvView } from '../ledger.js';
@@ -21,8 +21,8 @@ class MemoryStore extends KvStore {
       this.#table(kind).delete(key);
     },
     list: (kind) => [...this.#table(kind).values()],
-    append: (_entry, text) => {
-      this.#log.append(text);
+    append: (entry, body) => {
+      this.#log.appendSealed(body, entry.hash);
     },
   };
   readonly #log = new TextLog();
@@ -146,18 +146,42 @@ export class TextLog {
   }
 
   append(text: string): void {
-    const bytes = Buffer.byteLength(text);
+    const chunk = this.#room(text, '');
+    this.#chunk.push(this.#chunks.length - 1);
+    this.#start.push(this.#used);
+    this.#used += chunk.write(text, this.#used);
+    this.#end.push(this.#used);
+  }
+
+  /**
+   * Appends an entry's stored text, `sealedText(body, hash)`, without building it: the body is
+   * written, and the hash field over its closing brace.
+   */
+  appendSealed(body: string, hash: string): void {
+    const tail = sealTail(hash);
+    const chunk = this.#room(body, tail);
+    this.#chunk.push(this.#chunks.length - 1);
+    this.#start.push(this.#used);
+    this.#used += chunk.write(body, this.#used) - 1;
+    this.#used += chunk.write(tail, this.#used);
+    this.#end.push(this.#used);
+  }
+
+  /** The buffer to write `head` and then `tail` in: the last, or a new one if they may not fit. */
+  #room(head: string, tail: string): Buffer {
     let last = this.#chunks[this.#chunks.length - 1];
+    // UTF-8 takes at most 3 bytes per UTF-16 code unit: when that much fits, the text need
+    // not be measured first (which costs a third of writing it).
+    if (last !== undefined && this.#used + 3 * (head.length + tail.length) <= last.length)
+      return last;
+    const bytes = Buffer.byteLength(head) + Buffer.byteLength(tail);
     if (last === undefined || this.#used + bytes > last.length) {
       const size = Math.min(TextLog.CHUNK_BYTES, 2 ** (16 + this.#chunks.length));
       last = Buffer.allocUnsafe(Math.max(bytes, size));
       this.#chunks.push(last);
       this.#used = 0;
     }
-    this.#chunk.push(this.#chunks.length - 1);
-    this.#start.push(this.#used);
-    this.#used += last.write(text, this.#used);
-    this.#end.push(this.#used);
+    return last;
   }
 
   /** The text of entry `seq` (1 ≤ seq ≤ length). */
