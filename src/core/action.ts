@@ -132,7 +132,7 @@ function parseActionUnguarded(input: unknown, limits: JsonLimits): ParsedAction 
     });
   }
 
-  const args = jsonObject(obj.args ?? {}, 'args', limits, issues);
+  const args = jsonObject(obj.args ?? EMPTY, 'args', limits, issues);
   const principal = parsePrincipal(obj.principal, limits, issues);
   const session = parseSession(obj.session, limits, issues);
   const idempotencyKey = optionalId(obj.idempotencyKey, 'idempotencyKey', issues);
@@ -162,7 +162,7 @@ function parseActionUnguarded(input: unknown, limits: JsonLimits): ParsedAction 
       }
     }
   }
-  const meta = jsonObject(obj.meta ?? {}, 'meta', limits, issues);
+  const meta = jsonObject(obj.meta ?? EMPTY, 'meta', limits, issues);
 
   if (issues.length > 0) return { ok: false, issues };
   const action: Action = { tool: tool as string, args, principal, session, estimate, meta };
@@ -185,7 +185,7 @@ function parsePrincipal(value: unknown, limits: JsonLimits, issues: ValueIssue[]
   const tenant = optionalId(obj.tenant, 'principal.tenant', issues);
   if (tenant !== undefined) principal.tenant = tenant;
   principal.roles = stringList(obj.roles, 'principal.roles', ID, issues);
-  principal.attrs = jsonObject(obj.attrs ?? {}, 'principal.attrs', limits, issues);
+  principal.attrs = jsonObject(obj.attrs ?? EMPTY, 'principal.attrs', limits, issues);
   return principal;
 }
 
@@ -198,8 +198,10 @@ function parseSession(value: unknown, limits: JsonLimits, issues: ValueIssue[]):
   const obj = value as Record<string, unknown>;
   unknownKeys(obj, SESSION_KEYS, 'session', issues);
   session.id = requiredId(obj.id, 'session.id', issues);
-  session.attrs = jsonObject(obj.attrs ?? {}, 'session.attrs', limits, issues);
-  session.labels = [...new Set(stringList(obj.labels, 'session.labels', LABEL, issues))].sort();
+  session.attrs = jsonObject(obj.attrs ?? EMPTY, 'session.attrs', limits, issues);
+  const labels = stringList(obj.labels, 'session.labels', LABEL, issues);
+  // Sorted, without duplicates: a fresh list of fewer than two already is.
+  session.labels = labels.length < 2 ? labels : [...new Set(labels)].sort();
   return session;
 }
 
@@ -219,12 +221,18 @@ function unknownKeys(
   }
 }
 
+/** What an absent object of a request stands for: `{}`. Only ever compared with, never returned. */
+const EMPTY: JsonObject = Object.freeze({}) as JsonObject;
+
 function jsonObject(
   value: unknown,
   at: string,
   limits: JsonLimits,
   issues: ValueIssue[],
 ): JsonObject {
+  // Absent: what toJson makes of `{}`, without its walk (most requests leave out attrs and
+  // meta) — unless limits allow no value or no nesting at all, which refuse even `{}`.
+  if (value === EMPTY && limits.maxNodes >= 1 && limits.maxDepth >= 1) return Object.create(null);
   if (!isJsonObject(value)) {
     issues.push({ path: at, message: 'must be an object' });
     return Object.create(null);
