@@ -304,9 +304,9 @@ function entryOf<T extends { writ: string }>(list: T[], writId: string): T | und
 
 /**
  * Rounds away binary noise so 0.1 + 0.2 fits a limit of 0.3, the same way in every store:
- * to nine decimals, or fewer where the largest of the amounts it came from (`a`, `b`, `c`) holds fewer —
- * a double holds 15 significant digits, and the noise is that of the operands, not of
- * the result (123456789.07 − 123456789 is 0.07 to six decimals, not to nine). Scaling
+ * to nine decimals, or fewer where the largest of the amounts it came from (`a`, `b`, `c`)
+ * holds fewer — a double holds 15 significant digits, and the noise is that of the operands,
+ * not of the result (123456789.07 − 123456789 is 0.07 to six decimals, not to nine). Scaling
  * 5e9 by 1e9 would also pass 2^53 and round 4999999997 to 4999999996.999999.
  */
 function money(n: number, a = 0, b = 0, c = 0): number {

@@ -110,8 +110,8 @@ class MemoryStore extends KvStore {
 }
 
 /**
- * How a decision entry starts, as `chainEntryText` writes it: its sequence number, time,
- * kind and the decision's id, the first fields of the entry and of its decision.
+ * How a decision entry starts, as the ledger writes it (`chainEntryBody`): its sequence
+ * number, time, kind and the decision's id, the first fields of the entry and of its decision.
  */
 const DECISION_START =
   /^\{"seq":\d+,"at":"[^"\\]*","kind":"decision","decision":\{"id":("(?:[^"\\]|\\.)*")/;
