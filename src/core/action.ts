@@ -132,7 +132,7 @@ function parseActionUnguarded(input: unknown, limits: JsonLimits): ParsedAction 
     });
   }
 
-  const args = jsonObject(field(obj, 'args') ?? {}, 'args', limits, issues);
+  const args = jsonObject(field(obj, 'args') ?? EMPTY, 'args', limits, issues);
   const principal = parsePrincipal(field(obj, 'principal'), limits, issues);
   const session = parseSession(field(obj, 'session'), limits, issues);
   const idempotencyKey = optionalId(field(obj, 'idempotencyKey'), 'idempotencyKey', issues);
@@ -164,7 +164,7 @@ function parseActionUnguarded(input: unknown, limits: JsonLimits): ParsedAction 
       }
     }
   }
-  const meta = jsonObject(field(obj, 'meta') ?? {}, 'meta', limits, issues);
+  const meta = jsonObject(field(obj, 'meta') ?? EMPTY, 'meta', limits, issues);
 
   if (issues.length > 0) return { ok: false, issues };
   const action: Action = { tool: tool as string, args, principal, session, estimate, meta };
@@ -187,7 +187,7 @@ function parsePrincipal(value: unknown, limits: JsonLimits, issues: ValueIssue[]
   const tenant = optionalId(field(obj, 'tenant'), 'principal.tenant', issues);
   if (tenant !== undefined) principal.tenant = tenant;
   principal.roles = stringList(field(obj, 'roles'), 'principal.roles', ID, issues);
-  principal.attrs = jsonObject(field(obj, 'attrs') ?? {}, 'principal.attrs', limits, issues);
+  principal.attrs = jsonObject(field(obj, 'attrs') ?? EMPTY, 'principal.attrs', limits, issues);
   return principal;
 }
 
@@ -200,10 +200,10 @@ function parseSession(value: unknown, limits: JsonLimits, issues: ValueIssue[]):
   const obj = value as Record<string, unknown>;
   unknownKeys(obj, SESSION_KEYS, 'session', issues);
   session.id = requiredId(field(obj, 'id'), 'session.id', issues);
-  session.attrs = jsonObject(field(obj, 'attrs') ?? {}, 'session.attrs', limits, issues);
-  session.labels = [
-    ...new Set(stringList(field(obj, 'labels'), 'session.labels', LABEL, issues)),
-  ].sort();
+  session.attrs = jsonObject(field(obj, 'attrs') ?? EMPTY, 'session.attrs', limits, issues);
+  const labels = stringList(field(obj, 'labels'), 'session.labels', LABEL, issues);
+  // Sorted, without duplicates: a fresh list of fewer than two already is.
+  session.labels = labels.length < 2 ? labels : [...new Set(labels)].sort();
   return session;
 }
 
@@ -232,12 +232,18 @@ function unknownKeys(
   }
 }
 
+/** What an absent object of a request stands for: `{}`. Only ever compared with, never returned. */
+const EMPTY: JsonObject = Object.freeze({}) as JsonObject;
+
 function jsonObject(
   value: unknown,
   at: string,
   limits: JsonLimits,
   issues: ValueIssue[],
 ): JsonObject {
+  // Absent: what toJson makes of `{}`, without its walk (most requests leave out attrs and
+  // meta) — unless limits allow no value or no nesting at all, which refuse even `{}`.
+  if (value === EMPTY && limits.maxNodes >= 1 && limits.maxDepth >= 1) return Object.create(null);
   if (!isJsonObject(value)) {
     issues.push({ path: at, message: 'must be an object' });
     return Object.create(null);
@@ -254,9 +260,18 @@ function jsonObject(
 export const ID_RULE =
   'a string of at most 256 characters that shows something, with no space at either end';
 
+/**
+ * Printable ASCII, a visible character at either end: an id whatever else {@link isId} would
+ * check (no control, separator or invisible character, nothing for `trim` to take off), and
+ * what nearly every id is — tested first, as the full check's Unicode classes cost more.
+ */
+const PLAIN_ID = /^[!-~](?:[ -~]*[!-~])?$/;
+
 /** True when `value` is an id: {@link ID_RULE}. */
 export function isId(value: unknown): value is string {
-  if (typeof value !== 'string' || !ID.test(value)) return false;
+  if (typeof value !== 'string') return false;
+  if (value.length <= 256 && PLAIN_ID.test(value)) return true;
+  if (!ID.test(value)) return false;
   // Judged as it reads: an invisible character must not hide a space at either end.
   const shown = value.replace(INVISIBLE, '');
   return shown !== '' && shown.trim() === shown && value.trim() === value;

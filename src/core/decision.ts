@@ -108,11 +108,13 @@ export type StepOutcome =
  * decision returned and the decision logged are the same.
  */
 export function resolveDecision(granted: Decision, step: StepOutcome): Decision {
+  // Nothing to change for a grant without fencing tokens, the common case: it copies nothing.
+  if (step.status === 'granted' && (!granted.writ || Object.keys(step.fencing).length === 0))
+    return granted;
   const { writ, ...rest } = granted;
   switch (step.status) {
     case 'granted':
-      if (!writ || Object.keys(step.fencing).length === 0) return granted;
-      return { ...rest, writ: { ...writ, fencing: step.fencing } };
+      return { ...rest, writ: { ...writ!, fencing: step.fencing } };
     case 'refused':
       return { ...rest, outcome: 'deny', reasons: [step.reason, ...granted.reasons] };
     case 'replay':

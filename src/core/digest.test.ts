@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson } from './canonical-json.js';
 import { actionDigest, digestJson, sha256Hex } from './digest.js';
@@ -87,5 +88,32 @@ describe('actionDigest', () => {
       session: { id: '' },
     });
     expect(a).not.toBe(b);
+  });
+
+  it('is the digest of the canonical { tool, args, principal: { id, tenant }, session }', () => {
+    fc.assert(
+      fc.property(
+        fc.string({ unit: 'grapheme' }),
+        fc.dictionary(fc.string(), fc.jsonValue()),
+        fc.string({ unit: 'grapheme' }),
+        fc.option(fc.string({ unit: 'grapheme' }), { nil: undefined }),
+        fc.string({ unit: 'grapheme' }),
+        (tool, args, id, tenant, session) => {
+          const principal: JsonObject = { id };
+          if (tenant !== undefined) principal.tenant = tenant;
+          const expected = digestJson({ tool, args: args as JsonObject, principal, session });
+          const who = tenant === undefined ? { id } : { id, tenant };
+          expect(
+            actionDigest({
+              tool,
+              args: args as JsonObject,
+              principal: who,
+              session: { id: session },
+            }),
+          ).toBe(expected);
+        },
+      ),
+      { numRuns: 500 },
+    );
   });
 });

@@ -41,14 +41,22 @@ export function actionDigest(action: {
   principal: { id: string; tenant?: string };
   session: { id: string };
 }): string {
-  const principal: JsonObject = { id: action.principal.id };
-  if (action.principal.tenant !== undefined) principal.tenant = action.principal.tenant;
-  return digestJson({
-    tool: action.tool,
-    args: action.args,
-    principal,
-    session: action.session.id,
-  });
+  const { tool, args, principal: who, session } = action;
+  const { id, tenant } = who;
+  if (
+    typeof tool === 'string' &&
+    typeof args === 'object' &&
+    typeof id === 'string' &&
+    (tenant === undefined || typeof tenant === 'string') &&
+    typeof session.id === 'string'
+  ) {
+    // The canonical JSON of the object below, written out: its keys in their sorted order.
+    const principal = `{"id":${canonicalJson(id)}${tenant === undefined ? '' : `,"tenant":${canonicalJson(tenant)}`}}`;
+    return `sha256:${sha256Hex(`{"args":${canonicalJson(args)},"principal":${principal},"session":${canonicalJson(session.id)},"tool":${canonicalJson(tool)}}`)}`;
+  }
+  const principal: JsonObject = { id };
+  if (tenant !== undefined) principal.tenant = tenant;
+  return digestJson({ tool, args, principal, session: session.id });
 }
 
 /** A request as a caller builds it (`issuedAt` as RFC 3339 text) or as writ parsed it. */

@@ -114,6 +114,19 @@ export function chainEntryText(
   head: LogHead | undefined,
   draft: LogDraft,
 ): { entry: LogEntry; text: string } {
+  const { entry, body } = chainEntryBody(head, draft);
+  return { entry, text: sealedText(body, entry.hash) };
+}
+
+/**
+ * {@link chainEntry}, with the text it hashed: the entry's JSON without its hash field. The
+ * entry is stored as {@link sealedText} of the two, which a store may write without
+ * building it (the memory store writes its two parts into its buffer).
+ */
+export function chainEntryBody(
+  head: LogHead | undefined,
+  draft: LogDraft,
+): { entry: LogEntry; body: string } {
   // Built by assignment, not as `{ seq, ...draft, prevHash }`: a spread after the first
   // field makes V8 build a slow object, which then also slows JSON.stringify. Same fields,
   // same order; the entry is this object with its hash added.
@@ -121,7 +134,17 @@ export function chainEntryText(
   entry.prevHash = head?.hash ?? GENESIS_HASH;
   const body = JSON.stringify(entry);
   entry.hash = sha256Hex(body);
-  return { entry, text: `${body.slice(0, -1)},"hash":"${entry.hash}"}` };
+  return { entry, body };
+}
+
+/** An entry's stored text: its JSON without the hash (`body`, an object), the hash added last. */
+export function sealedText(body: string, hash: string): string {
+  return `${body.slice(0, -1)}${sealTail(hash)}`;
+}
+
+/** What follows an entry's JSON without its hash, in place of its closing brace. */
+export function sealTail(hash: string): string {
+  return `${HASH_FIELD}${hash}"}`;
 }
 
 /** How every stored entry ends: its hash as the last field (see {@link chainEntryText}). */

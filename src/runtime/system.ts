@@ -18,6 +18,9 @@ const RANDOM_BYTES = 10;
  */
 const pool = Buffer.alloc(RANDOM_BYTES * 256);
 let poolAt = pool.length;
+/** The last time an id was made at, and its 12 hex digits: the ids of a decision share them. */
+let timeAt = -1;
+let timeHex = '';
 
 /**
  * Unguessable identifiers such as `wr_019ab3c2f1e0…`: the kind, `_`, then 32 hex digits —
@@ -34,6 +37,11 @@ export const randomIds: IdSource = {
     }
     const random = pool.toString('hex', poolAt, poolAt + RANDOM_BYTES);
     poolAt += RANDOM_BYTES;
-    return `${kind}_${Date.now().toString(16).padStart(12, '0')}${random}`;
+    const now = Date.now();
+    if (now !== timeAt) {
+      timeAt = now;
+      timeHex = now.toString(16).padStart(12, '0');
+    }
+    return `${kind}_${timeHex}${random}`;
   },
 };

@@ -23,7 +23,7 @@ import {
   type RateOp,
 } from '../core/plan.js';
 import {
-  chainEntryText,
+  chainEntryBody,
   type LogDraft,
   type LogEntry,
   type LoggedSettlement,
@@ -77,8 +77,11 @@ export interface KvView {
   put(kind: Kind, key: string, value: unknown): void;
   delete(kind: Kind, key: string): void;
   list(kind: Kind): unknown[];
-  /** Appends an entry to the decision log (its `seq` is the next after the head). */
-  append(entry: LogEntry, text: string): void;
+  /**
+   * Appends an entry to the decision log (its `seq` is the next after the head). `body` is its
+   * JSON without the hash field: the stored text is `sealedText(body, entry.hash)`.
+   */
+  append(entry: LogEntry, body: string): void;
 }
 
 /*
@@ -167,7 +170,7 @@ class Tx {
   readonly #kinds: Kind[] = [];
   readonly #keys: string[] = [];
   readonly #values: unknown[] = [];
-  readonly #log: { entry: LogEntry; text: string }[] = [];
+  readonly #log: { entry: LogEntry; body: string }[] = [];
   constructor(readonly view: KvView) {}
   #pending(kind: Kind, key: string): number {
     for (let i = 0; i < this.#kinds.length; i++)
@@ -193,13 +196,13 @@ class Tx {
   }
   /** Chains a log entry after the head; it is written with the rest at commit. */
   log(draft: LogDraft): LogEntry {
-    const { entry, text } = chainEntryText(this.get<LogHead>('log-head', 'head'), draft);
-    this.#log.push({ entry, text });
+    const { entry, body } = chainEntryBody(this.get<LogHead>('log-head', 'head'), draft);
+    this.#log.push({ entry, body });
     this.put('log-head', 'head', { seq: entry.seq, hash: entry.hash } satisfies LogHead);
     return entry;
   }
   commit() {
-    for (const { entry, text } of this.#log) this.view.append(entry, text);
+    for (const { entry, body } of this.#log) this.view.append(entry, body);
     for (let i = 0; i < this.#kinds.length; i++) {
       const value = this.#values[i];
       if (value === null) this.view.delete(this.#kinds[i]!, this.#keys[i]!);
@@ -237,12 +240,10 @@ function leaseRow(stored: LeaseRow): LeaseRow {
  */
 function budgetAt(stored: BudgetRow, now: number): BudgetRow {
   const row = budgetRow(stored);
-  const final = (c: ExpiredCapture) => c.until !== undefined && c.until <= now;
-  if (!row.holds.some((hold) => hold.expiresAt <= now) && !row.expiredCaptures.some(final))
-    return row;
+  if (!anyExpired(row, now)) return row;
   const holds: Hold[] = [];
   let spent = row.spent;
-  const expiredCaptures = row.expiredCaptures.filter((c) => !final(c));
+  const expiredCaptures = row.expiredCaptures.filter((c) => !isFinal(c, now));
   for (const hold of row.holds) {
     if (hold.expiresAt > now) holds.push(hold);
     else if (hold.onExpiry === 'capture') {
@@ -251,7 +252,33 @@ function budgetAt(stored: BudgetRow, now: number): BudgetRow {
       if (until > now) expiredCaptures.push({ writ: hold.writ, amount: hold.amount, until });
     }
   }
-  return { ...row, spent, holds, expiredCaptures };
+  return budgetWith(row, row.limit, spent, holds, expiredCaptures);
+}
+
+/** A capture past correcting by a late settle. */
+function isFinal(capture: ExpiredCapture, now: number): boolean {
+  return capture.until !== undefined && capture.until <= now;
+}
+
+/** Whether a hold of `row` expired or a capture became final by `now` (loops: no closures). */
+function anyExpired(row: BudgetRow, now: number): boolean {
+  for (const hold of row.holds) if (hold.expiresAt <= now) return true;
+  for (const capture of row.expiredCaptures) if (isFinal(capture, now)) return true;
+  return false;
+}
+
+/**
+ * `row` with these fields, as a literal in the order rows are stored: V8 builds it faster
+ * than a spread, on every hold and settle.
+ */
+function budgetWith(
+  row: BudgetRow,
+  limit: number,
+  spent: number,
+  holds: Hold[],
+  expiredCaptures: ExpiredCapture[],
+): BudgetRow {
+  return { key: row.key, limit, windowEnd: row.windowEnd, spent, holds, expiredCaptures };
 }
 
 function held(row: BudgetRow): number {
@@ -263,20 +290,31 @@ function held(row: BudgetRow): number {
 
 /** `list` without the entry of `writId`: a copy if it is there, else `list` itself. */
 function without<T extends { writ: string }>(list: T[], writId: string): T[] {
-  return list.some((entry) => entry.writ === writId)
-    ? list.filter((entry) => entry.writ !== writId)
-    : list;
+  let at = 0;
+  while (at < list.length && list[at]!.writ !== writId) at++;
+  if (at === list.length) return list;
+  const out = list.slice(0, at);
+  for (let i = at + 1; i < list.length; i++) if (list[i]!.writ !== writId) out.push(list[i]!);
+  return out;
+}
+
+/** The entry of `writId` in `list`, if any. */
+function entryOf<T extends { writ: string }>(list: T[], writId: string): T | undefined {
+  for (const entry of list) if (entry.writ === writId) return entry;
+  return undefined;
 }
 
 /**
  * Rounds away binary noise so 0.1 + 0.2 fits a limit of 0.3, the same way in every store:
- * to nine decimals, or fewer where the largest of the `amounts` it came from holds fewer —
- * a double holds 15 significant digits, and the noise is that of the operands, not of
- * the result (123456789.07 − 123456789 is 0.07 to six decimals, not to nine). Scaling
+ * to nine decimals, or fewer where the largest of the amounts it came from (`a`, `b`, `c`)
+ * holds fewer — a double holds 15 significant digits, and the noise is that of the operands,
+ * not of the result (123456789.07 − 123456789 is 0.07 to six decimals, not to nine). Scaling
  * 5e9 by 1e9 would also pass 2^53 and round 4999999997 to 4999999996.999999.
  */
-function money(n: number, ...amounts: number[]): number {
-  const magnitude = Math.max(Math.abs(n), ...amounts.map(Math.abs));
+function money(n: number, a = 0, b = 0, c = 0): number {
+  // Fixed parameters rather than a rest list: it runs on every hold and settle. A missing
+  // amount is 0, which changes no maximum of absolute values.
+  const magnitude = Math.max(Math.abs(n), Math.abs(a), Math.abs(b), Math.abs(c));
   const digits = Math.min(9, Math.max(0, 15 - Math.ceil(Math.log10(magnitude + 1))));
   const scale = 10 ** digits;
   // `+ 0` turns the -0 that rounding a tiny negative noise gives into 0.
@@ -593,7 +631,7 @@ function holdBudget(tx: Tx, op: BudgetOp, writ: WritRecord, now: number): StepOu
     onExpiry: op.onExpiry,
   };
   const holds = [...row.holds, hold];
-  tx.put('budget', op.key, { ...row, limit: op.limit, holds } satisfies BudgetRow);
+  tx.put('budget', op.key, budgetWith(row, op.limit, row.spent, holds, row.expiredCaptures));
   return undefined;
 }
 
@@ -711,27 +749,30 @@ export function settle(view: KvView, req: SettleRequest): SettleResult {
       // written before kept without `until`.
       if (op.onExpiry === 'capture' && req.now >= captureFinalAt(writ, op)) {
         uncounted.push(op.key);
-        if (row.expiredCaptures.some((c) => c.writ === writ.id))
-          tx.put('budget', op.key, {
-            ...row,
-            expiredCaptures: without(row.expiredCaptures, writ.id),
-          } satisfies BudgetRow);
+        const captures = without(row.expiredCaptures, writ.id);
+        if (captures !== row.expiredCaptures)
+          tx.put('budget', op.key, budgetWith(row, row.limit, row.spent, row.holds, captures));
         continue;
       }
-      const hold = row.holds.find((h) => h.writ === writ.id);
-      const capturedAtExpiry = row.expiredCaptures.find((c) => c.writ === writ.id)?.amount ?? 0;
+      const hold = entryOf(row.holds, writ.id);
+      const capturedAtExpiry = entryOf(row.expiredCaptures, writ.id)?.amount ?? 0;
       const actual = req.cost ?? (succeeded ? op.amount : 0);
       // A cost reported with a failure is spend that happened (tokens burnt before the
       // error): captured like any actual cost, and beyond the hold it is overage too.
       if (actual > op.amount) overage[op.key] = money(actual - op.amount, actual, op.amount);
       const spent = money(row.spent + actual - capturedAtExpiry, row.spent, actual);
       if (hold || capturedAtExpiry > 0 || actual > 0)
-        tx.put('budget', op.key, {
-          ...row,
-          spent,
-          holds: without(row.holds, writ.id),
-          expiredCaptures: without(row.expiredCaptures, writ.id),
-        } satisfies BudgetRow);
+        tx.put(
+          'budget',
+          op.key,
+          budgetWith(
+            row,
+            row.limit,
+            spent,
+            without(row.holds, writ.id),
+            without(row.expiredCaptures, writ.id),
+          ),
+        );
     } else if (op.kind === 'concurrency') {
       const stored = tx.get<LeaseRow>('lease', op.key);
       const row = stored && leaseRow(stored);
@@ -801,10 +842,11 @@ export function settle(view: KvView, req: SettleRequest): SettleResult {
     tx.log({ at: isoTime(req.now), kind: 'settlement', settlement });
   }
   tx.commit();
-  // The caller's copy of the whole writ, settled; the store keeps only the short record.
-  const settled = copyWrit(writ);
-  settled.settled = { ...how };
-  const result: SettleResult = { writ: settled, labelsAdded, overage };
+  // The whole writ, settled, for the caller. No copy of it: the store keeps only the short
+  // record written above, and the full one it read is no longer reachable from the store
+  // (nor from the caller that authorized: the store kept a copy of its writ), so what it
+  // holds is the caller's alone.
+  const result: SettleResult = { writ: { ...writ, settled: { ...how } }, labelsAdded, overage };
   if (uncounted.length > 0) result.uncounted = uncounted;
   return result;
 }

@@ -1,4 +1,4 @@
-import type { LogEntry, LogHead } from '../../log/entry.js';
+import { type LogEntry, type LogHead, sealTail } from '../../log/entry.js';
 import { type ChainReport, ChainVerifier } from '../../log/verify.js';
 import { indexedDecision, KvStore } from '../kv-store.js';
 import type { Kind, KvView } from '../ledger.js';
@@ -21,14 +21,19 @@ class MemoryStore extends KvStore {
       this.#table(kind).delete(key);
     },
     list: (kind) => [...this.#table(kind).values()],
-    append: (entry, text) => {
-      this.#log.append(text);
-      if (entry.decision) this.#decisions.set(entry.decision.id, entry.seq);
+    append: (entry, body) => {
+      this.#log.appendSealed(body, entry.hash);
     },
   };
   readonly #log = new TextLog();
-  /** Where each decision's entry is, by decision id. */
+  /**
+   * Where each decision's entry is, by decision id, for the entries up to `#indexed`: built
+   * when a decision is looked up (rarely: `writ explain`), not by every decision — a map
+   * that grows with every decision costs each one an insert and the garbage collector a
+   * string to keep.
+   */
   readonly #decisions = new Map<string, number>();
+  #indexed = 0;
 
   async readLog(afterSeq: number, limit: number): Promise<LogEntry[]> {
     this.assertOpen();
@@ -41,6 +46,11 @@ class MemoryStore extends KvStore {
 
   async findDecision(id: string): Promise<LogEntry | undefined> {
     this.assertOpen();
+    while (this.#indexed < this.#log.length) {
+      const seq = ++this.#indexed;
+      const found = decisionIdOf(this.#log.text(seq));
+      if (found !== undefined) this.#decisions.set(found, seq);
+    }
     const seq = this.#decisions.get(id);
     return seq === undefined || seq > this.#log.length
       ? undefined
@@ -100,6 +110,22 @@ class MemoryStore extends KvStore {
 }
 
 /**
+ * How a decision entry starts, as the ledger writes it (`chainEntryBody`): its sequence
+ * number, time, kind and the decision's id, the first fields of the entry and of its decision.
+ */
+const DECISION_START =
+  /^\{"seq":\d+,"at":"[^"\\]*","kind":"decision","decision":\{"id":("(?:[^"\\]|\\.)*")/;
+
+/** The decision id of an entry's text, if it is a decision's entry. */
+function decisionIdOf(text: string): string | undefined {
+  const start = DECISION_START.exec(text);
+  if (start) return JSON.parse(start[1]!) as string;
+  // Not in that form (no entry writ writes): read the entry whole.
+  if (!text.includes('"decision"')) return undefined;
+  return (JSON.parse(text) as LogEntry).decision?.id;
+}
+
+/**
  * The log's entries as UTF-8 text in buffers outside the JavaScript heap. Kept as strings,
  * every entry — the bulk of what the store keeps — would be copied by the garbage collector
  * from the young generation to the old one; in a buffer it is copied once, when appended,
@@ -120,18 +146,42 @@ export class TextLog {
   }
 
   append(text: string): void {
-    const bytes = Buffer.byteLength(text);
+    const chunk = this.#room(text, '');
+    this.#chunk.push(this.#chunks.length - 1);
+    this.#start.push(this.#used);
+    this.#used += chunk.write(text, this.#used);
+    this.#end.push(this.#used);
+  }
+
+  /**
+   * Appends an entry's stored text, `sealedText(body, hash)`, without building it: the body is
+   * written, and the hash field over its closing brace.
+   */
+  appendSealed(body: string, hash: string): void {
+    const tail = sealTail(hash);
+    const chunk = this.#room(body, tail);
+    this.#chunk.push(this.#chunks.length - 1);
+    this.#start.push(this.#used);
+    this.#used += chunk.write(body, this.#used) - 1;
+    this.#used += chunk.write(tail, this.#used);
+    this.#end.push(this.#used);
+  }
+
+  /** The buffer to write `head` and then `tail` in: the last, or a new one if they may not fit. */
+  #room(head: string, tail: string): Buffer {
     let last = this.#chunks[this.#chunks.length - 1];
+    // UTF-8 takes at most 3 bytes per UTF-16 code unit: when that much fits, the text need
+    // not be measured first (which costs a third of writing it).
+    if (last !== undefined && this.#used + 3 * (head.length + tail.length) <= last.length)
+      return last;
+    const bytes = Buffer.byteLength(head) + Buffer.byteLength(tail);
     if (last === undefined || this.#used + bytes > last.length) {
       const size = Math.min(TextLog.CHUNK_BYTES, 2 ** (16 + this.#chunks.length));
       last = Buffer.allocUnsafe(Math.max(bytes, size));
       this.#chunks.push(last);
       this.#used = 0;
     }
-    this.#chunk.push(this.#chunks.length - 1);
-    this.#start.push(this.#used);
-    this.#used += last.write(text, this.#used);
-    this.#end.push(this.#used);
+    return last;
   }
 
   /** The text of entry `seq` (1 ≤ seq ≤ length). */

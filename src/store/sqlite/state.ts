@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 import { messageOf, WritError } from '../../core/errors.js';
-import type { LogEntry } from '../../log/entry.js';
+import { type LogEntry, sealedText } from '../../log/entry.js';
 import type { Kind, KvView } from '../ledger.js';
 import { recordProblem } from '../record-shapes.js';
 import { SHARED_KINDS } from './schema.js';
@@ -61,8 +61,8 @@ export class CachedState {
       this.#stepWrites.set(`${kind}\0${key}`, { kind, key, value: ABSENT });
     },
     list: (kind) => this.#listKind(kind),
-    append: (entry: LogEntry, text) => {
-      this.#stepLog.push({ seq: entry.seq, text });
+    append: (entry: LogEntry, body) => {
+      this.#stepLog.push({ seq: entry.seq, text: sealedText(body, entry.hash) });
     },
   };
 
