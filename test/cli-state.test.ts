@@ -290,14 +290,51 @@ describe('the CLI over the SQLite store the demo leaves', () => {
       .map((l) => (JSON.parse(l) as LogEntry).seq);
     expect(seqs).toEqual(seqs.map((_, i) => i + 1));
     expect(seqs).toContain(5);
+    // Past every entry, each is placed against the flag, and the one without a time is named.
     for (const flag of ['--since', '--until']) {
-      const run = writ('log', 'export', '--store', odd, flag, '2000-01-01T00:00:00Z');
+      const run = writ('log', 'export', '--store', odd, flag, '2999-01-01T00:00:00Z');
       expect(run.status, run.stderr).toBe(2);
       expect(run.stderr).toMatch(
         /^the store's log entry 5 has no time to filter by: its at is "x2\d{3}-/,
       );
       expect(run.stderr.trimEnd().split('\n')).toHaveLength(1);
     }
+  });
+
+  it('writ log export --since and --until give a run of the log, with no holes where clocks differ', async () => {
+    const file = join(dir, 'skewed.db');
+    const clock = manualClock('2026-11-23T10:00:00.000Z');
+    const engine = createWrit({
+      policy: 'version: 1\ntools:\n  t:\n    - allow: true\n',
+      store: sqliteStore({ path: file }),
+      clock,
+    });
+    const call = () =>
+      engine.authorize({ tool: 't', principal: { id: 'a' }, session: { id: 's' } });
+    // Times as two processes a few milliseconds apart write them.
+    for (const at of [
+      '09:59:59.995',
+      '10:00:00.000',
+      '09:59:59.998',
+      '10:00:00.004',
+      '10:00:00.002',
+      '10:00:00.010',
+    ]) {
+      clock.set(`2026-11-23T${at}Z`);
+      await call();
+    }
+    await engine.close();
+    const seqs = (...flags: string[]) =>
+      writ('log', 'export', '--store', file, ...flags)
+        .stdout.trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => (JSON.parse(l) as LogEntry).seq);
+    expect(seqs('--since', '2026-11-23T10:00:00Z')).toEqual([2, 3, 4, 5, 6]);
+    expect(seqs('--until', '2026-11-23T10:00:00.004Z')).toEqual([1, 2, 3]);
+    expect(seqs('--since', '2026-11-23T10:00:00Z', '--until', '2026-11-23T10:00:00.010Z')).toEqual([
+      2, 3, 4, 5,
+    ]);
   });
 
   it('writ replay names a line of valid JSON that is not a log entry', () => {

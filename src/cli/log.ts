@@ -54,17 +54,17 @@ function disagrees(e: LogEntry): boolean {
 }
 
 /**
- * Whether an entry was written in [since, until). An entry whose `at` is no time cannot be
- * placed on either side: it is named, never left out of the export without a word.
+ * An entry's time, to place it against `--since` and `--until`. An entry whose `at` is no
+ * time cannot be placed on either side: it is named, never left out without a word.
  */
-function inWindow(e: LogEntry, since: number, until: number): boolean {
+function timeOf(e: LogEntry): number {
   const at = typeof e.at === 'string' ? parseRfc3339(e.at) : undefined;
   if (at === undefined)
     throw new CliExit(
       EXIT.INVALID_INPUT,
       `the store's log entry ${e.seq} has no time to filter by: its at is ${JSON.stringify(e.at)}`,
     );
-  return at >= since && at < until;
+  return at;
 }
 
 /**
@@ -168,8 +168,8 @@ export function registerLogCommands(program: Command) {
     .command('export')
     .description('write log entries as JSON lines (for writ replay, or your SIEM)')
     .option('--store <file>', 'SQLite store', DEFAULT_STORE)
-    .option('--since <time>', 'from this RFC 3339 time (inclusive)')
-    .option('--until <time>', 'up to this RFC 3339 time (exclusive)')
+    .option('--since <time>', 'from the first entry at or after this RFC 3339 time')
+    .option('--until <time>', 'up to the first entry at or after this RFC 3339 time')
     .option('-o, --output <file>', 'write to a file instead of standard output')
     .action((opts: { store: string; since?: string; until?: string; output?: string }) =>
       withStore(opts.store, async (store) => {
@@ -181,12 +181,21 @@ export function registerLogCommands(program: Command) {
           opts.until === undefined
             ? Number.POSITIVE_INFINITY
             : parseTimeFlag('--until', opts.until);
-        const filtered = opts.since !== undefined || opts.until !== undefined;
         const sink = opts.output ? await fileSink(opts.output) : stdoutSink;
         try {
           let batch = '';
+          // A run of the log, not a filter: from the first entry at or after --since up to
+          // the first at or after --until, every entry between in the order it was
+          // written. Processes whose clocks differ a little write times slightly out of
+          // order, and an export with holes would neither chain nor replay.
+          let started = opts.since === undefined;
           for await (const e of entries(store)) {
-            if (!filtered || inWindow(e, since, until)) batch += `${JSON.stringify(e)}\n`;
+            if (!started) {
+              if (timeOf(e) < since) continue;
+              started = true;
+            }
+            if (opts.until !== undefined && timeOf(e) >= until) break;
+            batch += `${JSON.stringify(e)}\n`;
             if (batch.length >= EXPORT_BATCH_CHARS) {
               await sink.write(batch);
               batch = '';
