@@ -703,6 +703,12 @@ describe('writ demo', () => {
     }
     expect(existsSync(dir)).toBe(false);
     expect(existsSync(file)).toBe(false);
+    // A file with a slash after it: the hint names that file.
+    const existing = join(scratch, 'existing.db');
+    writeFileSync(existing, '');
+    expect(writ(['budgets', '--store', `${existing}/`]).stderr).toBe(
+      `--store ${existing}/: names a directory; give the store's file, such as ${existing}\n`,
+    );
   });
 
   it('exits 2 in one line for an empty --store', () => {

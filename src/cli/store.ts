@@ -26,7 +26,14 @@ export function openStore(path: string): Store {
 /** Refuses a `--store` that names a directory (`newdir/`), saying what to give instead. */
 function refuseDirectory(path: string): void {
   if (!namesDirectory(path)) return;
-  const file = /[\\/]$/.test(path) ? `${path}writ.db` : join(path, 'writ.db');
+  const bare = path.replace(/[\\/]+$/, '');
+  // `st/w.db/` where st/w.db is a file: that file is what was meant.
+  const file =
+    bare !== path && bare !== '' && existsSync(bare) && statSync(bare).isFile()
+      ? bare
+      : /[\\/]$/.test(path)
+        ? `${path}writ.db`
+        : join(path, 'writ.db');
   throw new CliExit(
     EXIT.INVALID_INPUT,
     `--store ${path}: names a directory; give the store's file, such as ${file}`,

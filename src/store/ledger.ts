@@ -614,7 +614,8 @@ function holdBudget(tx: Tx, op: BudgetOp, writ: WritRecord, now: number): StepOu
   // The policy's limit applies, whatever the row was written with.
   const holding = held(row);
   const remaining = money(op.limit - row.spent - holding, op.limit, row.spent, holding);
-  if (op.amount > remaining) {
+  // Written so that a NaN (a record damaged beyond what its shape check sees) refuses.
+  if (!(op.amount <= remaining)) {
     return refused(
       reason('BUDGET_EXHAUSTED', {
         rule: op.invariant,
@@ -656,7 +657,8 @@ function takeToken(tx: Tx, op: RateOp, now: number): StepOutcome | undefined {
   const per = op.count;
   const next = rateAhead(tx.get<RateRow>('rate', op.key), per, now) + op.periodMs;
   const tolerance = op.burst * op.periodMs;
-  if (next > tolerance) {
+  // Written so that a NaN refuses, as in holdBudget.
+  if (!(next <= tolerance)) {
     return refused(
       reason('RATE_LIMITED', {
         rule: op.invariant,

@@ -23,7 +23,13 @@ const isObject = (value: unknown): value is Fields =>
 
 /** A value as a problem quotes it: its JSON, cut short. */
 function shown(value: unknown): string {
-  const text = value === undefined ? 'missing' : JSON.stringify(value);
+  // Infinity and NaN as themselves: JSON would show them as null.
+  const text =
+    value === undefined
+      ? 'missing'
+      : typeof value === 'number' && !Number.isFinite(value)
+        ? String(value)
+        : JSON.stringify(value);
   return text.length > 40 ? `${text.slice(0, 39)}…` : text;
 }
 
@@ -32,7 +38,15 @@ const is =
   (value, at) =>
     test(value) ? undefined : `${at || 'it'} is ${shown(value)}, not ${what}`;
 
-const number = is((v) => typeof v === 'number', 'a number');
+// JSON can hold what arithmetic cannot use: 1e999 parses as Infinity. A number here is
+// finite, and an amount (a limit, what is spent or held) is not below 0 either — either
+// would let the ledger's comparisons read a budget or a rate as having room.
+const number = is((v) => Number.isFinite(v), 'a finite number');
+const amount = is((v) => Number.isFinite(v) && (v as number) >= 0, 'an amount ≥ 0');
+const positiveInteger = is(
+  (v) => Number.isSafeInteger(v) && (v as number) >= 1,
+  'a whole number ≥ 1',
+);
 const integer = is((v) => Number.isSafeInteger(v), 'a whole number');
 const string = is((v) => typeof v === 'string', 'a string');
 const boolean = is((v) => typeof v === 'boolean', 'true or false');
@@ -94,17 +108,14 @@ const listOrByWrit =
 const holdOnExpiry = oneOf('release', 'capture');
 const budget = object({
   key: string,
-  limit: number,
+  limit: amount,
   windowEnd: nullable(number),
-  spent: number,
+  spent: amount,
   holds: listOrByWrit(
-    object({ writ: string, amount: number, expiresAt: number, onExpiry: holdOnExpiry }),
-    object({ amount: number, expiresAt: number, onExpiry: holdOnExpiry }),
+    object({ writ: string, amount, expiresAt: number, onExpiry: holdOnExpiry }),
+    object({ amount, expiresAt: number, onExpiry: holdOnExpiry }),
   ),
-  expiredCaptures: listOrByWrit(
-    object({ writ: string, amount: number, until: optional(number) }),
-    number,
-  ),
+  expiredCaptures: listOrByWrit(object({ writ: string, amount, until: optional(number) }), amount),
 });
 
 const lease = object({
@@ -117,7 +128,7 @@ const lease = object({
 
 /** The fields of a writ's op that a settle or a sweep reads, by kind. */
 const OP_FIELDS: Record<string, Shape> = {
-  budget: object({ key: string, amount: number, holdTtlMs: number, onExpiry: holdOnExpiry }),
+  budget: object({ key: string, amount, holdTtlMs: number, onExpiry: holdOnExpiry }),
   idempotency: object({ key: string, ttlMs: number }),
   concurrency: object({ key: string }),
   rate: object({ key: string }),
@@ -137,7 +148,7 @@ const settledWrit = object({
   settled: object({
     at: number,
     status: oneOf('succeeded', 'failed', 'cancelled'),
-    cost: optional(number),
+    cost: optional(amount),
   }),
 });
 const openWrit = object({
@@ -180,7 +191,7 @@ const approval = object({
 
 const SHAPES: Record<Kind, Shape> = {
   budget,
-  rate: object({ tat: number, frac: optional(number), per: optional(number) }),
+  rate: object({ tat: number, frac: optional(amount), per: optional(positiveInteger) }),
   lease,
   idem: object({
     digest: string,

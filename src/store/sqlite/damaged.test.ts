@@ -99,7 +99,7 @@ describe('sqlite: records of the wrong shape', () => {
         'budget',
         '{"key":"spend","limit":100,"windowEnd":null,"spent":0,"holds":[{"writ":"w"}],"expiredCaptures":[]}',
         (s) => s.listBudgets(T0),
-        /holds\[0\]\.amount is missing, not a number/,
+        /holds\[0\]\.amount is missing, not an amount ≥ 0/,
       ],
       ['session', '{"id":"s1"}', (s) => s.getSession('s1', T0), /session record s1 is damaged/],
       ['session', 'null', (s) => s.listSessions(T0), /session record s1 is damaged: it is null/],
@@ -163,26 +163,45 @@ describe('sqlite: records of the wrong shape', () => {
   });
 
   it('deny a decision that reads one (fail closed), even where its arithmetic would let it through', async () => {
-    const path = freshPath();
-    await storeWithEverything(path);
-    // Spent as text: 100 - "x" is NaN, and 1 > NaN is false — without the check, it fits.
-    damage(
-      path,
-      'budget',
-      '{"key":"spend","limit":100,"windowEnd":null,"spent":"x","holds":[],"expiredCaptures":[]}',
-    );
-    const store = sqliteStore({ path });
-    try {
-      const decision = await engine(store).authorize(pay(1, 'k9'));
-      expect(decision.outcome).toBe('deny');
-      expect(decision.reasons).toEqual([
-        expect.objectContaining({
-          code: 'STORE_UNAVAILABLE',
-          error: 'the store\'s budget record spend is damaged: spent is "x", not a number',
-        }),
-      ]);
-    } finally {
-      await store.close();
+    const budget = (fields: string) =>
+      `{"key":"spend","limit":100,"windowEnd":null,${fields},"expiredCaptures":[]}`;
+    // Each would compute as room: 100 - "x" is NaN, and 1 > NaN is false; JSON's 1e999 is
+    // Infinity, and Infinity - Infinity is NaN; a negative amount makes room of its own;
+    // a rate of 0 parts per millisecond multiplies the queue away.
+    const cases: [string, string, string][] = [
+      ['budget', budget('"spent":"x","holds":[]'), 'spent is "x", not an amount ≥ 0'],
+      ['budget', budget('"spent":1e999,"holds":[]'), 'spent is Infinity, not an amount ≥ 0'],
+      ['budget', budget('"spent":-500,"holds":[]'), 'spent is -500, not an amount ≥ 0'],
+      [
+        'budget',
+        budget(
+          '"spent":0,"holds":[{"writ":"w","amount":-1e999,"expiresAt":1e15,"onExpiry":"release"}]',
+        ),
+        'holds[0].amount is -Infinity, not an amount ≥ 0',
+      ],
+      ['rate', `{"tat":${T0 + 3_600_000},"frac":0,"per":0}`, 'per is 0, not a whole number ≥ 1'],
+    ];
+    for (const [kind, value, problem] of cases) {
+      const path = freshPath();
+      await storeWithEverything(path);
+      damage(path, kind, value);
+      const store = sqliteStore({ path });
+      try {
+        const decision = await engine(store).authorize(pay(1, 'k9'));
+        expect(decision.outcome, value).toBe('deny');
+        expect(decision.reasons, value).toEqual([
+          expect.objectContaining({
+            code: 'STORE_UNAVAILABLE',
+            error: expect.stringMatching(
+              new RegExp(
+                `record \\S+ is damaged: ${problem.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`,
+              ),
+            ),
+          }),
+        ]);
+      } finally {
+        await store.close();
+      }
     }
   });
 });
