@@ -62,3 +62,21 @@ it("runs the README's guard and execute examples under the README's policy", () 
     result: { recipient: 'GB29NWBK60161331926819', amount: 50, amountCharged: 50 },
   });
 });
+
+it("passes the README's policy tests against the README's policy", () => {
+  const [policy] = blocks('A policy', 'yaml');
+  const [cases] = blocks('Command line', 'yaml');
+  expect(policy && cases).toBeTruthy();
+  const dir = mkdtempSync(join(tmpdir(), 'writ-readme-'));
+  writeFileSync(join(dir, 'policy.yaml'), policy!);
+  writeFileSync(join(dir, 'cases.yaml'), cases!);
+  const run = spawnSync(
+    process.execPath,
+    [join(ROOT, 'bin', 'writ.js'), 'test', 'policy.yaml', 'cases.yaml'],
+    { cwd: dir, encoding: 'utf8' },
+  );
+  expect([run.status, run.stdout.trim().split('\n').at(-1)], run.stdout).toEqual([
+    0,
+    '2 passed, 0 failed',
+  ]);
+});

@@ -698,6 +698,9 @@ describe('what the log keeps of redacted values', () => {
     // A call with nothing hidden in its arguments logs both as they are.
     const plain = await writ.authorize({ ...call, args: { amount: 10 } });
     expect(JSON.stringify(await store.readLog(0, 10))).toContain(plain.actionDigest);
+    // Replayed under the same policy, nothing changes: the hidden key is compared as logged.
+    const replayed = await replayLog(await store.readLog(0, 10), policy);
+    expect([replayed.decisions, replayed.unchanged, replayed.changed]).toEqual([2, 2, []]);
   });
 
   it('keys the digests of redacted values with the secret redact_key_env names', async () => {

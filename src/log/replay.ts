@@ -135,7 +135,12 @@ export async function replayLog(
     // values, so its digest cannot be the recorded one: all else is compared.
     const { policyHash: _new, ...now } = logDecision(decision, recorded.action, recorded.redacted);
     const { candidate: _candidate, policyHash: _old, ...before } = recorded;
-    if (recorded.redacted.length > 0) now.actionDigest = before.actionDigest;
+    if (recorded.redacted.length > 0) {
+      now.actionDigest = before.actionDigest;
+      // Keys the log shows with a hidden value as `[redacted]` (an idempotency key derived
+      // from the arguments) are made, on replay, from the digests that took its place.
+      hideAsLogged(now, before);
+    }
     if (canonicalJson(now as unknown as Json) === canonicalJson(before as unknown as Json)) {
       report.unchanged++;
       return;
@@ -148,4 +153,48 @@ export async function replayLog(
       after: { outcome: decision.outcome, reasons: decision.reasons },
     });
   }
+}
+
+/** The parts of a logged decision a replay compares keys in. */
+type Logged = Pick<LoggedDecision, 'reasons' | 'reservations'>;
+
+/**
+ * Replayed keys — of reservations and of reasons — shown as the recorded decision shows
+ * them, where the recorded key is the same key with hidden parts as `[redacted]`.
+ */
+function hideAsLogged(now: Logged, before: Logged): void {
+  const keyAt = (list: unknown[] | undefined, i: number): string | undefined => {
+    const item = list?.[i];
+    return item && typeof item === 'object' && typeof (item as { key?: unknown }).key === 'string'
+      ? (item as { key: string }).key
+      : undefined;
+  };
+  const hide = (mine: unknown[] | undefined, theirs: unknown[] | undefined) =>
+    mine?.map((item, i) => {
+      const logged = keyAt(theirs, i);
+      const key = keyAt(mine, i);
+      return logged !== undefined && key !== undefined && matchesHidden(logged, key)
+        ? { ...(item as object), key: logged }
+        : item;
+    });
+  if (now.reservations)
+    now.reservations = hide(now.reservations, before.reservations) as typeof now.reservations;
+  now.reasons = hide(now.reasons, before.reasons) as typeof now.reasons;
+}
+
+/** Whether `key` is `logged` with something in place of each `[redacted]`. */
+function matchesHidden(logged: string, key: string): boolean {
+  if (!logged.includes('[redacted]')) return false;
+  const parts = logged.split('[redacted]');
+  const first = parts[0]!;
+  const last = parts.at(-1)!;
+  if (!key.startsWith(first) || !key.endsWith(last) || key.length < first.length + last.length)
+    return false;
+  let at = first.length;
+  for (const part of parts.slice(1, -1)) {
+    const found = key.indexOf(part, at);
+    if (found === -1) return false;
+    at = found + part.length;
+  }
+  return at <= key.length - last.length;
 }

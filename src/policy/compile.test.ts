@@ -85,6 +85,7 @@ describe('policy loading: YAML problems', () => {
       '  - args.',
       '  - args.items[0].pw',
       '  - args..pw',
+      '  - args.**.password',
       '  - args.card_number',
       '  - args.*.password',
       '  - args.items.0.pw',
@@ -102,6 +103,7 @@ describe('policy loading: YAML problems', () => {
       `p.yaml:7:5: "args." ${expected}`,
       `p.yaml:8:5: "args.items[0].pw" ${expected}`,
       `p.yaml:9:5: "args..pw" ${expected}`,
+      'p.yaml:10:5: "args.**.password": "**" is no wildcard here — * stands for one key or index, so write each depth: args.*.password, args.*.*.password',
     ]);
   });
 

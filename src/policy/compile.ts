@@ -687,5 +687,9 @@ function redactPathProblem(path: string): string | undefined {
   const parts = path.slice(root.length + 1).split('.');
   if (path !== root && parts.some((part) => part === '' || /[[\]]/.test(part)))
     return `${JSON.stringify(path)} matches nothing: ${expected}`;
+  // Tool globs have `**`; here it would be a key named `**`, and hide nothing where meant.
+  const glob = parts.find((part) => part.includes('*') && part !== '*');
+  if (path !== root && glob !== undefined)
+    return `${JSON.stringify(path)}: ${JSON.stringify(glob)} is no wildcard here — * stands for one key or index, so write each depth: args.*.password, args.*.*.password`;
   return undefined;
 }
