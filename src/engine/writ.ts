@@ -422,9 +422,10 @@ export function createWrit(options: WritOptions): WritEngine {
   function loggedAction(action: Action, digest: string): Logged {
     const logged = redact(actionToJson(action), policy.redact, redactDigest);
     if (!logged.redacted.some((path) => path.startsWith('args.'))) return logged;
-    const secrets = [...logged.secrets, digest.slice(digest.indexOf(':') + 1)];
-    if (policy.idempotency.some((rule) => !rule.key)) secrets.push(derivedKeyDigest(action));
-    return { ...logged, secrets: secrets.sort((a, b) => b.length - a.length) };
+    const hidden = [...logged.secrets, digest.slice(digest.indexOf(':') + 1)];
+    if (policy.idempotency.some((rule) => !rule.key)) hidden.push(derivedKeyDigest(action));
+    // Longest first, as redact() orders them: a secret that contains another goes whole.
+    return { ...logged, secrets: hidden.sort((a, b) => b.length - a.length) };
   }
 
   async function authorize(input: unknown): Promise<Decision> {
