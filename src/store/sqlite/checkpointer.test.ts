@@ -2,8 +2,10 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { createWrit } from '../../engine/writ.js';
 import { Checkpointer } from './checkpointer.js';
+import { sqliteStore } from './index.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -73,5 +75,57 @@ describe('Checkpointer', () => {
     expect(db.pragma('wal_autocheckpoint', { simple: true })).toBe(1_000);
     await checkpointer.close();
     db.close();
+  });
+});
+
+describe('a checkpoint that fails', () => {
+  it('does not report the step that committed before it as failed', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'writ-checkpointer-'));
+    dirs.push(dir);
+    // Every checkpoint the store finishes itself fails, as with a disk error.
+    const pragma = Database.prototype.pragma;
+    let failed = 0;
+    const spy = vi.spyOn(Database.prototype, 'pragma').mockImplementation(function (
+      this: Database.Database,
+      source: string,
+      options?: Database.PragmaOptions,
+    ) {
+      if (source.startsWith('wal_checkpoint')) {
+        failed++;
+        throw Object.assign(new Error('disk I/O error'), { code: 'SQLITE_IOERR' });
+      }
+      return pragma.call(this, source, options);
+    });
+    const store = sqliteStore({ path: join(dir, 'writ.db') });
+    const writ = createWrit({
+      policy: 'version: 1\ntools:\n  t:\n    - allow: true\n',
+      store,
+      log: false,
+    });
+    try {
+      const outcomes = new Set<string>();
+      // Enough commits for the worker to start and be asked, and for the store to finish
+      // its checkpoint at a later commit.
+      for (let i = 0; i < 2_000 && failed === 0; i++) {
+        const decided = await writ.authorize({
+          tool: 't',
+          principal: { id: 'p' },
+          session: { id: 's' },
+        });
+        outcomes.add(decided.outcome);
+        if (i % 50 === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      expect(failed).toBeGreaterThan(0);
+      expect([...outcomes]).toEqual(['allow']);
+      const after = await writ.authorize({
+        tool: 't',
+        principal: { id: 'p' },
+        session: { id: 's' },
+      });
+      expect(after.outcome).toBe('allow');
+    } finally {
+      spy.mockRestore();
+      await store.close();
+    }
   });
 });

@@ -220,16 +220,23 @@ class SqliteStore extends KvStore {
    * the database or in the cache.
    */
   #transaction<T>(body: () => T): T {
+    let value: T;
     try {
-      const value = this.#immediate.immediate(body) as T;
-      this.#state.committed();
-      this.#checkpointer?.committed();
-      return value;
+      value = this.#immediate.immediate(body) as T;
     } catch (error) {
       this.#state.rolledBack();
       // A lock another connection holds is waited for by the caller (`#whenUnlocked`).
       throw isBusy(error) ? error : driverFailure(this.#path, error);
     }
+    this.#state.committed();
+    try {
+      this.#checkpointer?.committed();
+    } catch {
+      // The step is committed: a checkpoint that fails must not report it as failed (its
+      // caller would deny a call whose reservations stand). The WAL keeps every page; the
+      // next round, or SQLite's own checkpoint, copies them.
+    }
+    return value;
   }
 
   /** Runs a read outside a step; an error of the driver is a `STORE_FAILURE`. */
