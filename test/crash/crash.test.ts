@@ -8,7 +8,12 @@ import type { Decision } from '../../src/core/decision.js';
 import { createWrit } from '../../src/engine/writ.js';
 import { sqliteStore } from '../../src/store/sqlite/index.js';
 
-const START = '2026-11-23T10:00:00Z';
+/**
+ * An hour before the test runs, on a whole minute. The engine's clock starts here; the
+ * operator's CLI reads the real one: long after the writs expired (15 minutes), within the
+ * payment claim's 24 hours. A fixed date made the claim expire by the calendar, a day later.
+ */
+const START = new Date(Math.floor(Date.now() / 60_000) * 60_000 - 3_600_000).toISOString();
 const here = import.meta.dirname;
 
 /** Runs the child until it has taken its writs, then kills it with SIGKILL. */
