@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { parseAction } from '../core/action.js';
 import { manualClock, sequentialIds } from '../core/clock.js';
-import { actionDigest, digestJson } from '../core/digest.js';
+import { actionDigest, digestJson, signingPayload } from '../core/digest.js';
 import { WritError } from '../core/errors.js';
 import { DEFAULT_JSON_LIMITS } from '../core/json.js';
 import { MAX_AMOUNT } from '../core/plan.js';
@@ -703,6 +703,30 @@ describe('what the log keeps of redacted values', () => {
     expect([replayed.decisions, replayed.unchanged, replayed.changed]).toEqual([2, 2, []]);
   });
 
+  it('replays a signed call whose arguments were hidden as not replayable, not as changed', async () => {
+    const policy = loadPolicy(
+      "version: 1\ntools:\n  pay:\n    - allow: 'args.amount < 100.0'\nreplay:\n  keys:\n    p: { hmac_secret_env: WRIT_TEST_HMAC }\nredact: [args.card]\n",
+    );
+    const key = 'an hmac key for this test';
+    const store = memoryStore();
+    const writ = createWrit({ policy, store, secrets: () => key });
+    const call: Record<string, unknown> = {
+      tool: 'pay',
+      args: { amount: 5, card: '4111111111111111' },
+      principal: { id: 'p' },
+      session: { id: 's' },
+    };
+    call.signature = `hmac-sha256:${createHmac('sha256', key)
+      .update(signingPayload(call as never))
+      .digest('base64')}`;
+    expect((await writ.authorize(call)).outcome).toBe('allow');
+    const replayed = await replayLog(await store.readLog(0, 10), policy);
+    expect([replayed.changed, replayed.notReplayable.map((d) => d.paths)]).toEqual([
+      [],
+      [['signature']],
+    ]);
+  });
+
   it('keys the digests of redacted values with the secret redact_key_env names', async () => {
     const policy = loadPolicy(`${REDACTING}redact_key_env: WRIT_TEST_REDACT_KEY\n`);
     const key = 'k'.repeat(32);
@@ -852,5 +876,47 @@ describe('execute runs what was authorized', () => {
     const late = { ...action, args: { amount: 1 }, issuedAt: '9999-12-31T23:00:00-05:00' };
     expect((await writ.authorize(late)).outcome).toBe('allow');
     expect((await writ.execute(late, () => 'paid')).outcome).toBe('allow');
+  });
+});
+
+describe('shadow mode', () => {
+  const policy = `version: 1
+mode: shadow
+tools:
+  read:
+    - forbid: 'true'
+  pay:
+    - allow: true
+budgets:
+  spend: { match: 'tool == "pay"', limit: 10, window: lifetime, cost: '10' }
+labels:
+  tainted:
+    when: 'tool == "read" && has(session.attrs.untrusted_source)'
+flow:
+  - forbid: '"tainted" in session.labels && tool == "pay"'
+`;
+  const call = (tool: string) => ({ tool, principal: { id: 'p' }, session: { id: 's1' } });
+
+  it('labels a refused call that runs from the session as opened, not from the request', async () => {
+    const writ = createWrit({ policy, clock: manualClock(0) });
+    await writ.sessions.open('s1', { untrusted_source: true });
+    const read = await writ.authorize(call('read'));
+    expect([read.outcome, read.shadow?.outcome]).toEqual(['allow', 'deny']);
+    await writ.settle(read.writ!, { status: 'succeeded' });
+    expect((await writ.sessions.get('s1'))?.labels).toEqual(['tainted']);
+    const pay = await writ.authorize(call('pay'));
+    expect(pay.shadow?.reasons[0]).toMatchObject({ code: 'DENIED_BY_RULE', rule: 'flow[0]' });
+  });
+
+  it('replays a log of refusals by invariants unchanged (replay decides unlogged)', async () => {
+    const store = memoryStore();
+    const writ = createWrit({ policy, store, clock: manualClock(0) });
+    for (let i = 0; i < 3; i++) {
+      const paid = await writ.authorize(call('pay'));
+      expect(paid.outcome).toBe('allow');
+      await writ.settle(paid.writ!, { status: 'succeeded' });
+    }
+    const replayed = await replayLog(await store.readLog(0, 100), loadPolicy(policy));
+    expect([replayed.decisions, replayed.changed]).toEqual([3, []]);
   });
 });

@@ -246,6 +246,28 @@ function logOf(
 }
 
 /**
+ * The session a decision reads: the attributes it was opened with (the request's own for a
+ * session never opened), and the labels it holds.
+ */
+function viewOf(action: Action, session: SessionRecord | undefined): SessionView {
+  return session?.opened
+    ? { attrs: session.attrs, labels: session.labels }
+    : { attrs: action.session.attrs, labels: session?.labels ?? [] };
+}
+
+/** How a refusal is to be recorded, and what of the decision it can reuse. */
+interface Refusing {
+  logged?: Logged | undefined;
+  shadowOf?: DecisionLog['candidate'];
+  /** Shadow mode, a call waiting for approval: the claims its idempotency keys would take. */
+  claims?: IdempotencyOp[];
+  /** The context the decision evaluated, with the session as read then. */
+  ctx?: CelContext;
+  /** Shadow mode: the id of the writ the decision made, so the call keeps one id. */
+  writId?: string;
+}
+
+/**
  * How redacted values are digested under a policy with `redact_key_env`: HMAC-SHA256 keyed
  * with that secret, looked up once, when the engine is made. A plain digest of a card
  * number can be found by trying every card number; a keyed one cannot without the key.
@@ -450,7 +472,7 @@ export function createWrit(options: WritOptions): WritEngine {
       const envelope = checkEnvelope(policy.replay, action, now, secrets);
       if (envelope) {
         const refusal = decision(id, now, digest, 'deny', [envelope]);
-        return await refuse(refusal, action, now, logged, undefined);
+        return await refuse(refusal, action, now, { logged });
       }
       for (let attempt = 0; attempt < MAX_CONFLICT_RETRIES; attempt++) {
         const result = await decideOnce(id, now, action, digest, logged);
@@ -497,10 +519,7 @@ export function createWrit(options: WritOptions): WritEngine {
     // What the host opened the session with is what the policy reads: a value of it that
     // `redact:` hides must not show in the log either (a condition error quoting it).
     if (logged && session?.opened) logged = withSecretsOf(session.attrs, logged, policy.redact);
-    const view: SessionView = session?.opened
-      ? { attrs: session.attrs, labels: session.labels }
-      : { attrs: action.session.attrs, labels: session?.labels ?? [] };
-    const ctx = buildContext(action, now, view);
+    const ctx = buildContext(action, now, viewOf(action, session));
     // An approval is bound to what the approver saw — the call, and everything about the
     // request and its session that the policy reads — not only to the action digest:
     // approved with one estimate, role, attribute or label, it does not let the call
@@ -518,7 +537,7 @@ export function createWrit(options: WritOptions): WritEngine {
     const sessionVersion = session?.version ?? 0;
     const shadowOf = candidate && logged ? candidateVerdict(candidate, ctx) : undefined;
     const refuseWith = (reasons: Reason[], outcome: 'deny' | 'approval_required' = 'deny') =>
-      refuse(decision(id, now, digest, outcome, reasons), action, now, logged, shadowOf);
+      refuse(decision(id, now, digest, outcome, reasons), action, now, { logged, shadowOf, ctx });
 
     if (verdict.outcome === 'deny') return refuseWith(verdict.reasons);
     if (verdict.outcome === 'approval_required') {
@@ -546,7 +565,8 @@ export function createWrit(options: WritOptions): WritEngine {
       // before it: a key held for another action refuses the call, and a call that already
       // succeeded replays — approved, it could do nothing else, so nobody is asked.
       const claims = plan.ops.filter((op): op is IdempotencyOp => op.kind === 'idempotency');
-      if (policy.mode === 'shadow') return refuse(asked, action, now, logged, shadowOf, claims);
+      if (policy.mode === 'shadow')
+        return refuse(asked, action, now, { logged, shadowOf, claims, ctx });
       const step: ApprovalStep = {
         approval: {
           id: nextId('apr'),
@@ -596,7 +616,7 @@ export function createWrit(options: WritOptions): WritEngine {
     const resolved = resolveDecision(granted, result);
     // Unlogged shadow mode: a refusal still lets the call through, reserving nothing.
     if (policy.mode === 'shadow' && resolved.outcome === 'deny') {
-      return refuse(resolved, action, now, undefined, undefined);
+      return refuse(resolved, action, now, { ctx, writId: writ.id });
     }
     return resolved;
   }
@@ -610,13 +630,14 @@ export function createWrit(options: WritOptions): WritEngine {
     refusal: Decision,
     action: Action,
     now: number,
-    logged: Logged | undefined,
-    shadowOf: DecisionLog['candidate'],
-    claims: IdempotencyOp[] = [],
+    how: Refusing,
   ): Promise<Decision> {
+    const { logged, shadowOf, claims = [] } = how;
     if (policy.mode !== 'shadow')
       return logged ? record(refusal, logOf(refusal, logged, shadowOf), now) : refusal;
-    const ctx = buildContext(action, now);
+    // The call runs: it labels its session as any call does, from what the session holds
+    // (a refusal before the session was read reads it now).
+    const ctx = how.ctx ?? buildContext(action, now, await sessionView(action, now));
     const writ = writRecord(
       refusal.id,
       now,
@@ -624,6 +645,7 @@ export function createWrit(options: WritOptions): WritEngine {
       refusal.actionDigest,
       [],
       labelsAfter(policy, ctx),
+      how.writId,
     );
     // A writ that reserves nothing rests on no state, so it takes no session precondition.
     const result = await store.authorize({
@@ -640,10 +662,15 @@ export function createWrit(options: WritOptions): WritEngine {
     // Unlogged, a key held for another action applied nothing: the call still runs, with a
     // writ that reserves nothing, as an unlogged refusal by an op does.
     if (result.status === 'refused')
-      return refuse(resolveDecision(refusal, result), action, now, undefined, undefined);
+      return refuse(resolveDecision(refusal, result), action, now, { ctx, writId: writ.id });
     return result.status === 'granted'
       ? { ...shadowed(refusal), writ: publicWrit(writ) }
       : shadowed(refusal);
+  }
+
+  /** The session as a decision reads it, read from the store. */
+  async function sessionView(action: Action, now: number): Promise<SessionView> {
+    return viewOf(action, await store.getSession(action.session.id, now));
   }
 
   function writRecord(
@@ -653,6 +680,7 @@ export function createWrit(options: WritOptions): WritEngine {
     digest: string,
     ops: PlanOp[],
     labels: string[],
+    id = nextId('wr'),
   ): WritRecord {
     // The policy's hold_ttl and lease are how long the call may take: a writ cut shorter
     // would free a 1h deploy lease after 15 minutes. Each hold and lease still expires at
@@ -664,7 +692,7 @@ export function createWrit(options: WritOptions): WritEngine {
     }
     const ttl = reserved > 0 ? reserved : writTtlMs;
     return {
-      id: nextId('wr'),
+      id,
       decisionId,
       actionDigest: digest,
       sessionId: action.session.id,

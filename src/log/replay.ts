@@ -67,6 +67,8 @@ export async function replayLog(
     name === policy.redactKeyEnv ? 'a replay keeps no digests' : process.env[name];
   const writ = createWrit({ policy, store: memoryStore(), clock, ids, log: false, secrets });
   const reads = policy.reads;
+  const checksSignatures =
+    policy.replay.requireSignature || Object.keys(policy.replay.keys).length > 0;
   /** Per session, the attribute paths its last session entry holds as digests. */
   const hiddenInSession = new Map<string, string[]>();
   const report: ReplayReport = {
@@ -119,8 +121,11 @@ export async function replayLog(
       ...recorded.redacted,
       ...(typeof session === 'string' ? (hiddenInSession.get(session) ?? []) : []),
     ];
-    const hidden = [...new Set(redacted)].filter((path) =>
-      reads.some((read) => overlaps(read, path.split('.'))),
+    const hidden = [...new Set(redacted)].filter(
+      (path) =>
+        reads.some((read) => overlaps(read, path.split('.'))) ||
+        // A signature logged as its digest cannot be checked again.
+        (path === 'signature' && checksSignatures),
     );
     if (hidden.length > 0) {
       report.notReplayable.push({ seq, decisionId: recorded.id, paths: hidden });
