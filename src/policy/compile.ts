@@ -192,6 +192,8 @@ class PolicyBuilder {
   redactKeyEnv: string | undefined;
   readonly reads: string[][] = [];
   readonly ruleIds = new Set<string>();
+  /** Whether a rule is named after the included file it is in (`c.yaml#tools.t[0]`). */
+  namedByFile = false;
   readonly invariantNames = new Map<string, string>();
   name = 'policy';
   mode: 'enforce' | 'shadow' = 'enforce';
@@ -250,6 +252,7 @@ class PolicyBuilder {
       const compiled = rules.flatMap((rule, i) =>
         this.rule(file, ['tools', pattern, i], rule, `${prefix}tools.${pattern}[${i}]`),
       );
+      if (prefix && compiled.some((rule) => rule.id.startsWith(prefix))) this.namedByFile = true;
       if (isGlob(pattern)) {
         const existing = this.globs.find((g) => g.pattern === pattern);
         if (existing) existing.rules.push(...compiled);
@@ -269,6 +272,7 @@ class PolicyBuilder {
     }
     (doc.flow ?? []).forEach((rule, i) => {
       for (const compiled of this.rule(file, ['flow', i], rule, `${prefix}flow[${i}]`)) {
+        if (prefix && compiled.id.startsWith(prefix)) this.namedByFile = true;
         const source = rule[compiled.effect];
         const guard = typeof source === 'string' ? toolGuard(source) : undefined;
         this.flow.push(guard ? { ...compiled, guard } : compiled);
@@ -591,11 +595,18 @@ class PolicyBuilder {
       return entry;
     };
     const normalized = normalize(this.document) as JsonObject;
+    // Rules of an included file are named after it (`c.yaml#tools.t[0]`), and decisions
+    // name their rules: two policies that merge to one document but name their rules apart
+    // decide with other reasons, so then the hash covers the names too. Elsewhere a rule is
+    // named by its place in the document, or by its `name:`, which the document holds.
+    const hashed = this.namedByFile
+      ? { policy: normalized, rules: [...this.ruleIds].sort() }
+      : normalized;
     return Object.freeze({
       name: this.name,
       mode: this.mode,
       default: this.defaultEffect,
-      hash: digestJson(normalized),
+      hash: digestJson(hashed),
       document: normalized,
       sources: this.sources,
       flow: this.flow,

@@ -213,15 +213,25 @@ describe('include', () => {
     }
   });
 
-  it('keeps the hash independent of how the policy is split into files', () => {
-    const split = files({
-      'p.yaml': 'version: 1\ninclude: [q.yaml]\ntools:\n  a:\n    - allow: true\n',
-      'q.yaml': 'version: 1\ntools:\n  b:\n    - allow: true\n',
-    });
-    const whole = files({
-      'p.yaml': 'version: 1\ntools:\n  a:\n    - allow: true\n  b:\n    - allow: true\n',
-    });
-    expect(loadPolicy(join(split, 'p.yaml')).hash).toBe(loadPolicy(join(whole, 'p.yaml')).hash);
+  it('keeps the hash independent of how the policy is split, unless rules are named apart', () => {
+    const hashOf = (tree: Record<string, string>) => loadPolicy(join(files(tree), 'p.yaml')).hash;
+    const budget = "budgets:\n  b: { limit: 5, window: 1d, cost: '1' }\n";
+    const rules = 'tools:\n  a:\n    - allow: true\n';
+    // A budget is named by its own name, wherever it is written.
+    expect(
+      hashOf({
+        'p.yaml': `version: 1\ninclude: [q.yaml]\n${rules}`,
+        'q.yaml': `version: 1\n${budget}`,
+      }),
+    ).toBe(hashOf({ 'p.yaml': `version: 1\n${rules}${budget}` }));
+    // A rule of an included file is named after the file (q.yaml#tools.a[0]), and decisions
+    // name their rules: the same document split so is another policy, with another hash.
+    expect(
+      hashOf({
+        'p.yaml': `version: 1\ninclude: [q.yaml]\n${budget}`,
+        'q.yaml': `version: 1\n${rules}`,
+      }),
+    ).not.toBe(hashOf({ 'p.yaml': `version: 1\n${rules}${budget}` }));
   });
 });
 
