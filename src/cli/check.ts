@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { parseAction } from '../core/action.js';
 import type { Decision } from '../core/decision.js';
 import {
-  decideParsedScope,
+  decideParsedStateless,
   invalidRequest,
   type ScopeInputs,
   scopeDecision,
@@ -70,5 +70,5 @@ function decideStateless(policy: CompiledPolicy, request: unknown, inputs: Scope
   );
   return refusal
     ? scopeDecision(policy, parsed.action, { outcome: 'deny', reasons: [refusal] }, inputs)
-    : decideParsedScope(policy, parsed.action, inputs);
+    : decideParsedStateless(policy, parsed.action, inputs);
 }

@@ -8,6 +8,7 @@ import {
   evaluateScope,
   type ScopeVerdict,
   type SessionView,
+  verdictWithPlan,
 } from '../policy/index.js';
 
 /** Inputs of a pure scope decision besides the policy and the action. */
@@ -56,12 +57,28 @@ export function decideParsedScope(
   action: Action,
   inputs: ScopeInputs,
 ): Decision {
-  const verdict = evaluateScope(
-    policy,
-    buildContext(action, inputs.now, inputs.session),
-    inputs.approved,
-  );
+  const ctx = buildContext(action, inputs.now, inputs.session);
+  const verdict = evaluateScope(policy, ctx, inputs.approved);
   return scopeDecision(policy, action, verdict, inputs);
+}
+
+/**
+ * {@link decideParsedScope}, and a plan that cannot be worked out denied as the engine
+ * denies it (`verdictWithPlan`): what `writ check` prints.
+ */
+export function decideParsedStateless(
+  policy: CompiledPolicy,
+  action: Action,
+  inputs: ScopeInputs,
+): Decision {
+  const ctx = buildContext(action, inputs.now, inputs.session);
+  const verdict = evaluateScope(policy, ctx, inputs.approved);
+  return scopeDecision(
+    policy,
+    action,
+    verdictWithPlan(policy, action, ctx, inputs.now, verdict),
+    inputs,
+  );
 }
 
 /** Turns a scope verdict into a decision, applying shadow mode. */

@@ -24,7 +24,7 @@ export {
   urlScheme,
 } from './helpers.js';
 export type { InvariantPlan } from './plan.js';
-export { derivedKeyDigest, planInvariants } from './plan.js';
+export { derivedKeyDigest, planInvariants, verdictWithPlan } from './plan.js';
 export type { CaseResult } from './policy-tests.js';
 export { runPolicyTests } from './policy-tests.js';
 export type { PolicyDocument } from './schema.js';

@@ -1,11 +1,11 @@
 import type { Action } from '../core/action.js';
 import { type Reason, reason } from '../core/decision.js';
-import { digestJson } from '../core/digest.js';
+import { actionDigest, digestJson } from '../core/digest.js';
 import { messageOf } from '../core/errors.js';
 import { isAmount, MAX_AMOUNT, type PlanOp } from '../core/plan.js';
 import { type CelContext, withoutStackTraces } from './cel.js';
 import type { CompiledPolicy, Expr } from './compile.js';
-import { test } from './evaluate.js';
+import { type ScopeVerdict, test } from './evaluate.js';
 
 /** The reservations an allowed action needs, or why they could not be worked out. */
 export type InvariantPlan = { ok: true; ops: PlanOp[] } | { ok: false; reasons: Reason[] };
@@ -21,6 +21,26 @@ const DAY_MS = 86_400_000;
  */
 export const planInvariants = (...args: Parameters<typeof plan>): InvariantPlan =>
   withoutStackTraces((a) => plan(...a), args);
+
+/**
+ * A scope verdict as the engine gives it before any state is read: a call it would let
+ * through, or ask a person about, whose plan cannot be worked out (a condition error in a
+ * budget's `per:` or cost) is denied, with the plan's reasons first. What `writ test` and
+ * `writ check` answer, so that they pass nothing the engine refuses for the policy's sake.
+ */
+export function verdictWithPlan(
+  policy: CompiledPolicy,
+  action: Action,
+  ctx: CelContext,
+  now: number,
+  verdict: ScopeVerdict,
+): ScopeVerdict {
+  if (verdict.outcome === 'deny') return verdict;
+  const planned = planInvariants(policy, action, ctx, now, actionDigest(action));
+  return planned.ok
+    ? verdict
+    : { outcome: 'deny', reasons: [...planned.reasons, ...verdict.reasons] };
+}
 
 function plan(
   policy: CompiledPolicy,

@@ -128,6 +128,26 @@ describe('runPolicyTests', () => {
     ]);
   });
 
+  it('fails a case the engine would refuse for a plan it cannot work out', () => {
+    const budgeted = compilePolicy({
+      path: 'p.yaml',
+      text: "version: 1\ntools:\n  t:\n    - allow: true\nbudgets:\n  spend: { per: 'principal.tenant', limit: 5, window: 1d, cost: '1' }\n",
+    });
+    const result = runPolicyTests(
+      budgeted,
+      'cases.yaml',
+      'cases:\n  - name: no tenant\n    action: { tool: t, principal: { id: a }, session: { id: s } }\n    expect: allow\n',
+    );
+    expect(result.ok && result.results[0]).toMatchObject({
+      passed: false,
+      failures: [
+        expect.objectContaining({
+          actual: 'deny [CONDITION_ERROR budgets.spend.per; ALLOWED_BY_RULE tools.t[0]]',
+        }),
+      ],
+    });
+  });
+
   it('uses the file-wide now, or the case now', () => {
     const timed = compilePolicy({
       path: 't.yaml',

@@ -6,6 +6,7 @@ import type { SourceIssue } from '../core/errors.js';
 import { isJsonObject, type JsonObject } from '../core/json.js';
 import type { CompiledPolicy } from './compile.js';
 import { buildContext, evaluateScope, labelsAfter, type ScopeVerdict } from './evaluate.js';
+import { verdictWithPlan } from './plan.js';
 import { YamlSourceFile } from './source.js';
 
 /**
@@ -125,7 +126,13 @@ export function runPolicyTests(
         labels: [...new Set([...action.session.labels, ...labels])].sort(),
       };
       const ctx = buildContext(action, now, session);
-      const verdict = evaluateScope(policy, ctx, s.approved ?? false);
+      const verdict = verdictWithPlan(
+        policy,
+        action,
+        ctx,
+        now,
+        evaluateScope(policy, ctx, s.approved ?? false),
+      );
       const mismatch = compare(s.expect, verdict);
       if (mismatch) {
         failures.push({
