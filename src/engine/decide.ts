@@ -57,9 +57,12 @@ export function decideParsedScope(
   action: Action,
   inputs: ScopeInputs,
 ): Decision {
+  return scopeDecision(policy, action, evaluate(policy, action, inputs).verdict, inputs);
+}
+
+function evaluate(policy: CompiledPolicy, action: Action, inputs: ScopeInputs) {
   const ctx = buildContext(action, inputs.now, inputs.session);
-  const verdict = evaluateScope(policy, ctx, inputs.approved);
-  return scopeDecision(policy, action, verdict, inputs);
+  return { ctx, verdict: evaluateScope(policy, ctx, inputs.approved) };
 }
 
 /**
@@ -71,8 +74,7 @@ export function decideParsedStateless(
   action: Action,
   inputs: ScopeInputs,
 ): Decision {
-  const ctx = buildContext(action, inputs.now, inputs.session);
-  const verdict = evaluateScope(policy, ctx, inputs.approved);
+  const { ctx, verdict } = evaluate(policy, action, inputs);
   return scopeDecision(
     policy,
     action,
