@@ -9,7 +9,7 @@ import { replayLog } from '../log/replay.js';
 import type { Store } from '../store/types.js';
 import { CliExit, EXIT, loadPolicyOrExit, oneFromStdin, out, paint, parseTimeFlag } from './io.js';
 import { readLogFile } from './log-file.js';
-import { DEFAULT_STORE, withStore } from './store.js';
+import { DEFAULT_STORE, readStore } from './store.js';
 
 /** Reads the whole log page by page, so memory holds one page at a time. */
 async function* entries(store: Store, afterSeq = 0): AsyncGenerator<LogEntry> {
@@ -136,7 +136,7 @@ export function registerLogCommands(program: Command) {
         json?: boolean;
         disagreements?: boolean;
       }) =>
-        withStore(opts.store, async (store) => {
+        readStore(opts.store, async (store) => {
           const n = parseCount('--lines', opts.lines);
           const show = (e: LogEntry) => {
             if (opts.disagreements && !disagrees(e)) return;
@@ -172,7 +172,7 @@ export function registerLogCommands(program: Command) {
     .option('--until <time>', 'up to the first entry at or after this RFC 3339 time')
     .option('-o, --output <file>', 'write to a file instead of standard output')
     .action((opts: { store: string; since?: string; until?: string; output?: string }) =>
-      withStore(opts.store, async (store) => {
+      readStore(opts.store, async (store) => {
         const since =
           opts.since === undefined
             ? Number.NEGATIVE_INFINITY
@@ -220,7 +220,7 @@ export function registerLogCommands(program: Command) {
     )
     .option('--json', 'print the report as JSON')
     .action((opts: { store: string; anchor: LogHead[]; json?: boolean }) =>
-      withStore(opts.store, async (store) => {
+      readStore(opts.store, async (store) => {
         const report = await store.verifyLog(opts.anchor);
         if (opts.json) out(JSON.stringify(report));
         else if (report.ok)
@@ -296,7 +296,7 @@ export function registerLogCommands(program: Command) {
     .option('--store <file>', 'SQLite store', DEFAULT_STORE)
     .option('--json', 'print JSON')
     .action((id: string, opts: { store: string; json?: boolean }) =>
-      withStore(opts.store, async (store) => {
+      readStore(opts.store, async (store) => {
         const entry = await store.findDecision(id);
         if (!entry?.decision) throw new CliExit(EXIT.FAILED, `no decision ${id} in ${opts.store}`);
         const d = entry.decision;

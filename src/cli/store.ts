@@ -1,4 +1,4 @@
-import { existsSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
@@ -6,7 +6,7 @@ import { messageOf, WritError } from '../core/errors.js';
 import { type Json, toJson } from '../core/json.js';
 import { isAmount, MAX_AMOUNT } from '../core/plan.js';
 import { systemClock } from '../runtime/system.js';
-import { namesDirectory, sqliteStore } from '../store/sqlite/index.js';
+import { cannotWrite, namesDirectory, sqliteStore } from '../store/sqlite/index.js';
 import type { SettleResult, Store, SweepReport } from '../store/types.js';
 import { CliExit, EXIT, out, paint } from './io.js';
 
@@ -43,8 +43,11 @@ function refuseDirectory(path: string): void {
 /**
  * The store at `path`, which must already be one: commands that read or decide on a store
  * never make one, not even out of an empty file (SQLite would take it for a new database).
+ * To `read`, a store this user cannot write (a read-only file, directory or mount) is opened
+ * read-only; one that can be written is opened as always, which migrates an older store and
+ * keeps the decision index that `explain` looks in.
  */
-function openExisting(path: string): Store {
+function openExisting(path: string, access: 'read' | 'write'): Store {
   refuseDirectory(path);
   if (!existsSync(path) || (statSync(path).isFile() && statSync(path).size === 0)) {
     throw new CliExit(
@@ -52,18 +55,50 @@ function openExisting(path: string): Store {
       `${path}: no writ store here (run writ demo, or pass --store <file>)`,
     );
   }
-  return openStore(path);
+  try {
+    return openStore(path);
+  } catch (error) {
+    if (!cannotWrite(error)) throw error;
+    if (access === 'read') return sqliteStore({ path, readonly: true });
+    if (!readable(path)) throw error;
+    throw new WritError(
+      'STORE_FAILURE',
+      `${messageOf(error)} — it cannot be written here (commands that only read it, such as writ log verify, still work)`,
+      { path },
+      { cause: error },
+    );
+  }
 }
 
-/** Opens the existing store at `path` for one command, and closes it. */
-export async function withStore(path: string, fn: (store: Store) => Promise<void>): Promise<void> {
-  const store = openExisting(path);
+function readable(path: string): boolean {
+  try {
+    accessSync(path, constants.R_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Opens the existing store at `path` for one command, and closes it. A command that only
+ * reads passes `read`: it then works on a store it can only read.
+ */
+export async function withStore(
+  path: string,
+  fn: (store: Store) => Promise<void>,
+  access: 'read' | 'write' = 'write',
+): Promise<void> {
+  const store = openExisting(path, access);
   try {
     return await fn(store);
   } finally {
     await store.close();
   }
 }
+
+/** {@link withStore} for a command that only reads the store. */
+export const readStore = (path: string, fn: (store: Store) => Promise<void>) =>
+  withStore(path, fn, 'read');
 
 const json = (value: unknown) => out(JSON.stringify(value, null, 2));
 const time = (ms: number | null) =>
@@ -148,7 +183,7 @@ export function registerStoreCommands(program: Command) {
     .option('--store <file>', 'SQLite store', DEFAULT_STORE)
     .option('--json', 'print JSON')
     .action((opts: { store: string; json?: boolean }) =>
-      withStore(opts.store, async (store) => {
+      readStore(opts.store, async (store) => {
         const budgets = await store.listBudgets(systemClock.now());
         if (opts.json) return json(budgets);
         if (budgets.length === 0) return out('no budgets yet');
@@ -172,7 +207,7 @@ export function registerStoreCommands(program: Command) {
     .option('--store <file>', 'SQLite store', DEFAULT_STORE)
     .option('--json', 'print JSON')
     .action((opts: { store: string; json?: boolean }) =>
-      withStore(opts.store, async (store) => {
+      readStore(opts.store, async (store) => {
         const sessions = await store.listSessions(systemClock.now());
         if (opts.json) return json(sessions);
         if (sessions.length === 0) return out('no sessions yet');
@@ -198,7 +233,7 @@ export function registerStoreCommands(program: Command) {
     .option('--status <status>', 'only pending, approved, denied, consumed or expired')
     .option('--json', 'print JSON')
     .action((opts: { store: string; status?: string; json?: boolean }) =>
-      withStore(opts.store, async (store) => {
+      readStore(opts.store, async (store) => {
         const statuses = ['pending', 'approved', 'denied', 'consumed', 'expired'] as const;
         const status = opts.status as (typeof statuses)[number] | undefined;
         if (status !== undefined && !statuses.includes(status)) {
@@ -268,7 +303,7 @@ export function registerStoreCommands(program: Command) {
     .option('--store <file>', 'SQLite store', DEFAULT_STORE)
     .option('--json', 'print JSON')
     .action((opts: { store: string; json?: boolean }) =>
-      withStore(opts.store, async (store) => {
+      readStore(opts.store, async (store) => {
         const open = await store.listOpenWrits(systemClock.now());
         if (opts.json) return json(open);
         if (open.length === 0) return out('no open writs');

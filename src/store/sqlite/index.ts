@@ -1,4 +1,4 @@
-import { mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, sep } from 'node:path';
 import Database from 'better-sqlite3';
 import { messageOf, WritError } from '../../core/errors.js';
@@ -28,12 +28,22 @@ export interface SqliteStoreOptions {
    * each all-or-nothing as before. Default: on with `FULL`, off with `NORMAL`.
    */
   groupCommit?: boolean;
+  /**
+   * Open the existing store only to read it: no migration, no checkpoint, nothing written
+   * (a write step fails with `STORE_FAILURE`). It works where the file, or its directory,
+   * cannot be written. Where SQLite cannot make the WAL's shared-memory file (`-shm`) beside
+   * it, a store with no write-ahead log is read from a private copy in memory, as it was
+   * when opened; one whose `-wal` holds commits is refused, as reading the file alone would
+   * miss them. A store of an older schema is refused: opened read-only, it cannot be migrated.
+   */
+  readonly?: boolean;
 }
 
 const STORE_OPTIONS = [
   'path',
   'synchronous',
   'groupCommit',
+  'readonly',
 ] as const satisfies readonly (keyof SqliteStoreOptions)[];
 /** Fails to compile when the options gain a key the list does not name. */
 type UnlistedOption = Exclude<keyof SqliteStoreOptions, (typeof STORE_OPTIONS)[number]>;
@@ -51,6 +61,17 @@ const LOCK_WAIT_MS = 5_000;
 const BLOCKING_WAIT_MS = 20;
 
 const isBusy = (error: unknown) => (error as { code?: unknown } | null)?.code === 'SQLITE_BUSY';
+/**
+ * Whether SQLite failed because it could not write the file or make one beside it (a
+ * read-only file, directory or mount): `SQLITE_READONLY…`, `SQLITE_CANTOPEN…`, `SQLITE_PERM`.
+ */
+export function cannotWrite(error: unknown): boolean {
+  for (let e = error; e instanceof Error; e = e.cause) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && /^SQLITE_(READONLY|CANTOPEN|PERM)/.test(code)) return true;
+  }
+  return false;
+}
 const lockedOut = (cause?: unknown) =>
   new WritError(
     'STORE_FAILURE',
@@ -87,6 +108,8 @@ class SqliteStore extends KvStore {
   readonly kind = 'sqlite';
   readonly #db: Database.Database;
   readonly #path: string;
+  /** Opened with `readonly: true`: every write step fails, nothing is indexed. */
+  readonly #readonly: boolean;
   readonly #groupCommit: boolean;
   readonly #state: CachedState;
   /**
@@ -131,7 +154,12 @@ class SqliteStore extends KvStore {
         'USAGE',
         `sqliteStore: there is no option ${unknown}; the options are ${STORE_OPTIONS.join(', ')}`,
       );
-    const { path = '.writ/writ.db', synchronous = 'NORMAL', groupCommit } = options;
+    const {
+      path = '.writ/writ.db',
+      synchronous = 'NORMAL',
+      groupCommit,
+      readonly = false,
+    } = options;
     if (typeof path !== 'string' || path === '')
       throw new WritError(
         'USAGE',
@@ -156,14 +184,24 @@ class SqliteStore extends KvStore {
         `sqliteStore: groupCommit must be true or false, not ${JSON.stringify(groupCommit)}`,
       );
     }
-    const db = open(path, synchronous);
+    if (typeof readonly !== 'boolean')
+      throw new WritError(
+        'USAGE',
+        `sqliteStore: readonly must be true or false, not ${JSON.stringify(readonly)}`,
+      );
+    if (readonly && path === ':memory:')
+      throw new WritError('USAGE', 'sqliteStore: a database in memory cannot be opened read-only');
+    const db = readonly ? openReadOnly(path) : open(path, synchronous);
     this.#db = db;
     this.#path = path;
+    this.#readonly = readonly;
     // Nothing of the store may fail to be prepared with the file left open.
     try {
       this.#groupCommit = groupCommit ?? synchronous === 'FULL';
       this.#checkpointer =
-        path === ':memory:' || this.#groupCommit ? undefined : new Checkpointer(db, path);
+        path === ':memory:' || readonly || this.#groupCommit
+          ? undefined
+          : new Checkpointer(db, path);
       const state = new CachedState(db);
       this.#state = state;
       // Reads outside a step fail as the store's failure, as a step does (`#transaction`).
@@ -203,6 +241,14 @@ class SqliteStore extends KvStore {
 
   protected atomic<T>(step: (view: KvView) => T): Promise<T> {
     if (this.closed) return Promise.reject(this.closedError());
+    if (this.#readonly)
+      return Promise.reject(
+        new WritError(
+          'STORE_FAILURE',
+          `the SQLite store ${this.#path} was opened read-only: it cannot be written`,
+          { path: this.#path },
+        ),
+      );
     if (!this.#groupCommit)
       return this.#whenUnlocked(() => this.#transaction(() => this.#state.step(step)));
     return new Promise<T>((resolve, reject) => {
@@ -390,16 +436,37 @@ class SqliteStore extends KvStore {
 
   async findDecision(id: string): Promise<LogEntry | undefined> {
     this.assertOpen();
-    try {
-      await this.#whenUnlocked(() => this.#indexDecisions());
-    } catch (error) {
-      throw driverFailure(this.#path, error);
+    let indexed = !this.#readonly;
+    if (indexed) {
+      try {
+        await this.#whenUnlocked(() => this.#indexDecisions());
+      } catch (error) {
+        // A file this process may read but not write (SQLite opened it read-only): the log
+        // is searched instead of the index being brought up to date.
+        if (!cannotWrite(error)) throw driverFailure(this.#path, error);
+        indexed = false;
+      }
     }
-    const seq = this.#reading(() => this.#decisionSeq.get(id));
+    let seq = this.#reading(() => this.#decisionSeq.get(id));
+    if (seq === undefined && !indexed) seq = this.#reading(() => this.#searchUnindexed(id));
     const row = seq === undefined ? undefined : this.#reading(() => this.#entryAt.get(seq));
     return row === undefined || seq === undefined
       ? undefined
       : indexedDecision(id, seq, storedEntry(seq, row.entry));
+  }
+
+  /**
+   * Where decision `id` is among the log entries the index does not cover yet, read without
+   * writing the index (a store opened read-only): a batch at a time, up to the first match.
+   */
+  #searchUnindexed(id: string): number | undefined {
+    let after = this.#lastIndexed.get() ?? 0;
+    for (;;) {
+      const rows = this.#logAfter.all(after, 1000);
+      for (const { seq, entry } of rows) if (decisionIdOf(seq, entry) === id) return seq;
+      if (rows.length === 0) return undefined;
+      after = rows[rows.length - 1]!.seq;
+    }
   }
 
   /**
@@ -416,13 +483,8 @@ class SqliteStore extends KvStore {
     const indexBatch = this.#db.transaction((after: number): number | undefined => {
       const rows = this.#logAfter.all(after, 1000);
       for (const { seq, entry } of rows) {
-        if (!entry.includes('"kind":"decision"')) continue;
-        const parsed = parseStored(entry, `log entry ${seq}`) as Partial<LogEntry> | null;
-        if (parsed?.kind !== 'decision') continue;
-        const id = parsed.decision?.id;
-        if (typeof id !== 'string')
-          throw new WritError('STORE_FAILURE', `the store's log entry ${seq} has no decision id`);
-        this.#indexDecision.run(id, seq);
+        const id = decisionIdOf(seq, entry);
+        if (id !== undefined) this.#indexDecision.run(id, seq);
       }
       return rows[rows.length - 1]?.seq;
     });
@@ -508,6 +570,70 @@ function open(path: string, synchronous: 'NORMAL' | 'FULL'): Database.Database {
 }
 
 /**
+ * Opens the existing database at `path` to read it only: nothing is created, migrated or
+ * written. Where SQLite cannot make the WAL's shared-memory file beside it (the directory or
+ * the mount is read-only) and there is no write-ahead log, it reads a copy of the file in
+ * memory: the store as it is now, whole. A write-ahead log that holds commits is refused
+ * instead: the file alone would be an older store, which must not pass for the current one.
+ */
+function openReadOnly(path: string): Database.Database {
+  try {
+    // A writer that opened the store while it was being copied has made the WAL's files:
+    // it is read through them after all.
+    return (
+      readLive(path) ??
+      readLive(path) ??
+      fail('another process began writing it while it was read; try again')
+    );
+  } catch (error) {
+    throw openFailure(path, error);
+  }
+}
+
+/** The store at `path` opened read-only, or its copy; `undefined` when a writer came meanwhile. */
+function readLive(path: string): Database.Database | undefined {
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(path, { readonly: true, fileMustExist: true });
+    db.pragma('busy_timeout = 5000');
+    let version: number;
+    try {
+      version = refuseForeign(db);
+    } catch (error) {
+      if (!cannotWrite(error)) throw error;
+      db.close();
+      db = undefined;
+      if (walSize(path) > 0)
+        throw new Error(
+          `its write-ahead log ${path}-wal holds commits that cannot be read here: SQLite reads them through ${path}-shm, which it can neither open nor create (read a copy of the store and its -wal file in a directory you can write)`,
+        );
+      const image = readFileSync(path);
+      if (walSize(path) > 0) return undefined;
+      // Header bytes 18 and 19 are 2 in WAL mode, which needs the files that cannot be made
+      // here: the private copy reads as a rollback-journal database, the same pages.
+      if (image.length >= 20 && image[18] === 2 && image[19] === 2) image.fill(1, 18, 20);
+      db = new Database(image, { readonly: true });
+      version = refuseForeign(db);
+    }
+    if (version === 0) throw new Error('it is not a writ store (it has no writ schema)');
+    if (version < MIGRATIONS.length)
+      throw new Error(
+        `it has schema version ${version}, older than this writ's ${MIGRATIONS.length}, and opened read-only it cannot be migrated (any writ command that can write it migrates it)`,
+      );
+    db.pragma(`busy_timeout = ${BLOCKING_WAIT_MS}`);
+    return db;
+  } catch (error) {
+    db?.close();
+    throw error;
+  }
+}
+
+const walSize = (path: string) => statSync(`${path}-wal`, { throwIfNoEntry: false })?.size ?? 0;
+const fail = (message: string): never => {
+  throw new Error(message);
+};
+
+/**
  * Runs `step` while it fails for a lock another process holds, for up to `LOCK_WAIT_MS`,
  * blocking: switching a new file to WAL takes an exclusive lock, which SQLite's busy
  * handler does not wait for when this connection already reads the file (processes
@@ -543,6 +669,17 @@ function storedEntry(seq: number, text: string): LogEntry {
         : undefined;
   if (problem) throw new WritError('STORE_FAILURE', `the store's ${record} ${problem}`, { record });
   return entry as LogEntry;
+}
+
+/** The decision id of a stored log entry, or `undefined` for an entry that is no decision. */
+function decisionIdOf(seq: number, entry: string): string | undefined {
+  if (!entry.includes('"kind":"decision"')) return undefined;
+  const parsed = parseStored(entry, `log entry ${seq}`) as Partial<LogEntry> | null;
+  if (parsed?.kind !== 'decision') return undefined;
+  const id = parsed.decision?.id;
+  if (typeof id !== 'string')
+    throw new WritError('STORE_FAILURE', `the store's log entry ${seq} has no decision id`);
+  return id;
 }
 
 /** The chain head as stored, or a `STORE_FAILURE`: a damaged head must not pass for none. */
