@@ -50,7 +50,7 @@ function disagrees(e: LogEntry): boolean {
   const d = e.decision;
   if (!d) return false;
   if (d.shadow) return true;
-  return d.candidate !== undefined && d.candidate.outcome !== d.outcome;
+  return d.candidate !== undefined && d.candidate.outcome !== (d.candidate.enforced ?? d.outcome);
 }
 
 /**

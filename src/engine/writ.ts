@@ -41,6 +41,7 @@ import {
   evaluateScope,
   labelsAfter,
   planInvariants,
+  type ScopeVerdict,
   type SessionView,
 } from '../policy/index.js';
 import { loadPolicy } from '../runtime/load-policy.js';
@@ -297,10 +298,24 @@ function withSecretsOf(attrs: JsonObject, logged: Logged, patterns: readonly str
   return { ...logged, secrets: all };
 }
 
-/** What a candidate policy's scope rules say about the same action in the same context. */
-function candidateVerdict(candidate: CompiledPolicy, ctx: CelContext): DecisionLog['candidate'] {
-  const verdict = evaluateScope(candidate, ctx);
-  return { policyHash: candidate.hash, outcome: verdict.outcome, reasons: verdict.reasons };
+/**
+ * What a candidate policy's scope rules say about the same action in the same context,
+ * with the approval the call had, beside what the enforced policy's rules said: the two
+ * are compared as rules, since budgets, limits and replays decide the same under either.
+ */
+function candidateVerdict(
+  candidate: CompiledPolicy,
+  ctx: CelContext,
+  enforced: ScopeVerdict,
+  approved: boolean,
+): DecisionLog['candidate'] {
+  const verdict = evaluateScope(candidate, ctx, approved);
+  return {
+    policyHash: candidate.hash,
+    outcome: verdict.outcome,
+    reasons: verdict.reasons,
+    enforced: enforced.outcome,
+  };
 }
 
 /** The cost `cost` gives for a result, or what is wrong with it. */
@@ -535,7 +550,8 @@ export function createWrit(options: WritOptions): WritEngine {
     if (approved && verdict.reasons[0]?.code === 'APPROVAL_GRANTED')
       verdict.reasons[0] = reason('APPROVAL_GRANTED', { rule: approval.id });
     const sessionVersion = session?.version ?? 0;
-    const shadowOf = candidate && logged ? candidateVerdict(candidate, ctx) : undefined;
+    const shadowOf =
+      candidate && logged ? candidateVerdict(candidate, ctx, verdict, approved) : undefined;
     const refuseWith = (reasons: Reason[], outcome: 'deny' | 'approval_required' = 'deny') =>
       refuse(decision(id, now, digest, outcome, reasons), action, now, { logged, shadowOf, ctx });
 

@@ -48,8 +48,15 @@ export interface LoggedDecision {
 /** What a candidate policy, evaluated beside the enforced one, would have decided. */
 export interface CandidateVerdict {
   policyHash: string;
+  /** What the candidate's rules decide (with the approval the call had, if any). */
   outcome: Outcome;
   reasons: Reason[];
+  /**
+   * What the enforced policy's rules decided, before budgets, limits, approvals' state and
+   * replays: what the candidate's outcome is compared with. (Entries written before it was
+   * kept are compared with the decision's outcome.)
+   */
+  enforced?: Outcome;
 }
 
 export interface LoggedSettlement {

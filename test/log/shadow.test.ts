@@ -66,6 +66,48 @@ describe('rolling out a policy without blocking anything', () => {
     expect(lines.map((e) => e.decision?.id)).toEqual([outside.id]);
   });
 
+  it('finds no disagreement between a policy and itself, whatever its invariants and approvals decide', async () => {
+    const same = `version: 1
+tools:
+  pay:
+    - require_approval: 'args.amount > 50'
+    - allow: true
+budgets:
+  spend: { match: 'true', limit: 100, window: lifetime, cost: 'args.amount' }
+idempotency:
+  once: { match: 'true', key: 'request.idempotencyKey' }
+`;
+    const path = join(mkdtempSync(join(tmpdir(), 'writ-shadow-')), 'writ.db');
+    const writ = createWrit({
+      policy: loadPolicy(same),
+      candidate: loadPolicy(same),
+      store: sqliteStore({ path }),
+      clock: manualClock('2026-11-23T10:00:00Z'),
+      ids: sequentialIds(),
+    });
+    const pay = (amount: number, key: string) =>
+      writ.authorize({ ...who, tool: 'pay', args: { amount }, idempotencyKey: key });
+    const asked = await pay(60, 'k1');
+    await writ.approvals.approve(asked.approval!.id, { approver: 'alice' });
+    const approved = await pay(60, 'k1');
+    await writ.settle(approved.writ!, { status: 'succeeded', result: 'ok' });
+    const outcomes = [
+      asked.outcome,
+      approved.outcome,
+      (await pay(60, 'k1')).outcome,
+      (await pay(50, 'k2')).outcome,
+    ];
+    // Asked, approved, replayed, and refused by the budget: each as the candidate would have.
+    expect(outcomes).toEqual(['approval_required', 'allow', 'replay', 'deny']);
+    await writ.close();
+    const run = spawnSync(
+      process.execPath,
+      [BIN, 'log', 'tail', '--disagreements', '--json', '--store', path],
+      { encoding: 'utf8' },
+    );
+    expect([run.status, run.stdout]).toEqual([0, '']);
+  });
+
   it('in shadow mode lets every call through and records what it would have done', async () => {
     const path = join(mkdtempSync(join(tmpdir(), 'writ-shadow-')), 'writ.db');
     const writ = createWrit({
