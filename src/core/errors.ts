@@ -38,14 +38,14 @@ export class PolicyError extends WritError {
 
 /**
  * What a caught value says, for a message: its `message` when it is an `Error`, else the
- * value as text — a library or a caller's callback may throw anything, `null` included,
- * and reporting it must not fail in turn.
+ * value as text (a thrown string is its own message). Never throws itself — a library or a
+ * caller's callback may throw anything, `null` or an object that cannot be turned into
+ * text included, and reporting it must not fail in turn.
  */
 export function messageOf(error: unknown): string {
-  if (error instanceof Error) return error.message;
   try {
-    return String(error);
+    return String(error instanceof Error ? error.message : error);
   } catch {
-    return typeof error;
+    return 'unreadable error';
   }
 }

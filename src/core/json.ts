@@ -4,6 +4,8 @@
  * an ordinary key and can never reach an object's prototype.
  */
 
+import { messageOf } from './errors.js';
+
 /** A JSON value. */
 export type Json = null | boolean | number | string | Json[] | JsonObject;
 /** A JSON object. */
@@ -143,16 +145,12 @@ export function toJson(
 }
 
 /**
- * What a thrown value says, for a message: an error's message, anything else as text (a
- * thrown string is its own message). Never throws itself — a catch block that reports
- * `throw null` or an object that cannot be turned into text must not fail in turn.
+ * {@link messageOf}, cut to 200 characters: for what is kept with a decision or a request's
+ * issues (a store failure's reason, a value that cannot be read), where a thrown value's
+ * text must not make the entry as long as it likes.
  */
 export function errorMessage(error: unknown): string {
-  try {
-    return (error instanceof Error ? error.message : String(error)).slice(0, 200);
-  } catch {
-    return 'unreadable error';
-  }
+  return messageOf(error).slice(0, 200);
 }
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;

@@ -1,5 +1,6 @@
 import type { Action } from '../core/action.js';
 import { type Reason, reason } from '../core/decision.js';
+import { messageOf } from '../core/errors.js';
 import type { JsonObject } from '../core/json.js';
 import {
   type CelContext,
@@ -89,8 +90,9 @@ function failure(rule: CompiledRule, error: string): Reason {
   });
 }
 
-function firstLine(error: unknown): string {
-  return (error instanceof Error ? error.message : String(error)).split('\n')[0]!;
+/** The first line of what a failed expression threw: cel-js adds the source, highlighted. */
+export function firstLine(error: unknown): string {
+  return messageOf(error).split('\n')[0]!;
 }
 
 /**

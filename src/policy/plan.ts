@@ -1,11 +1,10 @@
 import type { Action } from '../core/action.js';
 import { type Reason, reason } from '../core/decision.js';
 import { actionDigest, digestJson } from '../core/digest.js';
-import { messageOf } from '../core/errors.js';
 import { isAmount, MAX_AMOUNT, type PlanOp } from '../core/plan.js';
 import { type CelContext, withoutStackTraces } from './cel.js';
 import type { CompiledPolicy, Expr } from './compile.js';
-import { type ScopeVerdict, test } from './evaluate.js';
+import { firstLine, type ScopeVerdict, test } from './evaluate.js';
 
 /** The reservations an allowed action needs, or why they could not be worked out. */
 export type InvariantPlan = { ok: true; ops: PlanOp[] } | { ok: false; reasons: Reason[] };
@@ -165,7 +164,7 @@ function evaluateKey(expr: Expr, ctx: CelContext): string | { error: string } {
       return String(value);
     return { error: 'a key must be a non-empty string of at most 512 characters, or a number' };
   } catch (error) {
-    return { error: messageOf(error).split('\n')[0]! };
+    return { error: firstLine(error) };
   }
 }
 
@@ -176,7 +175,7 @@ function evaluateAmount(expr: Expr, ctx: CelContext): number | { error: string }
     if (isAmount(amount)) return amount;
     return { error: `a cost must be a number from 0 to ${MAX_AMOUNT}` };
   } catch (error) {
-    return { error: messageOf(error).split('\n')[0]! };
+    return { error: firstLine(error) };
   }
 }
 
