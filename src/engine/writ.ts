@@ -32,7 +32,7 @@ import {
   toJson,
 } from '../core/json.js';
 import { type IdempotencyOp, isAmount, MAX_AMOUNT, type PlanOp } from '../core/plan.js';
-import { type Redacted, redact } from '../log/redact.js';
+import { type Redacted, redact, withSecrets } from '../log/redact.js';
 import {
   buildContext,
   type CelContext,
@@ -292,10 +292,7 @@ function redactionDigest(
 
 /** `logged` with the hidden values among a session's attributes added to its secrets. */
 function withSecretsOf(attrs: JsonObject, logged: Logged, patterns: readonly string[]): Logged {
-  const { secrets } = redact({ session: { attrs } }, patterns);
-  if (secrets.length === 0) return logged;
-  const all = [...new Set([...logged.secrets, ...secrets])].sort((a, b) => b.length - a.length);
-  return { ...logged, secrets: all };
+  return withSecrets(logged, redact({ session: { attrs } }, patterns).secrets);
 }
 
 /**
@@ -459,10 +456,9 @@ export function createWrit(options: WritOptions): WritEngine {
   function loggedAction(action: Action, digest: string): Logged {
     const logged = redact(actionToJson(action), policy.redact, redactDigest);
     if (!logged.redacted.some((path) => path.startsWith('args.'))) return logged;
-    const hidden = [...logged.secrets, digest.slice(digest.indexOf(':') + 1)];
+    const hidden = [digest.slice(digest.indexOf(':') + 1)];
     if (policy.idempotency.some((rule) => !rule.key)) hidden.push(derivedKeyDigest(action));
-    // Longest first, as redact() orders them: a secret that contains another goes whole.
-    return { ...logged, secrets: hidden.sort((a, b) => b.length - a.length) };
+    return withSecrets(logged, hidden);
   }
 
   async function authorize(input: unknown): Promise<Decision> {

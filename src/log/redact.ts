@@ -27,9 +27,22 @@ export function redact(
   return {
     action: result as JsonObject,
     redacted: [...new Set(found.paths)].sort(),
-    // Longest first, so that a secret containing another is replaced whole.
-    secrets: [...found.secrets].sort((a, b) => b.length - a.length),
+    secrets: longestFirst(found.secrets),
   };
+}
+
+/**
+ * `logged` with more texts hidden (a digest over a hidden value, an opened session's
+ * attribute), kept as {@link redact} keeps them.
+ */
+export function withSecrets(logged: Redacted, more: Iterable<string>): Redacted {
+  const all = new Set([...logged.secrets, ...more]);
+  return all.size === logged.secrets.length ? logged : { ...logged, secrets: longestFirst(all) };
+}
+
+/** Each once, longest first, so that a secret containing another is replaced whole. */
+function longestFirst(secrets: Iterable<string>): string[] {
+  return [...new Set(secrets)].sort((a, b) => b.length - a.length);
 }
 
 /** An action with its `redact:` paths replaced, and what was hidden. */

@@ -831,16 +831,13 @@ export function settle(view: KvView, req: SettleRequest): SettleResult {
   if (req.log !== false) {
     // Literals rather than spreads of conditions, which V8 builds slowly; fields in log order.
     const { id: writId, decisionId } = writ;
-    const shown = writ.loggedKeys ? loggedOverage(overage, writ.loggedKeys) : overage;
+    const shown = writ.loggedKeys ? loggedOverage(overage, writ) : overage;
     const settlement: LoggedSettlement =
       req.cost === undefined
         ? { writId, decisionId, status: req.status, overage: shown, labelsAdded }
         : { writId, decisionId, status: req.status, cost: req.cost, overage: shown, labelsAdded };
     if (req.result !== undefined) settlement.resultDigest = digestJson(req.result);
-    if (uncounted.length > 0)
-      settlement.uncounted = writ.loggedKeys
-        ? uncounted.map((key) => writ.loggedKeys![key] ?? key)
-        : uncounted;
+    if (uncounted.length > 0) settlement.uncounted = uncounted.map((key) => loggedKey(writ, key));
     tx.log({ at: isoTime(req.now), kind: 'settlement', settlement });
   }
   tx.commit();
@@ -853,13 +850,15 @@ export function settle(view: KvView, req: SettleRequest): SettleResult {
   return result;
 }
 
-/** Overage by budget key as the log names the keys (`WritRecord.loggedKeys`). */
-function loggedOverage(
-  overage: Record<string, number>,
-  loggedKeys: Record<string, string>,
-): Record<string, number> {
+/** A key of the writ's ops as its log entries name it (`WritRecord.loggedKeys`). */
+function loggedKey(writ: WritRecord, key: string): string {
+  return writ.loggedKeys?.[key] ?? key;
+}
+
+/** Overage by budget key as the log names the keys. */
+function loggedOverage(overage: Record<string, number>, writ: WritRecord): Record<string, number> {
   const shown: Record<string, number> = {};
-  for (const [key, amount] of Object.entries(overage)) shown[loggedKeys[key] ?? key] = amount;
+  for (const [key, amount] of Object.entries(overage)) shown[loggedKey(writ, key)] = amount;
   return shown;
 }
 
