@@ -3,7 +3,7 @@ import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { messageOf, WritError } from '../core/errors.js';
-import { type Json, toJson } from '../core/json.js';
+import { issuesText, type Json, toJson } from '../core/json.js';
 import { isAmount, MAX_AMOUNT } from '../core/plan.js';
 import { systemClock } from '../runtime/system.js';
 import { cannotWrite, namesDirectory, sqliteStore } from '../store/sqlite/index.js';
@@ -168,11 +168,7 @@ function parseResult(text: string): Json {
     throw new CliExit(EXIT.INVALID_INPUT, `--result is not JSON: ${messageOf(error)}`);
   }
   const json = toJson(value, 'result');
-  if (!json.ok)
-    throw new CliExit(
-      EXIT.INVALID_INPUT,
-      `--result: ${json.issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
-    );
+  if (!json.ok) throw new CliExit(EXIT.INVALID_INPUT, `--result: ${issuesText(json.issues)}`);
   return json.value;
 }
 

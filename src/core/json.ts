@@ -36,6 +36,11 @@ export interface ValueIssue {
   message: string;
 }
 
+/** Issues in one line, as messages quote them: `args.a: must be …; args.b: …`. */
+export function issuesText(issues: readonly ValueIssue[]): string {
+  return issues.map((i) => `${i.path}: ${i.message}`).join('; ');
+}
+
 const LONE_SURROGATE = /\p{Surrogate}/u;
 
 /**

@@ -26,6 +26,7 @@ import {
   DEFAULT_JSON_LIMITS,
   errorMessage,
   isJsonObject,
+  issuesText,
   type Json,
   type JsonLimits,
   type JsonObject,
@@ -347,7 +348,7 @@ function storableResult(value: unknown, limits: JsonLimits): { value: Json } | s
   const json = toJson(plain, 'result', limits);
   return json.ok
     ? { value: json.value }
-    : `the result cannot be stored: ${json.issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`;
+    : `the result cannot be stored: ${issuesText(json.issues)}`;
 }
 
 /**
@@ -738,10 +739,7 @@ export function createWrit(options: WritOptions): WritEngine {
     if (outcome.result !== undefined) {
       const json = toJson(outcome.result, 'result', limits);
       if (!json.ok)
-        throw new WritError(
-          'USAGE',
-          `settle result is not JSON: ${json.issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
-        );
+        throw new WritError('USAGE', `settle result is not JSON: ${issuesText(json.issues)}`);
       result = json.value;
     }
     const request: SettleRequest = { now: readClock(), writId, status: outcome.status };
@@ -927,10 +925,7 @@ export function createWrit(options: WritOptions): WritEngine {
         if (typeof attrs !== 'object' || attrs === null || Array.isArray(attrs))
           throw usage('sessions.open: attrs must be an object');
         const json = toJson(attrs, 'attrs', limits);
-        if (!json.ok)
-          throw usage(
-            `sessions.open: ${json.issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
-          );
+        if (!json.ok) throw usage(`sessions.open: ${issuesText(json.issues)}`);
         const trusted = json.value as JsonObject;
         // The log keeps the attributes as decisions log them: `session.attrs.*` paths of
         // `redact:` hidden.

@@ -3,7 +3,7 @@ import { parseAction, parseRfc3339 } from '../core/action.js';
 import type { ReasonCode } from '../core/codes.js';
 import { REASONS } from '../core/codes.js';
 import type { SourceIssue } from '../core/errors.js';
-import { isJsonObject, type JsonObject } from '../core/json.js';
+import { isJsonObject, issuesText, type JsonObject } from '../core/json.js';
 import type { CompiledPolicy } from './compile.js';
 import { buildContext, evaluateScope, labelsAfter, type ScopeVerdict } from './evaluate.js';
 import { verdictWithPlan } from './plan.js';
@@ -115,9 +115,7 @@ export function runPolicyTests(
       const input = mergeDefaults(document.defaults ?? {}, s.action);
       const parsedAction = parseAction(input);
       if (!parsedAction.ok) {
-        issue(
-          `step ${j + 1}: ${parsedAction.issues.map((x) => `${x.path}: ${x.message}`).join('; ')}`,
-        );
+        issue(`step ${j + 1}: ${issuesText(parsedAction.issues)}`);
         return;
       }
       const action = parsedAction.action;
